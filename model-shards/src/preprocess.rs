@@ -1,0 +1,224 @@
+//! Turning user inputs into what unit 1 takes: images per the Hugging Face preprocessor config,
+//! text through the model's `tokenizer.json`.
+
+use crate::boundary::Boundary;
+use crate::config::ModelConfig;
+use crate::error::{Result, ShardError};
+use image::imageops::FilterType;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// `preprocessor_config.json` of an image model (the fields ViT and DeiT processors use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImagePreprocessor {
+    #[serde(default = "yes")]
+    pub do_resize: bool,
+    #[serde(default)]
+    pub size: Option<SizeSpec>,
+    /// PIL resample code: 0 nearest, 2 bilinear, 3 bicubic.
+    #[serde(default = "bilinear")]
+    pub resample: u32,
+    #[serde(default)]
+    pub do_center_crop: bool,
+    #[serde(default)]
+    pub crop_size: Option<SizeSpec>,
+    #[serde(default = "yes")]
+    pub do_rescale: bool,
+    #[serde(default = "inv255")]
+    pub rescale_factor: f64,
+    #[serde(default = "yes")]
+    pub do_normalize: bool,
+    #[serde(default)]
+    pub image_mean: Option<Vec<f64>>,
+    #[serde(default)]
+    pub image_std: Option<Vec<f64>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn bilinear() -> u32 {
+    2
+}
+fn inv255() -> f64 {
+    1.0 / 255.0
+}
+
+/// `{"height": h, "width": w}`, `{"shortest_edge": s}` or a bare number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    Square(u32),
+    HeightWidth { height: u32, width: u32 },
+    ShortestEdge { shortest_edge: u32 },
+}
+
+impl ImagePreprocessor {
+    /// Reads `preprocessor_config.json` from the model folder, or uses ViT's defaults
+    /// (resize to the model's image size, rescale, normalise with mean = std = 0.5).
+    pub fn for_model(config: &ModelConfig, dir: Option<&Path>) -> Result<Self> {
+        if let Some(path) = dir.map(|d| d.join("preprocessor_config.json")).filter(|p| p.exists()) {
+            let text = std::fs::read_to_string(&path).map_err(|e| ShardError::io(&path, e))?;
+            return serde_json::from_str(&text).map_err(|e| ShardError::Config {
+                path,
+                message: e.to_string(),
+            });
+        }
+        let s = config.image_size as u32;
+        Ok(ImagePreprocessor {
+            do_resize: true,
+            size: Some(SizeSpec::HeightWidth { height: s, width: s }),
+            resample: 2,
+            do_center_crop: false,
+            crop_size: None,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: None,
+            image_std: None,
+        })
+    }
+
+    /// Decodes and preprocesses one image file into `[C, S, S]` f32.
+    pub fn load_file(&self, path: &Path, config: &ModelConfig) -> Result<Tensor> {
+        let img = image::ImageReader::open(path)
+            .map_err(|e| ShardError::io(path, e))?
+            .with_guessed_format()
+            .map_err(|e| ShardError::io(path, e))?
+            .decode()
+            .map_err(|e| ShardError::Image {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(self.apply(&img, config))
+    }
+
+    /// Preprocesses a decoded image into `[C, S, S]` f32.
+    pub fn apply(&self, img: &image::DynamicImage, config: &ModelConfig) -> Tensor {
+        let filter = match self.resample {
+            0 => FilterType::Nearest,
+            3 => FilterType::CatmullRom,
+            _ => FilterType::Triangle,
+        };
+        let mut img = img.clone();
+        if self.do_resize {
+            let (w, h) = match &self.size {
+                Some(SizeSpec::Square(s)) => (*s, *s),
+                Some(SizeSpec::HeightWidth { height, width }) => (*width, *height),
+                Some(SizeSpec::ShortestEdge { shortest_edge }) => {
+                    let (w, h) = (img.width() as f64, img.height() as f64);
+                    let scale = *shortest_edge as f64 / w.min(h);
+                    ((w * scale).round() as u32, (h * scale).round() as u32)
+                }
+                None => (config.image_size as u32, config.image_size as u32),
+            };
+            img = img.resize_exact(w, h, filter);
+        }
+        if self.do_center_crop {
+            let (cw, ch) = match &self.crop_size {
+                Some(SizeSpec::Square(s)) => (*s, *s),
+                Some(SizeSpec::HeightWidth { height, width }) => (*width, *height),
+                _ => (config.image_size as u32, config.image_size as u32),
+            };
+            let x = img.width().saturating_sub(cw) / 2;
+            let y = img.height().saturating_sub(ch) / 2;
+            img = img.crop_imm(x, y, cw, ch);
+        }
+        let channels = config.num_channels;
+        let (w, h) = (img.width() as i64, img.height() as i64);
+        let raw: Vec<u8> = if channels == 1 {
+            img.to_luma8().into_raw()
+        } else {
+            img.to_rgb8().into_raw()
+        };
+        let mut t = Tensor::from_slice(&raw)
+            .view([h, w, channels])
+            .permute([2, 0, 1])
+            .to_kind(Kind::Float);
+        if self.do_rescale {
+            t *= self.rescale_factor;
+        }
+        if self.do_normalize {
+            let mean = self.image_mean.clone().unwrap_or_else(|| vec![0.5; channels as usize]);
+            let std = self.image_std.clone().unwrap_or_else(|| vec![0.5; channels as usize]);
+            let mean = Tensor::from_slice(&mean).to_kind(Kind::Float).view([channels, 1, 1]);
+            let std = Tensor::from_slice(&std).to_kind(Kind::Float).view([channels, 1, 1]);
+            t = (t - mean) / std;
+        }
+        t
+    }
+}
+
+/// Image files named by `path`: the file itself, or the PNG/JPEG files of a folder, sorted.
+pub fn image_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| ShardError::io(path, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                Some("png" | "jpg" | "jpeg")
+            )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A Hugging Face `tokenizer.json`, with truncation to a maximum length.
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl TextTokenizer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(ShardError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| ShardError::Tokenizer(format!("{}: {e}", path.display())))?;
+        Ok(TextTokenizer { inner })
+    }
+
+    /// Tokenises `texts` (with special tokens), truncated to `max_len` tokens and padded to the
+    /// longest: the unit-1 input of a text model, `[B, T]` ids with their `[B, T]` mask.
+    pub fn encode_batch(&self, texts: &[&str], max_len: usize) -> Result<Boundary> {
+        let mut rows: Vec<(Vec<i64>, Vec<i64>)> = Vec::with_capacity(texts.len());
+        for text in texts {
+            let enc = self
+                .inner
+                .encode(*text, true)
+                .map_err(|e| ShardError::Tokenizer(e.to_string()))?;
+            let mut ids: Vec<i64> = enc.get_ids().iter().map(|&i| i as i64).collect();
+            if ids.len() > max_len {
+                // Keep [CLS] ... and end with [SEP], as truncation by the tokenizer would.
+                let sep = *ids.last().expect("non-empty");
+                ids.truncate(max_len);
+                ids[max_len - 1] = sep;
+            }
+            let mask = vec![1i64; ids.len()];
+            rows.push((ids, mask));
+        }
+        let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let b = rows.len() as i64;
+        let mut ids = Vec::with_capacity(rows.len() * t);
+        let mut mask = Vec::with_capacity(rows.len() * t);
+        for (i, m) in rows {
+            let pad = t - i.len();
+            ids.extend(i.into_iter().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(m.into_iter().chain(std::iter::repeat_n(0, pad)));
+        }
+        let t = t as i64;
+        Ok(Boundary::new(
+            vec![Tensor::from_slice(&ids).view([b, t])],
+            Some(Tensor::from_slice(&mask).view([b, t])),
+        ))
+    }
+}

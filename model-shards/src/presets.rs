@@ -1,0 +1,66 @@
+//! Published model configurations, for running with seeded random weights when no checkpoint is
+//! at hand (throughput, memory and planning need the shapes, not the values).
+
+use crate::config::ModelConfig;
+use crate::error::{Result, ShardError};
+
+struct Preset {
+    name: &'static str,
+    architecture: &'static str,
+    hidden: i64,
+    layers: usize,
+    heads: i64,
+    intermediate: i64,
+    patch: i64,
+}
+
+const PRESETS: &[Preset] = &[
+    Preset { name: "vit-base-patch16-224", architecture: "ViTForImageClassification", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 16 },
+    Preset { name: "vit-large-patch16-224", architecture: "ViTForImageClassification", hidden: 1024, layers: 24, heads: 16, intermediate: 4096, patch: 16 },
+    Preset { name: "vit-huge-patch14-224", architecture: "ViTForImageClassification", hidden: 1280, layers: 32, heads: 16, intermediate: 5120, patch: 14 },
+    Preset { name: "deit-tiny-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 192, layers: 12, heads: 3, intermediate: 768, patch: 16 },
+    Preset { name: "deit-small-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 384, layers: 12, heads: 6, intermediate: 1536, patch: 16 },
+    Preset { name: "deit-base-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 16 },
+    Preset { name: "bert-base-uncased", architecture: "BertModel", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 0 },
+    Preset { name: "bert-large-uncased", architecture: "BertModel", hidden: 1024, layers: 24, heads: 16, intermediate: 4096, patch: 0 },
+];
+
+/// Names of all presets.
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|p| p.name).collect()
+}
+
+/// The `config.json` text of a preset, as Hugging Face publishes it (fields quantpipe reads).
+pub fn preset_config_json(name: &str) -> Result<String> {
+    let p = PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ShardError::UnknownPreset(name.to_owned(), preset_names().join(", ")))?;
+    let common = format!(
+        r#""architectures": ["{}"], "hidden_size": {}, "num_hidden_layers": {}, "num_attention_heads": {},
+        "intermediate_size": {}, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02"#,
+        p.architecture, p.hidden, p.layers, p.heads, p.intermediate
+    );
+    Ok(if p.patch > 0 {
+        let model_type = if p.architecture.starts_with("DeiT") { "deit" } else { "vit" };
+        format!(
+            r#"{{{common}, "model_type": "{model_type}", "image_size": 224, "patch_size": {}, "num_channels": 3,
+            "qkv_bias": true, "num_labels": 1000}}"#,
+            p.patch
+        )
+    } else {
+        format!(
+            r#"{{{common}, "model_type": "bert", "vocab_size": 30522, "max_position_embeddings": 512,
+            "type_vocab_size": 2, "pad_token_id": 0, "position_embedding_type": "absolute"}}"#
+        )
+    })
+}
+
+/// Parsed configuration of a preset.
+pub fn preset_config(name: &str) -> Result<ModelConfig> {
+    let json = preset_config_json(name)?;
+    ModelConfig::from_json(&json, None).map_err(|message| ShardError::Config {
+        path: format!("<preset {name}>").into(),
+        message,
+    })
+}
