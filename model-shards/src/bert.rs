@@ -21,7 +21,11 @@ impl TokenEmbeddings {
     pub fn load(config: &ModelConfig, w: &Weights) -> Result<Self> {
         let h = config.hidden_size;
         Ok(TokenEmbeddings {
-            word: w.get("word_embeddings.weight", &[config.vocab_size, h], Init::Normal(INIT_STD))?,
+            word: w.get(
+                "word_embeddings.weight",
+                &[config.vocab_size, h],
+                Init::Normal(INIT_STD),
+            )?,
             position: w.get(
                 "position_embeddings.weight",
                 &[config.max_position_embeddings, h],
@@ -80,9 +84,7 @@ impl TextHead {
                 let counts = m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9);
                 let mean = summed / counts;
                 if *normalize {
-                    let norm = mean
-                        .norm_scalaropt_dim(2, [1], true)
-                        .clamp_min(1e-12);
+                    let norm = mean.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
                     mean / norm
                 } else {
                     mean

@@ -21,20 +21,46 @@ use tch::Tensor;
 
 /// One unit with its parameters.
 pub enum Unit {
-    PreLnAttention { ln: LayerNorm, attn: SelfAttention },
-    PreLnAttentionOutput { dense: Linear },
-    PreLnMlpIn { ln: LayerNorm, fc1: Linear, act: Activation },
-    PreLnMlpOut { fc2: Linear },
-    PostLnAttention { attn: SelfAttention },
-    PostLnAttentionOutput { dense: Linear, ln: LayerNorm },
-    PostLnMlpIn { fc1: Linear, act: Activation },
-    PostLnMlpOut { fc2: Linear, ln: LayerNorm },
+    PreLnAttention {
+        ln: LayerNorm,
+        attn: SelfAttention,
+    },
+    PreLnAttentionOutput {
+        dense: Linear,
+    },
+    PreLnMlpIn {
+        ln: LayerNorm,
+        fc1: Linear,
+        act: Activation,
+    },
+    PreLnMlpOut {
+        fc2: Linear,
+    },
+    PostLnAttention {
+        attn: SelfAttention,
+    },
+    PostLnAttentionOutput {
+        dense: Linear,
+        ln: LayerNorm,
+    },
+    PostLnMlpIn {
+        fc1: Linear,
+        act: Activation,
+    },
+    PostLnMlpOut {
+        fc2: Linear,
+        ln: LayerNorm,
+    },
 }
 
 impl Unit {
     /// Loads unit `unit` (1-based) of the model; `layer` is the `encoder.layer.{i}` weights view.
     pub fn load(config: &ModelConfig, unit: usize, layer: &Weights) -> Result<Unit> {
-        let (h, i, eps) = (config.hidden_size, config.intermediate_size, config.layer_norm_eps);
+        let (h, i, eps) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.layer_norm_eps,
+        );
         let act = config.activation;
         let pre_ln = config.family != Family::Bert;
         Ok(match (pre_ln, UnitKind::of(unit)) {
@@ -81,11 +107,17 @@ impl Unit {
     pub fn forward(&self, xs: &[Tensor], mask_bias: Option<&Tensor>) -> Vec<Tensor> {
         match self {
             Unit::PreLnAttention { ln, attn } => {
-                vec![attn.forward(&ln.forward(&xs[0]), mask_bias), xs[0].shallow_clone()]
+                vec![
+                    attn.forward(&ln.forward(&xs[0]), mask_bias),
+                    xs[0].shallow_clone(),
+                ]
             }
             Unit::PreLnAttentionOutput { dense } => vec![dense.forward(&xs[0]) + &xs[1]],
             Unit::PreLnMlpIn { ln, fc1, act } => {
-                vec![activate(&fc1.forward(&ln.forward(&xs[0])), *act), xs[0].shallow_clone()]
+                vec![
+                    activate(&fc1.forward(&ln.forward(&xs[0])), *act),
+                    xs[0].shallow_clone(),
+                ]
             }
             Unit::PreLnMlpOut { fc2 } => vec![fc2.forward(&xs[0]) + &xs[1]],
             Unit::PostLnAttention { attn } => {

@@ -227,13 +227,18 @@ pub fn sentence_pooling(model_dir: &Path) -> Result<Option<Head>> {
     if !pooling_path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&pooling_path).map_err(|e| ShardError::io(&pooling_path, e))?;
+    let text =
+        std::fs::read_to_string(&pooling_path).map_err(|e| ShardError::io(&pooling_path, e))?;
     let pooling: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| ShardError::Config {
             path: pooling_path.clone(),
             message: e.to_string(),
         })?;
-    if pooling.get("pooling_mode_mean_tokens").and_then(|v| v.as_bool()) != Some(true) {
+    if pooling
+        .get("pooling_mode_mean_tokens")
+        .and_then(|v| v.as_bool())
+        != Some(true)
+    {
         return Err(ShardError::Config {
             path: pooling_path,
             message: "only mean-token pooling is supported".into(),
@@ -253,8 +258,8 @@ mod tests {
 
     #[test]
     fn unknown_architecture_is_named() {
-        let err = ModelConfig::from_json(r#"{"architectures":["GPT2LMHeadModel"]}"#, None)
-            .unwrap_err();
+        let err =
+            ModelConfig::from_json(r#"{"architectures":["GPT2LMHeadModel"]}"#, None).unwrap_err();
         assert!(err.contains("GPT2LMHeadModel"), "{err}");
     }
 

@@ -26,7 +26,11 @@ pub enum ShardError {
         found: Vec<i64>,
     },
     #[error("unit range {start}..{end} is out of bounds: this model has units 1..{units}")]
-    UnitRange { start: usize, end: usize, units: usize },
+    UnitRange {
+        start: usize,
+        end: usize,
+        units: usize,
+    },
     #[error("bad input to unit {unit}: {message}")]
     Input { unit: usize, message: String },
     #[error("cannot decode image {path}: {message}")]

@@ -50,7 +50,13 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.layer_norm([self.size], Some(&self.weight), Some(&self.bias), self.eps, false)
+        x.layer_norm(
+            [self.size],
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+            false,
+        )
     }
 }
 
@@ -89,7 +95,8 @@ impl SelfAttention {
         let q = split(self.query.forward(x));
         let k = split(self.key.forward(x));
         let v = split(self.value.forward(x));
-        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, mask_bias, 0.0, false, None, false);
+        let ctx =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, mask_bias, 0.0, false, None, false);
         ctx.transpose(1, 2).reshape([b, t, h])
     }
 }

@@ -18,7 +18,11 @@ pub enum ModelSource {
     /// preprocessor configs, and a sentence-transformers pooling config).
     Dir { path: PathBuf, config: ModelConfig },
     /// A published configuration with seeded random weights.
-    Preset { name: String, config: ModelConfig, seed: u64 },
+    Preset {
+        name: String,
+        config: ModelConfig,
+        seed: u64,
+    },
 }
 
 impl ModelSource {

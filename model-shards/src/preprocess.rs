@@ -58,7 +58,10 @@ impl ImagePreprocessor {
     /// Reads `preprocessor_config.json` from the model folder, or uses ViT's defaults
     /// (resize to the model's image size, rescale, normalise with mean = std = 0.5).
     pub fn for_model(config: &ModelConfig, dir: Option<&Path>) -> Result<Self> {
-        if let Some(path) = dir.map(|d| d.join("preprocessor_config.json")).filter(|p| p.exists()) {
+        if let Some(path) = dir
+            .map(|d| d.join("preprocessor_config.json"))
+            .filter(|p| p.exists())
+        {
             let text = std::fs::read_to_string(&path).map_err(|e| ShardError::io(&path, e))?;
             return serde_json::from_str(&text).map_err(|e| ShardError::Config {
                 path,
@@ -68,7 +71,10 @@ impl ImagePreprocessor {
         let s = config.image_size as u32;
         Ok(ImagePreprocessor {
             do_resize: true,
-            size: Some(SizeSpec::HeightWidth { height: s, width: s }),
+            size: Some(SizeSpec::HeightWidth {
+                height: s,
+                width: s,
+            }),
             resample: 2,
             do_center_crop: false,
             crop_size: None,
@@ -140,10 +146,20 @@ impl ImagePreprocessor {
             t *= self.rescale_factor;
         }
         if self.do_normalize {
-            let mean = self.image_mean.clone().unwrap_or_else(|| vec![0.5; channels as usize]);
-            let std = self.image_std.clone().unwrap_or_else(|| vec![0.5; channels as usize]);
-            let mean = Tensor::from_slice(&mean).to_kind(Kind::Float).view([channels, 1, 1]);
-            let std = Tensor::from_slice(&std).to_kind(Kind::Float).view([channels, 1, 1]);
+            let mean = self
+                .image_mean
+                .clone()
+                .unwrap_or_else(|| vec![0.5; channels as usize]);
+            let std = self
+                .image_std
+                .clone()
+                .unwrap_or_else(|| vec![0.5; channels as usize]);
+            let mean = Tensor::from_slice(&mean)
+                .to_kind(Kind::Float)
+                .view([channels, 1, 1]);
+            let std = Tensor::from_slice(&std)
+                .to_kind(Kind::Float)
+                .view([channels, 1, 1]);
             t = (t - mean) / std;
         }
         t
@@ -160,7 +176,10 @@ pub fn image_files(path: &Path) -> Result<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             matches!(
-                p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase())
+                    .as_deref(),
                 Some("png" | "jpg" | "jpeg")
             )
         })
@@ -175,35 +194,41 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    pub fn from_file(path: &Path) -> Result<Self> {
+    /// Loads `tokenizer.json`, truncating to `max_len` tokens.
+    ///
+    /// The padding and truncation stored in the file are replaced: checkpoints often pad to a
+    /// fixed length, which would waste compute on every microbatch; batches are padded to their
+    /// longest item instead.
+    pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
         if !path.exists() {
             return Err(ShardError::io(
                 path,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
+        let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| ShardError::Tokenizer(format!("{}: {e}", path.display())))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| ShardError::Tokenizer(e.to_string()))?;
         Ok(TextTokenizer { inner })
     }
 
-    /// Tokenises `texts` (with special tokens), truncated to `max_len` tokens and padded to the
-    /// longest: the unit-1 input of a text model, `[B, T]` ids with their `[B, T]` mask.
-    pub fn encode_batch(&self, texts: &[&str], max_len: usize) -> Result<Boundary> {
+    /// Tokenises `texts` (with special tokens), padded to the longest: the unit-1 input of a
+    /// text model, `[B, T]` ids with their `[B, T]` mask.
+    pub fn encode_batch(&self, texts: &[&str]) -> Result<Boundary> {
         let mut rows: Vec<(Vec<i64>, Vec<i64>)> = Vec::with_capacity(texts.len());
         for text in texts {
             let enc = self
                 .inner
                 .encode(*text, true)
                 .map_err(|e| ShardError::Tokenizer(e.to_string()))?;
-            let mut ids: Vec<i64> = enc.get_ids().iter().map(|&i| i as i64).collect();
-            if ids.len() > max_len {
-                // Keep [CLS] ... and end with [SEP], as truncation by the tokenizer would.
-                let sep = *ids.last().expect("non-empty");
-                ids.truncate(max_len);
-                ids[max_len - 1] = sep;
-            }
-            let mask = vec![1i64; ids.len()];
+            let ids = enc.get_ids().iter().map(|&i| i as i64).collect();
+            let mask = enc.get_attention_mask().iter().map(|&m| m as i64).collect();
             rows.push((ids, mask));
         }
         let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);

@@ -15,14 +15,78 @@ struct Preset {
 }
 
 const PRESETS: &[Preset] = &[
-    Preset { name: "vit-base-patch16-224", architecture: "ViTForImageClassification", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 16 },
-    Preset { name: "vit-large-patch16-224", architecture: "ViTForImageClassification", hidden: 1024, layers: 24, heads: 16, intermediate: 4096, patch: 16 },
-    Preset { name: "vit-huge-patch14-224", architecture: "ViTForImageClassification", hidden: 1280, layers: 32, heads: 16, intermediate: 5120, patch: 14 },
-    Preset { name: "deit-tiny-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 192, layers: 12, heads: 3, intermediate: 768, patch: 16 },
-    Preset { name: "deit-small-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 384, layers: 12, heads: 6, intermediate: 1536, patch: 16 },
-    Preset { name: "deit-base-distilled-patch16-224", architecture: "DeiTForImageClassificationWithTeacher", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 16 },
-    Preset { name: "bert-base-uncased", architecture: "BertModel", hidden: 768, layers: 12, heads: 12, intermediate: 3072, patch: 0 },
-    Preset { name: "bert-large-uncased", architecture: "BertModel", hidden: 1024, layers: 24, heads: 16, intermediate: 4096, patch: 0 },
+    Preset {
+        name: "vit-base-patch16-224",
+        architecture: "ViTForImageClassification",
+        hidden: 768,
+        layers: 12,
+        heads: 12,
+        intermediate: 3072,
+        patch: 16,
+    },
+    Preset {
+        name: "vit-large-patch16-224",
+        architecture: "ViTForImageClassification",
+        hidden: 1024,
+        layers: 24,
+        heads: 16,
+        intermediate: 4096,
+        patch: 16,
+    },
+    Preset {
+        name: "vit-huge-patch14-224",
+        architecture: "ViTForImageClassification",
+        hidden: 1280,
+        layers: 32,
+        heads: 16,
+        intermediate: 5120,
+        patch: 14,
+    },
+    Preset {
+        name: "deit-tiny-distilled-patch16-224",
+        architecture: "DeiTForImageClassificationWithTeacher",
+        hidden: 192,
+        layers: 12,
+        heads: 3,
+        intermediate: 768,
+        patch: 16,
+    },
+    Preset {
+        name: "deit-small-distilled-patch16-224",
+        architecture: "DeiTForImageClassificationWithTeacher",
+        hidden: 384,
+        layers: 12,
+        heads: 6,
+        intermediate: 1536,
+        patch: 16,
+    },
+    Preset {
+        name: "deit-base-distilled-patch16-224",
+        architecture: "DeiTForImageClassificationWithTeacher",
+        hidden: 768,
+        layers: 12,
+        heads: 12,
+        intermediate: 3072,
+        patch: 16,
+    },
+    Preset {
+        name: "bert-base-uncased",
+        architecture: "BertModel",
+        hidden: 768,
+        layers: 12,
+        heads: 12,
+        intermediate: 3072,
+        patch: 0,
+    },
+    Preset {
+        name: "bert-large-uncased",
+        architecture: "BertModel",
+        hidden: 1024,
+        layers: 24,
+        heads: 16,
+        intermediate: 4096,
+        patch: 0,
+    },
 ];
 
 /// Names of all presets.
@@ -42,7 +106,11 @@ pub fn preset_config_json(name: &str) -> Result<String> {
         p.architecture, p.hidden, p.layers, p.heads, p.intermediate
     );
     Ok(if p.patch > 0 {
-        let model_type = if p.architecture.starts_with("DeiT") { "deit" } else { "vit" };
+        let model_type = if p.architecture.starts_with("DeiT") {
+            "deit"
+        } else {
+            "vit"
+        };
         format!(
             r#"{{{common}, "model_type": "{model_type}", "image_size": 224, "patch_size": {}, "num_channels": 3,
             "qkv_bias": true, "num_labels": 1000}}"#,

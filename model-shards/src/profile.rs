@@ -77,18 +77,23 @@ pub fn load_counting(source: &ModelSource, range: UnitRange) -> Result<(Shard, u
 }
 
 /// A deterministic unit-1 input of `ubatch` items: random pixels, or random tokens of
-/// [`PROFILE_SEQ_LEN`] with a full mask.
+/// [`PROFILE_SEQ_LEN`] (or the model's maximum) with a full mask.
 pub fn sample_input(config: &ModelConfig, ubatch: i64, seed: i64) -> Boundary {
     tch::manual_seed(seed);
     match config.family {
         Family::Bert => {
-            let ids = Tensor::randint_low(1000, config.vocab_size, [ubatch, PROFILE_SEQ_LEN], (Kind::Int64, tch::Device::Cpu));
-            let mask = Tensor::ones([ubatch, PROFILE_SEQ_LEN], (Kind::Int64, tch::Device::Cpu));
+            let t = PROFILE_SEQ_LEN.min(config.max_position_embeddings);
+            let opts = (Kind::Int64, tch::Device::Cpu);
+            let ids = Tensor::randint_low(1, config.vocab_size, [ubatch, t], opts);
+            let mask = Tensor::ones([ubatch, t], opts);
             Boundary::new(vec![ids], Some(mask))
         }
         Family::Vit | Family::Deit => {
             let s = config.image_size;
-            let pixels = Tensor::randn([ubatch, config.num_channels, s, s], (Kind::Float, tch::Device::Cpu));
+            let pixels = Tensor::randn(
+                [ubatch, config.num_channels, s, s],
+                (Kind::Float, tch::Device::Cpu),
+            );
             Boundary::new(vec![pixels], None)
         }
     }

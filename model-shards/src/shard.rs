@@ -33,7 +33,11 @@ pub struct Shard {
 
 impl Shard {
     /// Loads units `range` of the model from `source`, reading only the parameters they use.
-    pub fn load(config: &ModelConfig, range: UnitRange, source: &dyn WeightSource) -> Result<Shard> {
+    pub fn load(
+        config: &ModelConfig,
+        range: UnitRange,
+        source: &dyn WeightSource,
+    ) -> Result<Shard> {
         let range = range.validate(config.units())?;
         let root = Weights::new(source);
         let backbone = match config.backbone_prefix() {
@@ -46,7 +50,9 @@ impl Shard {
             let w = backbone.pp("embeddings");
             Some(match config.family {
                 Family::Bert => Embeddings::Tokens(TokenEmbeddings::load(config, &w)?),
-                Family::Vit | Family::Deit => Embeddings::Patches(PatchEmbeddings::load(config, &w)?),
+                Family::Vit | Family::Deit => {
+                    Embeddings::Patches(PatchEmbeddings::load(config, &w)?)
+                }
             })
         } else {
             None
@@ -102,7 +108,11 @@ impl Shard {
         let bias = mask.as_ref().map(mask_bias);
         let mut xs: Vec<Tensor> = if units.start == 1 {
             let x = &input.tensors[0];
-            vec![match self.embeddings.as_ref().expect("shard starting at unit 1 has embeddings") {
+            vec![match self
+                .embeddings
+                .as_ref()
+                .expect("shard starting at unit 1 has embeddings")
+            {
                 Embeddings::Patches(e) => e.forward(x),
                 Embeddings::Tokens(e) => e.forward(x),
             }]
@@ -114,9 +124,15 @@ impl Shard {
         }
         if units.end == self.config.units() {
             let hidden = &xs[0];
-            xs = vec![match self.head.as_ref().expect("shard ending at the last unit has a head") {
+            xs = vec![match self
+                .head
+                .as_ref()
+                .expect("shard ending at the last unit has a head")
+            {
                 HeadModule::Image(h) => h.forward(hidden),
-                HeadModule::Text(h) => h.forward(hidden, mask.as_ref().expect("checked: text has a mask")),
+                HeadModule::Text(h) => {
+                    h.forward(hidden, mask.as_ref().expect("checked: text has a mask"))
+                }
             }];
         }
         Ok(Boundary { tensors: xs, mask })
@@ -126,7 +142,11 @@ impl Shard {
     fn check_input(&self, input: &Boundary, unit: usize) -> Result<()> {
         let c = &self.config;
         let bad = |message: String| Err(ShardError::Input { unit, message });
-        let expected = if unit == 1 { 1 } else { tensors_after(unit - 1) };
+        let expected = if unit == 1 {
+            1
+        } else {
+            tensors_after(unit - 1)
+        };
         if input.tensors.len() != expected {
             return bad(format!(
                 "expected {expected} tensor(s), got {}",
@@ -191,7 +211,12 @@ impl Shard {
         if text {
             match &input.mask {
                 Some(m) if m.size() == [b, tokens] => {}
-                Some(m) => return bad(format!("attention mask {:?}, expected [{b}, {tokens}]", m.size())),
+                Some(m) => {
+                    return bad(format!(
+                        "attention mask {:?}, expected [{b}, {tokens}]",
+                        m.size()
+                    ))
+                }
                 None => return bad("text models need an attention mask".into()),
             }
         }

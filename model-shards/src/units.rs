@@ -73,7 +73,10 @@ impl UnitRange {
 
     /// All units of a model with `units` units.
     pub fn full(units: usize) -> Self {
-        UnitRange { start: 1, end: units }
+        UnitRange {
+            start: 1,
+            end: units,
+        }
     }
 
     /// Checks the range against a model with `units` units.
@@ -117,9 +120,9 @@ impl FromStr for UnitRange {
     /// Parses `L..R` (inclusive) or a single unit `K`.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         let parse = |v: &str| {
-            v.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("bad unit range {s:?}: expected L..R with 1-based unit numbers"))
+            v.trim().parse::<usize>().map_err(|_| {
+                format!("bad unit range {s:?}: expected L..R with 1-based unit numbers")
+            })
         };
         match s.split_once("..") {
             Some((l, r)) => Ok(UnitRange::new(parse(l)?, parse(r.trim_start_matches('='))?)),

@@ -85,7 +85,9 @@ impl ImageHead {
                 ImageHeadKind::Pooler(Linear::load(&backbone.pp("pooler.dense"), h, h, true)?)
             }
             Head::Pooler | Head::FirstToken | Head::MeanPool { .. } => ImageHeadKind::FirstToken,
-            Head::Classifier => ImageHeadKind::Classifier(Linear::load(&root.pp("classifier"), h, n, true)?),
+            Head::Classifier => {
+                ImageHeadKind::Classifier(Linear::load(&root.pp("classifier"), h, n, true)?)
+            }
             Head::DistilledClassifier => ImageHeadKind::Distilled {
                 cls: Linear::load(&root.pp("cls_classifier"), h, n, true)?,
                 distillation: Linear::load(&root.pp("distillation_classifier"), h, n, true)?,

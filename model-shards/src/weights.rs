@@ -57,7 +57,12 @@ impl SafetensorsWeights {
 
     /// Names of all tensors in the file.
     pub fn names(&self) -> Result<Vec<String>> {
-        Ok(self.parsed()?.names().into_iter().map(|s| s.to_owned()).collect())
+        Ok(self
+            .parsed()?
+            .names()
+            .into_iter()
+            .map(|s| s.to_owned())
+            .collect())
     }
 }
 
@@ -94,7 +99,9 @@ impl WeightSource for SafetensorsWeights {
     }
 
     fn contains(&self, name: &str) -> bool {
-        self.parsed().map(|st| st.tensor(name).is_ok()).unwrap_or(false)
+        self.parsed()
+            .map(|st| st.tensor(name).is_ok())
+            .unwrap_or(false)
     }
 }
 
@@ -211,9 +218,15 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let w = SafetensorsWeights::open(&path).unwrap();
         assert!(w.tensor("w", &[8, 8], Init::Zeros).unwrap().equal(&t));
-        let err = w.tensor("w", &[4, 16], Init::Zeros).unwrap_err().to_string();
+        let err = w
+            .tensor("w", &[4, 16], Init::Zeros)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[4, 16]") && err.contains("[8, 8]"), "{err}");
-        let err = w.tensor("missing", &[1], Init::Zeros).unwrap_err().to_string();
+        let err = w
+            .tensor("missing", &[1], Init::Zeros)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"missing\""), "{err}");
     }
 }

@@ -46,7 +46,12 @@ fn reference(name: &str) -> (ModelSource, Boundary, Tensor) {
     let dir = reference_dir().join(name);
     let source = ModelSource::open_dir(&dir).unwrap();
     let named = Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap();
-    let get = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t.shallow_clone());
+    let get = |k: &str| {
+        named
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, t)| t.shallow_clone())
+    };
     let input = match get("pixel_values") {
         Some(p) => Boundary::new(vec![p], None),
         None => Boundary::new(vec![get("input_ids").unwrap()], get("attention_mask")),
@@ -65,12 +70,19 @@ fn assert_matches_transformers(name: &str) {
     let shard = source.load_shard(UnitRange::full(units)).unwrap();
     let out = shard.forward(&input).unwrap();
     let diff = max_abs_diff(&out.tensors[0], &expected);
-    assert!(diff <= TOLERANCE, "{name}: max abs diff {diff} > {TOLERANCE}");
+    assert!(
+        diff <= TOLERANCE,
+        "{name}: max abs diff {diff} > {TOLERANCE}"
+    );
     // And cut in three stages, including after a u0 and a u2 unit (two tensors cross).
     let cuts = [(1, 5), (6, 7), (8, units)];
     let mut x = input;
     for (l, r) in cuts {
-        x = source.load_shard(UnitRange::new(l, r)).unwrap().forward(&x).unwrap();
+        x = source
+            .load_shard(UnitRange::new(l, r))
+            .unwrap()
+            .forward(&x)
+            .unwrap();
     }
     let diff = max_abs_diff(&x.tensors[0], &expected);
     assert!(diff <= TOLERANCE, "{name} (3 stages): max abs diff {diff}");
