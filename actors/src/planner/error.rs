@@ -44,12 +44,11 @@ pub enum PlanError {
         required_bytes: u64,
         largest_bytes: u64,
     },
-    #[error("memory: the model's {model_bytes} weight bytes cannot be split over the fleet ({fleet_bytes} bytes on {devices} devices) with its buffers; at most units 1..{furthest_unit} can be placed")]
+    #[error("memory: the model's {model_bytes} weight bytes cannot be split over the fleet ({fleet_bytes} bytes on {devices} devices) with its buffers")]
     FleetMemoryExhausted {
         model_bytes: u64,
         fleet_bytes: u64,
         devices: usize,
-        furthest_unit: usize,
     },
     #[error("links: every split that fits memory needs a link that does not exist (zero bandwidth)")]
     NoUsableLink,

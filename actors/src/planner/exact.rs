@@ -95,8 +95,6 @@ pub(crate) struct Feasibility {
     /// Per class, the most units any usable shard covers.
     maxlen: Vec<usize>,
     failed: HashSet<(usize, u128)>,
-    /// Furthest cut any explored partial plan reached (for the memory diagnosis).
-    pub furthest: usize,
 }
 
 impl Feasibility {
@@ -137,7 +135,6 @@ impl Feasibility {
             valid,
             maxlen,
             failed: HashSet::new(),
-            furthest: 0,
         }
     }
 
@@ -157,7 +154,6 @@ impl Feasibility {
     }
 
     fn dfs(&mut self, i: usize, used: u128, path: &mut Vec<(usize, usize, usize)>) -> bool {
-        self.furthest = self.furthest.max(i);
         if i == self.n {
             return true;
         }
@@ -239,7 +235,6 @@ pub fn diagnose(cm: &CostModel) -> PlanError {
         model_bytes: cm.model.weight_bytes.iter().sum(),
         fleet_bytes: cm.fleet.devices.iter().map(|d| d.mem_bytes).sum(),
         devices: cm.devices(),
-        furthest_unit: f.furthest,
     }
 }
 
