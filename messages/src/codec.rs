@@ -1,0 +1,401 @@
+//! Encode f32 tensors to [`EncodedTensor`]s and decode them back: per-sample clipping, uniform
+//! quantization and dense bit packing, or raw f32 passthrough at 32 bits.
+//!
+//! # Non-finite values
+//! Quantized encodings (1..=16 bits) reject NaN and ±inf with [`EncodeError::NonFinite`], naming
+//! the first offending index. A code has no way to say "NaN", and clamping it to a finite value
+//! would silently turn a diverged model into plausible-looking activations; a stage that gets
+//! this error should fail the microbatch loudly. Raw 32-bit encoding copies values bit-exactly,
+//! NaN and infinities included, because "no quantization" must mean "exactly what was computed".
+//!
+//! # Constant samples
+//! A sample whose clip range is a single point gets scale 0; all its codes are 0 and decode to
+//! exactly the offset, i.e. the constant (no division by zero, no NaN).
+//!
+//! # Speed
+//! This is on the hot path of every pipeline hop. Values are processed in blocks of
+//! [`BLOCK`] elements: a quantize loop writes codes into an L1-resident scratch buffer, then the
+//! packer turns each 8 codes into `b` bytes (see [`crate::pack`]); decoding mirrors it. Both loops
+//! are branch-free per value, and NaN detection is an accumulated `x - x` (0 unless x is not
+//! finite) rather than a per-value test. On x86-64 the same loops are also compiled for AVX2 and
+//! picked at run time, since the workspace builds for baseline x86-64 (SSE2).
+
+use crate::bits::Bits;
+use crate::clipping::{self, ClipMethod, ClipRange, DsAciqConfig, SampleStats, ValueKind};
+use crate::error::{DecodeError, EncodeError};
+use crate::limits::DecodeLimits;
+use crate::pack;
+use crate::quant::QuantParams;
+use crate::tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
+
+/// Values per block of the quantize/pack pipeline: a multiple of 8 (so blocks start on byte
+/// boundaries of the packed stream at any bitwidth) whose u16 code scratch (8 KiB) and f32
+/// input (16 KiB) stay in L1.
+pub const BLOCK: usize = 4096;
+
+/// How the clipping range of each sample is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clip<'a> {
+    /// Compute it per sample with `method`; `kind` comes from the cut position (the main tensor
+    /// after u2 is [`ValueKind::OneSidedPostGelu`], everything else is two-sided).
+    Method { method: ClipMethod, kind: ValueKind },
+    /// DS-ACIQ with a non-default search configuration.
+    DsAciq {
+        kind: ValueKind,
+        config: DsAciqConfig,
+    },
+    /// Explicit ranges, one per sample (index of the outer dimension).
+    Ranges(&'a [ClipRange]),
+}
+
+impl Clip<'_> {
+    /// Min-max (nothing clipped).
+    pub const NAIVE: Clip<'static> = Clip::Method {
+        method: ClipMethod::Naive,
+        kind: ValueKind::TwoSided,
+    };
+}
+
+/// A decoded tensor: row-major values and their shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Encodes `values` (row-major, of `shape`; `shape[0]` is the sample dimension) at `bits`.
+pub fn encode(
+    values: &[f32],
+    shape: &[usize],
+    bits: Bits,
+    clip: Clip<'_>,
+) -> Result<EncodedTensor, EncodeError> {
+    let mut out = EncodedTensor::default();
+    encode_into(values, shape, bits, clip, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`encode`], reusing `out`'s buffers (no allocation once they are large enough).
+/// On error `out` is left in an unspecified but valid state.
+pub fn encode_into(
+    values: &[f32],
+    shape: &[usize],
+    bits: Bits,
+    clip: Clip<'_>,
+    out: &mut EncodedTensor,
+) -> Result<(), EncodeError> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| EncodeError::ShapeOverflow {
+            shape: shape.to_vec(),
+        })?;
+    if n != values.len() {
+        return Err(EncodeError::ShapeMismatch {
+            shape: shape.to_vec(),
+            expected: n,
+            found: values.len(),
+        });
+    }
+    let samples = shape.first().copied().unwrap_or(1);
+    let per = if samples == 0 { 0 } else { n / samples };
+    let payload_len = bits
+        .payload_len(n)
+        .ok_or_else(|| EncodeError::ShapeOverflow {
+            shape: shape.to_vec(),
+        })?;
+
+    out.version = FORMAT_VERSION;
+    out.shape.clear();
+    out.shape.extend(shape.iter().map(|&d| d as u64));
+    out.dtype = Dtype::F32;
+    out.bits = bits;
+    out.params.clear();
+    out.data.clear();
+
+    if bits.is_raw() {
+        out.data.reserve(payload_len);
+        for v in values {
+            out.data.extend_from_slice(&v.to_le_bytes());
+        }
+        return Ok(());
+    }
+
+    if let Clip::Ranges(ranges) = clip {
+        if ranges.len() != samples {
+            return Err(EncodeError::ClipRangeCount {
+                expected: samples,
+                found: ranges.len(),
+            });
+        }
+    }
+    let mut quant = Vec::with_capacity(samples);
+    for s in 0..samples {
+        let sample = &values[s * per..(s + 1) * per];
+        let range = sample_range(sample, s, per, bits, clip)?;
+        let q = QuantParams::new(range, bits).ok_or(EncodeError::InvalidClipRange {
+            sample: s,
+            lo: range.lo,
+            hi: range.hi,
+        })?;
+        out.params.push(SampleParams {
+            scale: q.scale,
+            offset: q.lo,
+        });
+        quant.push(q);
+    }
+    out.data.resize(payload_len, 0);
+    quantize_and_pack(values, per, &quant, bits.get(), &mut out.data).map_err(|index| {
+        EncodeError::NonFinite {
+            index,
+            sample: index / per.max(1),
+            value: values[index],
+        }
+    })
+}
+
+/// The clip range of sample `s` (values `sample`, `per` long) under `clip`.
+fn sample_range(
+    sample: &[f32],
+    s: usize,
+    per: usize,
+    bits: Bits,
+    clip: Clip<'_>,
+) -> Result<ClipRange, EncodeError> {
+    let non_finite = |e: clipping::NonFiniteValue| EncodeError::NonFinite {
+        index: s * per + e.index,
+        sample: s,
+        value: e.value,
+    };
+    if let Clip::Ranges(ranges) = clip {
+        // The count was checked against the sample count by the caller.
+        return ranges.get(s).copied().ok_or(EncodeError::ClipRangeCount {
+            expected: s + 1,
+            found: ranges.len(),
+        });
+    }
+    if sample.is_empty() {
+        return Ok(ClipRange::new(0.0, 0.0));
+    }
+    Ok(match clip {
+        Clip::Method {
+            method: ClipMethod::Naive,
+            ..
+        } => {
+            let (lo, hi) = clipping::stats::min_max(sample).map_err(non_finite)?;
+            ClipRange::new(lo, hi)
+        }
+        Clip::Method { method, kind } => {
+            let stats = SampleStats::compute(sample).map_err(non_finite)?;
+            clipping::clip_range(method, kind, sample, &stats, bits)
+        }
+        Clip::DsAciq { kind, config } => {
+            let stats = SampleStats::compute(sample).map_err(non_finite)?;
+            clipping::ds_aciq(sample, &stats, bits, kind, &config).range
+        }
+        Clip::Ranges(_) => unreachable!("handled above"),
+    })
+}
+
+/// Decodes a tensor after validating it under `limits`.
+pub fn decode(t: &EncodedTensor, limits: &DecodeLimits) -> Result<DecodedTensor, DecodeError> {
+    let n = t.validate(limits)?;
+    // vec![0.0; n] is a zeroed allocation (fresh pages, no memset pass).
+    let mut values = vec![0f32; n];
+    decode_validated(t, n, &mut values);
+    Ok(DecodedTensor {
+        shape: t.shape.iter().map(|&d| d as usize).collect(),
+        values,
+    })
+}
+
+/// Decodes into a caller-owned buffer of exactly the tensor's element count (e.g. the storage
+/// of the next stage's input tensor), after validating under `limits`.
+pub fn decode_into(
+    t: &EncodedTensor,
+    limits: &DecodeLimits,
+    out: &mut [f32],
+) -> Result<(), DecodeError> {
+    let n = t.validate(limits)?;
+    if out.len() != n {
+        return Err(DecodeError::OutputLength {
+            expected: n,
+            found: out.len(),
+        });
+    }
+    decode_validated(t, n, out);
+    Ok(())
+}
+
+fn decode_validated(t: &EncodedTensor, n: usize, out: &mut [f32]) {
+    if t.bits.is_raw() {
+        for (o, b) in out.iter_mut().zip(t.data.chunks_exact(4)) {
+            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        return;
+    }
+    let samples = t.sample_count() as usize;
+    let per = if samples == 0 { 0 } else { n / samples };
+    unpack_and_dequantize(&t.data, per, &t.params, t.bits.get(), out);
+}
+
+// ---- kernels -------------------------------------------------------------------------------
+
+/// Quantizes all `values` (samples of `per` values with parameters `quant`) and packs them into
+/// `data`. Returns the flat index of the first non-finite value, if any.
+fn quantize_and_pack(
+    values: &[f32],
+    per: usize,
+    quant: &[QuantParams],
+    bits: u8,
+    data: &mut [u8],
+) -> Result<(), usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { quantize_and_pack_avx2(values, per, quant, bits, data) };
+    }
+    quantize_and_pack_impl(values, per, quant, bits, data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_and_pack_avx2(
+    values: &[f32],
+    per: usize,
+    quant: &[QuantParams],
+    bits: u8,
+    data: &mut [u8],
+) -> Result<(), usize> {
+    quantize_and_pack_impl(values, per, quant, bits, data)
+}
+
+#[inline(always)]
+fn quantize_and_pack_impl(
+    values: &[f32],
+    per: usize,
+    quant: &[QuantParams],
+    bits: u8,
+    data: &mut [u8],
+) -> Result<(), usize> {
+    let b = usize::from(bits);
+    let mut codes = [0u16; BLOCK];
+    for (block_idx, block) in values.chunks(BLOCK).enumerate() {
+        let start = block_idx * BLOCK;
+        let end = start + block.len();
+        // Walk the samples this block overlaps (usually one).
+        let mut pos = start;
+        while pos < end {
+            let s = pos / per;
+            let seg_end = end.min((s + 1) * per);
+            let (x, c) = (
+                &values[pos..seg_end],
+                &mut codes[pos - start..seg_end - start],
+            );
+            if !quantize_segment(x, c, &quant[s]) {
+                let offset = stats_first_non_finite(x);
+                return Err(pos + offset);
+            }
+            pos = seg_end;
+        }
+        let byte_start = start / 8 * b;
+        let byte_len = (block.len() * b).div_ceil(8);
+        pack::pack(
+            bits,
+            &codes[..block.len()],
+            &mut data[byte_start..byte_start + byte_len],
+        );
+    }
+    Ok(())
+}
+
+#[cold]
+fn stats_first_non_finite(x: &[f32]) -> usize {
+    clipping::stats::first_non_finite(x).index
+}
+
+/// Codes of `x` into `codes`; false if any value is not finite.
+#[inline(always)]
+fn quantize_segment(x: &[f32], codes: &mut [u16], q: &QuantParams) -> bool {
+    const LANES: usize = 8;
+    let mut poison = [0f32; LANES];
+    let xs = x.chunks_exact(LANES);
+    let tail = xs.remainder();
+    let mut cs = codes.chunks_exact_mut(LANES);
+    for (xc, cc) in xs.zip(&mut cs) {
+        for i in 0..LANES {
+            cc[i] = q.code(xc[i]);
+            poison[i] += xc[i] - xc[i];
+        }
+    }
+    for ((c, &v), p) in cs.into_remainder().iter_mut().zip(tail).zip(&mut poison) {
+        *c = q.code(v);
+        *p += v - v;
+    }
+    poison.iter().all(|&p| p == 0.0)
+}
+
+fn unpack_and_dequantize(
+    data: &[u8],
+    per: usize,
+    params: &[SampleParams],
+    bits: u8,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { unpack_and_dequantize_avx2(data, per, params, bits, out) };
+    }
+    unpack_and_dequantize_impl(data, per, params, bits, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_and_dequantize_avx2(
+    data: &[u8],
+    per: usize,
+    params: &[SampleParams],
+    bits: u8,
+    out: &mut [f32],
+) {
+    unpack_and_dequantize_impl(data, per, params, bits, out)
+}
+
+#[inline(always)]
+fn unpack_and_dequantize_impl(
+    data: &[u8],
+    per: usize,
+    params: &[SampleParams],
+    bits: u8,
+    out: &mut [f32],
+) {
+    let b = usize::from(bits);
+    let mut codes = [0u16; BLOCK];
+    for (block_idx, block) in out.chunks_mut(BLOCK).enumerate() {
+        let start = block_idx * BLOCK;
+        let len = block.len();
+        let byte_start = start / 8 * b;
+        let byte_len = (len * b).div_ceil(8);
+        pack::unpack(
+            bits,
+            &data[byte_start..byte_start + byte_len],
+            &mut codes[..len],
+        );
+        let end = start + len;
+        let mut pos = start;
+        while pos < end {
+            let s = pos / per;
+            let seg_end = end.min((s + 1) * per);
+            let p = params[s];
+            let (c, o) = (
+                &codes[pos - start..seg_end - start],
+                &mut block[pos - start..seg_end - start],
+            );
+            for (o, &c) in o.iter_mut().zip(c) {
+                *o = p.offset + f32::from(c) * p.scale;
+            }
+            pos = seg_end;
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Deterministic synthetic activations for tests and the codec benchmark: a tiny seeded PRNG
+//! (SplitMix64) and the distributions the clipping methods are judged on. Self-contained so the
+//! benchmark's inputs are identical on every machine and in every build.
+
+/// SplitMix64: small, fast, and good enough for test data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1): never exactly 0, so logarithms stay finite.
+    pub fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Exponential with mean `scale`.
+    pub fn exponential(&mut self, scale: f64) -> f32 {
+        (-scale * self.uniform().ln()) as f32
+    }
+}
+
+/// Laplace(mu, b) by inverse CDF.
+pub fn laplace(rng: &mut Rng, mu: f64, b: f64) -> f32 {
+    let u = rng.uniform() - 0.5;
+    (mu - b * u.signum() * (1.0 - 2.0 * u.abs()).ln()) as f32
+}
+
+/// A heavy-tailed activation model: 97% Laplace(0, 0.3), 3% outliers from Laplace(0, 6)
+/// (like the outlier channels of real transformer activations).
+pub fn heavy_tailed(rng: &mut Rng) -> f32 {
+    if rng.uniform() < 0.03 {
+        laplace(rng, 0.0, 6.0)
+    } else {
+        laplace(rng, 0.0, 0.3)
+    }
+}
+
+/// `n` values of a ViT-like boundary tensor: heavy-tailed, with a few outlier channels of
+/// width `hidden` (every value of channel c with c % 97 == 3 is scaled up 8x).
+pub fn activations(n: usize, hidden: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let x = heavy_tailed(&mut rng);
+            if (i % hidden.max(1)) % 97 == 3 {
+                x * 8.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}

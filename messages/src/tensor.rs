@@ -1,0 +1,228 @@
+//! The encoded-tensor format: what one quantized activation tensor looks like on the wire.
+//!
+//! ```text
+//! EncodedTensor (rmp-serde, struct as a MessagePack array, in this order)
+//!   version : u16            FORMAT_VERSION; checked before anything else is parsed
+//!   shape   : [u64]          row-major; shape[0] is the outer (microbatch) dimension
+//!   dtype   : u8             element type of the original tensor (0 = f32)
+//!   bits    : u8             1..=16 quantized, 32 = raw little-endian f32
+//!   params  : [[f32, f32]]   per sample (index of shape[0]): (scale, offset); empty when raw
+//!   data    : bin            ceil(n*bits/8) bytes of densely packed codes (see `pack`)
+//! ```
+//!
+//! Value `x` of sample `s` is sent as `code = round((clamp(x, lo, hi) - lo) / scale)` (ties to even) and received
+//! as `offset + code * scale`, with `offset = lo` and `scale = (hi - lo) / (2^b - 1)`. Per-sample
+//! parameters (rather than one pair per tensor) keep one outlier item of a microbatch from
+//! destroying the resolution of the others; they cost 11 bytes per sample on the wire.
+//!
+//! The fixed header is about 20 bytes plus 9 per dimension, so header overhead stays far below the
+//! 64 bytes per sample budget (see the `header_overhead_*` tests).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bits::Bits;
+use crate::error::DecodeError;
+use crate::limits::DecodeLimits;
+use crate::wire;
+
+/// The format version this build writes and reads. Bump on any change of the layout above.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The element type of the tensor before encoding (and after decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum Dtype {
+    /// 32-bit IEEE float.
+    F32,
+}
+
+impl From<Dtype> for u8 {
+    fn from(d: Dtype) -> u8 {
+        match d {
+            Dtype::F32 => 0,
+        }
+    }
+}
+
+impl TryFrom<u8> for Dtype {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Dtype, String> {
+        match v {
+            0 => Ok(Dtype::F32),
+            other => Err(format!("unknown dtype code {other}")),
+        }
+    }
+}
+
+/// Dequantization parameters of one sample: `x^ = offset + code * scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SampleParams {
+    /// Step between adjacent codes; 0 for a constant sample (every code decodes to `offset`).
+    pub scale: f32,
+    /// The value of code 0: the low end of the sample's clipping range.
+    pub offset: f32,
+}
+
+/// One encoded tensor. Build it with [`crate::codec::encode`]; read it with
+/// [`crate::codec::decode`]. Fields are private so that a value built by this crate is always
+/// consistent; a value that arrived through serde is checked by [`EncodedTensor::validate`]
+/// (which `decode` calls) before any of its numbers are trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedTensor {
+    pub(crate) version: u16,
+    pub(crate) shape: Vec<u64>,
+    pub(crate) dtype: Dtype,
+    pub(crate) bits: Bits,
+    pub(crate) params: Vec<SampleParams>,
+    // serde_bytes: a MessagePack `bin` (1 byte per byte), not an array of integers (up to 2).
+    #[serde(with = "serde_bytes")]
+    pub(crate) data: Vec<u8>,
+}
+
+impl Default for EncodedTensor {
+    /// An empty raw tensor of shape [0]; useful as a reusable buffer for `encode_into`.
+    fn default() -> Self {
+        EncodedTensor {
+            version: FORMAT_VERSION,
+            shape: vec![0],
+            dtype: Dtype::F32,
+            bits: Bits::RAW,
+            params: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+}
+
+impl EncodedTensor {
+    /// The format version the tensor was written with.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+    /// The tensor's shape (row-major, outer dimension first).
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+    /// The element type of the original tensor.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    /// Bits per value.
+    pub fn bits(&self) -> Bits {
+        self.bits
+    }
+    /// Per-sample (scale, offset); empty for raw tensors.
+    pub fn params(&self) -> &[SampleParams] {
+        &self.params
+    }
+    /// The packed payload.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Number of values, if the shape's product fits in u64.
+    pub fn element_count(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Number of samples: the outer dimension (1 for a rank-0 tensor).
+    pub fn sample_count(&self) -> u64 {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Checks every invariant the decoder relies on: version, element count within `limits`,
+    /// payload length = ceil(n*b/8) (4n raw), one finite non-negative (scale, offset) per sample
+    /// whose decoded range stays finite. Returns the element count.
+    pub fn validate(&self, limits: &DecodeLimits) -> Result<usize, DecodeError> {
+        if self.version != FORMAT_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                found: u64::from(self.version),
+                supported: FORMAT_VERSION,
+            });
+        }
+        let n = self
+            .element_count()
+            .ok_or_else(|| DecodeError::ShapeOverflow {
+                shape: self.shape.clone(),
+            })?;
+        if n > limits.max_elements {
+            return Err(DecodeError::TooManyElements {
+                shape: self.shape.clone(),
+                elements: n,
+                max: limits.max_elements,
+            });
+        }
+        let n_usize = usize::try_from(n).map_err(|_| DecodeError::ShapeOverflow {
+            shape: self.shape.clone(),
+        })?;
+        let expected =
+            self.bits
+                .payload_len(n_usize)
+                .ok_or_else(|| DecodeError::ShapeOverflow {
+                    shape: self.shape.clone(),
+                })?;
+        if self.data.len() != expected {
+            return Err(DecodeError::PayloadLength {
+                shape: self.shape.clone(),
+                bits: self.bits.get(),
+                expected: expected as u64,
+                found: self.data.len(),
+            });
+        }
+        let expected_params = if self.bits.is_raw() {
+            0
+        } else {
+            self.sample_count()
+        };
+        if self.params.len() as u64 != expected_params {
+            return Err(DecodeError::ParamCount {
+                bits: self.bits.get(),
+                expected: expected_params,
+                found: self.params.len(),
+            });
+        }
+        let max_code = if self.bits.is_raw() {
+            0
+        } else {
+            self.bits.max_code()
+        };
+        for (sample, p) in self.params.iter().enumerate() {
+            if !(p.scale.is_finite() && p.scale >= 0.0 && p.offset.is_finite()) {
+                return Err(DecodeError::InvalidParams {
+                    sample,
+                    scale: p.scale,
+                    offset: p.offset,
+                });
+            }
+            if !(p.offset + p.scale * max_code as f32).is_finite() {
+                return Err(DecodeError::RangeOverflow {
+                    sample,
+                    scale: p.scale,
+                    offset: p.offset,
+                    max_code,
+                });
+            }
+        }
+        Ok(n_usize)
+    }
+
+    /// Serialises to MessagePack (the wire form).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::to_bytes(self)
+    }
+
+    /// Parses and validates a wire buffer: size limit first, then the version (before the rest
+    /// is parsed), structure, trailing bytes, and finally [`EncodedTensor::validate`].
+    /// Allocation is bounded by the buffer length (itself bounded by `limits`).
+    pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<EncodedTensor, DecodeError> {
+        let t: EncodedTensor = wire::from_bytes_versioned(buf, limits)?;
+        t.validate(limits)?;
+        Ok(t)
+    }
+
+    /// Bytes of the serialised form beyond the payload (header and per-sample parameters).
+    pub fn header_len(&self) -> usize {
+        wire::serialized_len(self) - self.data.len()
+    }
+}
