@@ -1,1 +1,57 @@
-fn main() {}
+//! `quantpipe`: run transformer models as a pipeline across a fleet of edge devices.
+//!
+//! A thin shell: each subcommand parses its arguments and calls the library crates.
+
+mod cmd;
+mod model_args;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "quantpipe", version, about)]
+struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model (or a unit range of it) on images, text lines or a saved boundary.
+    Infer(cmd::infer::Args),
+    /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
+    ExportPreset(cmd::export::Args),
+    /// Benchmarks that print figures (use --json for machine-readable output).
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let result = match cli.command {
+        Command::Infer(args) => cmd::infer::run(args),
+        Command::ExportPreset(args) => cmd::export::run(args),
+        Command::Bench(bench) => cmd::bench::run(bench),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -34,6 +34,13 @@ pub enum Head {
     MeanPool { normalize: bool },
 }
 
+impl Head {
+    /// Whether the head emits class logits (otherwise an embedding per item).
+    pub fn is_classifier(self) -> bool {
+        matches!(self, Head::Classifier | Head::DistilledClassifier)
+    }
+}
+
 /// Activation function named by `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

@@ -3,6 +3,12 @@
 
 use crate::config::ModelConfig;
 use crate::error::{Result, ShardError};
+use crate::shard::Shard;
+use crate::units::UnitRange;
+use crate::weights::{Init, SeededRandomWeights, WeightSource};
+use std::cell::RefCell;
+use std::path::Path;
+use tch::Tensor;
 
 struct Preset {
     name: &'static str,
@@ -131,4 +137,42 @@ pub fn preset_config(name: &str) -> Result<ModelConfig> {
         path: format!("<preset {name}>").into(),
         message,
     })
+}
+
+/// Records every tensor a load asks for, under its checkpoint name.
+struct Recording {
+    inner: SeededRandomWeights,
+    tensors: RefCell<Vec<(String, Tensor)>>,
+}
+
+impl WeightSource for Recording {
+    fn tensor(&self, name: &str, shape: &[i64], init: Init) -> Result<Tensor> {
+        let t = self.inner.tensor(name, shape, init)?;
+        self.tensors
+            .borrow_mut()
+            .push((name.to_owned(), t.shallow_clone()));
+        Ok(t)
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+}
+
+/// Writes a preset as a Hugging Face folder (`config.json`, `model.safetensors` with the seeded
+/// weights under their checkpoint names) and returns its parameter count. Loading the folder gives
+/// the same model as the preset with the same seed.
+pub fn export_preset(name: &str, seed: u64, dir: &Path) -> Result<usize> {
+    let json = preset_config_json(name)?;
+    let config = preset_config(name)?;
+    let recording = Recording {
+        inner: SeededRandomWeights { seed },
+        tensors: RefCell::new(Vec::new()),
+    };
+    Shard::load(&config, UnitRange::full(config.units()), &recording)?;
+    std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, json).map_err(|e| ShardError::io(&config_path, e))?;
+    let tensors = recording.tensors.into_inner();
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors"))?;
+    Ok(tensors.iter().map(|(_, t)| t.numel()).sum())
 }

@@ -161,3 +161,16 @@ pub fn median(samples: &mut [f64]) -> f64 {
         (samples[n / 2 - 1] + samples[n / 2]) / 2.0
     }
 }
+
+/// Resident set size of this process in bytes (Linux `VmRSS`), or 0 where unknown.
+pub fn resident_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,32 @@
+//! `quantpipe bench ...`: benchmarks that print figures, never pass/fail timings.
+
+pub mod shard;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Per-unit forward time of a ViT beside Hugging Face transformers on the same libtorch.
+    Shard(shard::Args),
+}
+
+pub fn run(bench: Bench) -> Result<()> {
+    match bench {
+        Bench::Shard(args) => shard::run(args),
+    }
+}
+
+/// Prints `report` as JSON, or as the human text `human` renders.
+pub fn print<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    human: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", human(report));
+    }
+    Ok(())
+}
