@@ -33,6 +33,10 @@ use crate::tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
 /// input (16 KiB) stay in L1.
 pub const BLOCK: usize = 4096;
 
+/// Values per sample from which ACIQ and DS-ACIQ estimate the mean and Laplace scale b
+/// ([`SampleStats::estimate`]; min and max are always exact).
+pub const STATS_SAMPLE_VALUES: usize = 65_536;
+
 /// How the clipping range of each sample is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Clip<'a> {
@@ -185,12 +189,29 @@ fn sample_range(
             let (lo, hi) = clipping::stats::min_max(sample).map_err(non_finite)?;
             ClipRange::new(lo, hi)
         }
+        Clip::Method {
+            method: ClipMethod::DsAciq,
+            kind,
+        } => {
+            return sample_range(
+                sample,
+                s,
+                per,
+                bits,
+                Clip::DsAciq {
+                    kind,
+                    config: DsAciqConfig::default(),
+                },
+            )
+        }
         Clip::Method { method, kind } => {
-            let stats = SampleStats::compute(sample).map_err(non_finite)?;
+            let stats = SampleStats::estimate(sample, STATS_SAMPLE_VALUES).map_err(non_finite)?;
             clipping::clip_range(method, kind, sample, &stats, bits)
         }
         Clip::DsAciq { kind, config } => {
-            let stats = SampleStats::compute(sample).map_err(non_finite)?;
+            // The search starts from these moments only, so its own sample is enough.
+            let stats =
+                SampleStats::estimate(sample, config.max_sample_values).map_err(non_finite)?;
             clipping::ds_aciq(sample, &stats, bits, kind, &config).range
         }
         Clip::Ranges(_) => unreachable!("handled above"),

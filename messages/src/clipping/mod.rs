@@ -26,7 +26,7 @@ pub use aciq::{aciq, aciq_alpha, laplace_alpha_factor};
 pub use ds_aciq::{ds_aciq, quantization_mse, DsAciqConfig, DsAciqTrace};
 pub use lambert_w::lambert_w0;
 pub use naive::naive;
-pub use stats::{NonFiniteValue, SampleStats};
+pub use stats::{strided_sample, NonFiniteValue, SampleStats};
 
 use serde::{Deserialize, Serialize};
 

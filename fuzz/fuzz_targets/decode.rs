@@ -1,0 +1,38 @@
+//! Feeds arbitrary bytes to the wire decoders. Whatever the input, decoding must return Ok or a
+//! typed error (never panic, never allocate beyond the limits below), and anything accepted must
+//! decode to exactly its element count, re-serialise to the same value, and (when quantized)
+//! decode to finite values only.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use quantpipe_messages::{codec, BoundaryPayload, DecodeLimits, EncodedTensor};
+
+/// Small limits so a hostile header cannot make a run slow; the checks are the same at any size.
+const LIMITS: DecodeLimits = DecodeLimits {
+    max_message_bytes: 1 << 20,
+    max_elements: 1 << 22,
+};
+
+fn check(t: &EncodedTensor) {
+    let decoded = codec::decode(t, &LIMITS).expect("a validated tensor decodes");
+    let n = t.element_count().expect("validated") as usize;
+    assert_eq!(decoded.values.len(), n);
+    assert_eq!(decoded.shape.len(), t.shape().len());
+    if !t.bits().is_raw() {
+        assert!(decoded.values.iter().all(|v| v.is_finite()));
+    }
+    let bytes = t.to_bytes();
+    assert_eq!(&EncodedTensor::from_bytes(&bytes, &LIMITS).expect("own bytes"), t);
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(t) = EncodedTensor::from_bytes(data, &LIMITS) {
+        check(&t);
+    }
+    if let Ok(p) = BoundaryPayload::from_bytes(data, &LIMITS) {
+        p.tensors().for_each(check);
+        let bytes = p.to_bytes();
+        assert_eq!(BoundaryPayload::from_bytes(&bytes, &LIMITS).expect("own bytes"), p);
+    }
+});
