@@ -16,7 +16,7 @@
 //! This is on the hot path of every pipeline hop. Values are processed in blocks of
 //! [`BLOCK`] elements: a quantize loop writes codes into an L1-resident scratch buffer, then the
 //! packer turns each 8 codes into `b` bytes (see [`crate::pack`]); decoding mirrors it. Both loops
-//! are branch-free per value, and NaN detection is an accumulated `x - x` (0 unless x is not
+//! are branch-free per value, and NaN detection is an accumulated `x * 0` (0 unless x is not
 //! finite) rather than a per-value test. On x86-64 the same loops are also compiled for AVX2 and
 //! picked at run time, since the workspace builds for baseline x86-64 (SSE2).
 
@@ -102,7 +102,7 @@ pub fn encode_into(
         });
     }
     let samples = shape.first().copied().unwrap_or(1);
-    let per = if samples == 0 { 0 } else { n / samples };
+    let per = n.checked_div(samples).unwrap_or(0);
     let payload_len = bits
         .payload_len(n)
         .ok_or_else(|| EncodeError::ShapeOverflow {
@@ -256,7 +256,7 @@ fn decode_validated(t: &EncodedTensor, n: usize, out: &mut [f32]) {
         return;
     }
     let samples = t.sample_count() as usize;
-    let per = if samples == 0 { 0 } else { n / samples };
+    let per = n.checked_div(samples).unwrap_or(0);
     unpack_and_dequantize(&t.data, per, &t.params, t.bits.get(), out);
 }
 
@@ -346,12 +346,12 @@ fn quantize_segment(x: &[f32], codes: &mut [u16], q: &QuantParams) -> bool {
     for (xc, cc) in xs.zip(&mut cs) {
         for i in 0..LANES {
             cc[i] = q.code(xc[i]);
-            poison[i] += xc[i] - xc[i];
+            poison[i] += xc[i] * 0.0;
         }
     }
     for ((c, &v), p) in cs.into_remainder().iter_mut().zip(tail).zip(&mut poison) {
         *c = q.code(v);
-        *p += v - v;
+        *p += v * 0.0;
     }
     poison.iter().all(|&p| p == 0.0)
 }

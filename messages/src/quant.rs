@@ -64,9 +64,42 @@ impl QuantParams {
         (t + ROUNDING_MAGIC).to_bits() as u16
     }
 
-    /// The value a code decodes to.
+    /// The value `x` decodes to, `value(code(x))`, computed without leaving f32: the rounded
+    /// code is recovered as `(t + 2^23) - 2^23`, which is exact, so this equals the codec's
+    /// result bit for bit while vectorising better (no int conversions). Used to measure MSE.
+    #[inline(always)]
+    pub fn reconstruct(&self, x: f32) -> f32 {
+        let t = (x - self.lo) * self.inv_scale;
+        let t = if t > 0.0 { t } else { 0.0 };
+        let t = if t < self.qmax { t } else { self.qmax };
+        let code = (t + ROUNDING_MAGIC) - ROUNDING_MAGIC;
+        self.lo + code * self.scale
+    }
+
+    /// The value a code decodes to (the decoder's formula; kept to test `reconstruct` against).
+    #[cfg(test)]
     #[inline(always)]
     pub fn value(&self, code: u16) -> f32 {
         self.lo + f32::from(code) * self.scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconstruct_equals_decode_of_code() {
+        for b in 1..=16u8 {
+            let q = QuantParams::new(ClipRange::new(-1.3, 2.9), Bits::new(b).unwrap()).unwrap();
+            for i in -200..=200 {
+                let x = i as f32 * 0.0217;
+                assert_eq!(
+                    q.reconstruct(x).to_bits(),
+                    q.value(q.code(x)).to_bits(),
+                    "{b} {x}"
+                );
+            }
+        }
     }
 }

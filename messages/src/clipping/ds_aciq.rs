@@ -103,12 +103,12 @@ fn squared_error_sum(values: &[f32], q: &QuantParams) -> f64 {
         let tail = chunks.remainder();
         for c in chunks {
             for i in 0..LANES {
-                let e = c[i] - q.value(q.code(c[i]));
+                let e = c[i] - q.reconstruct(c[i]);
                 acc[i] += e * e;
             }
         }
         for (i, &x) in tail.iter().enumerate() {
-            let e = x - q.value(q.code(x));
+            let e = x - q.reconstruct(x);
             acc[i] += e * e;
         }
         total += acc.iter().map(|&a| f64::from(a)).sum::<f64>();

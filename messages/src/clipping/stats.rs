@@ -107,12 +107,11 @@ pub fn strided_sample(values: &[f32], max: usize) -> Vec<f32> {
     while !is_prime(stride) {
         stride += 1;
     }
-    values
-        .chunks_exact(SAMPLE_RUN)
-        .step_by(stride)
-        .flatten()
-        .copied()
-        .collect()
+    let mut sample = Vec::with_capacity(runs.div_ceil(stride) * SAMPLE_RUN);
+    for run in values.chunks_exact(SAMPLE_RUN).step_by(stride) {
+        sample.extend_from_slice(run);
+    }
+    sample
 }
 
 fn is_prime(n: usize) -> bool {
@@ -151,9 +150,16 @@ pub(crate) fn min_max_sum(values: &[f32]) -> Result<(f32, f32, f64), NonFiniteVa
 /// (min, max) of a non-empty slice, or the first non-finite value. Cheaper than
 /// [`min_max_sum`]: f32 only, for the naive method on the hot path.
 pub(crate) fn min_max(values: &[f32]) -> Result<(f32, f32), NonFiniteValue> {
+    min_max_impl(values)
+}
+
+// Not multiversioned for AVX2 like the codec kernels: measured slower that way (the compare-select
+// reduction compiles to a longer blend chain), while the SSE2 version runs near memory speed.
+#[inline(always)]
+fn min_max_impl(values: &[f32]) -> Result<(f32, f32), NonFiniteValue> {
     let mut lo = [values[0]; LANES];
     let mut hi = [values[0]; LANES];
-    // x - x is 0 for finite x and NaN for NaN/±inf; NaN survives the additions.
+    // x * 0 is ±0 for finite x and NaN for NaN/±inf; NaN survives the additions.
     let mut poison = [0f32; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -162,13 +168,13 @@ pub(crate) fn min_max(values: &[f32]) -> Result<(f32, f32), NonFiniteValue> {
             let x = c[i];
             lo[i] = if x < lo[i] { x } else { lo[i] };
             hi[i] = if x > hi[i] { x } else { hi[i] };
-            poison[i] += x - x;
+            poison[i] += x * 0.0;
         }
     }
     for (i, &x) in tail.iter().enumerate() {
         lo[i] = if x < lo[i] { x } else { lo[i] };
         hi[i] = if x > hi[i] { x } else { hi[i] };
-        poison[i] += x - x;
+        poison[i] += x * 0.0;
     }
     if poison.iter().any(|p| *p != 0.0) {
         return Err(first_non_finite(values));
