@@ -102,7 +102,10 @@ fn exact_matches_exhaustive() {
             Ok(())
         })
         .unwrap();
-    assert!(feasible.get() >= 300 && infeasible.get() >= 100, "{feasible:?} {infeasible:?}");
+    assert!(
+        feasible.get() >= 300 && infeasible.get() >= 100,
+        "{feasible:?} {infeasible:?}"
+    );
 }
 
 fn two_type_model(n: usize, fast: f64, slow: f64) -> ModelProfile {
@@ -165,13 +168,21 @@ fn infeasible_instances_name_the_constraint() {
     // Each unit needs 100 weight bytes + 20 working-buffer bytes.
     let small = Fleet::new(vec![dev("a", "fast", 119)]);
     match planner::plan(&model, &small, &cfg) {
-        Err(PlanError::UnitTooLarge { unit: 1, required_bytes: 120, largest_bytes: 119 }) => {}
+        Err(PlanError::UnitTooLarge {
+            unit: 1,
+            required_bytes: 120,
+            largest_bytes: 119,
+        }) => {}
         other => panic!("{other:?}"),
     }
     // 215 bytes hold one unit (120) but not two (220).
     let two = Fleet::new(vec![dev("a", "fast", 215), dev("b", "fast", 215)]);
     match planner::plan(&model, &two, &cfg) {
-        Err(PlanError::FleetMemoryExhausted { devices: 2, fleet_bytes: 430, .. }) => {}
+        Err(PlanError::FleetMemoryExhausted {
+            devices: 2,
+            fleet_bytes: 430,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     let four = Fleet::new((0..4).map(|i| dev(&format!("d{i}"), "fast", 215)).collect());
@@ -180,7 +191,10 @@ fn infeasible_instances_name_the_constraint() {
     for d in &mut four_cut.devices {
         d.bw_mbps = 0.0;
     }
-    assert_eq!(planner::plan(&model, &four_cut, &cfg), Err(PlanError::NoUsableLink));
+    assert_eq!(
+        planner::plan(&model, &four_cut, &cfg),
+        Err(PlanError::NoUsableLink)
+    );
     let missing = Fleet::new(vec![dev("a", "gpu", 1 << 20)]);
     assert!(matches!(
         planner::plan(&model, &missing, &cfg),

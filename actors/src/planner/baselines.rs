@@ -23,17 +23,21 @@ pub fn even(cm: &CostModel) -> Vec<(usize, usize, usize)> {
 /// Units in proportion to device memory, devices in fleet order (exo's memory-weighted split).
 /// A device whose share rounds to zero units gets none.
 pub fn memory(cm: &CostModel) -> Vec<(usize, usize, usize)> {
-    let total: u128 = cm.fleet.devices.iter().map(|d| u128::from(d.mem_bytes)).sum();
+    let total: u128 = cm
+        .fleet
+        .devices
+        .iter()
+        .map(|d| u128::from(d.mem_bytes))
+        .sum();
     let n = cm.n as u128;
     let mut cum = 0u128;
     let mut prev = 0usize;
     let mut out = Vec::new();
     for (d, dev) in cm.fleet.devices.iter().enumerate() {
         cum += u128::from(dev.mem_bytes);
-        let end = if total == 0 {
-            cm.n * (d + 1) / cm.devices()
-        } else {
-            ((n * cum + total / 2) / total) as usize
+        let end = match (n * cum + total / 2).checked_div(total) {
+            Some(e) => e as usize,
+            None => cm.n * (d + 1) / cm.devices(), // no memory reported: split evenly
         };
         let end = end.min(cm.n);
         if end > prev {

@@ -57,7 +57,10 @@ impl BitPolicy {
                 min_bits,
                 per_cut_min,
             } => {
-                let mut m: Vec<u8> = menu.iter().map(|b| check_bits(*b)).collect::<Result<_, _>>()?;
+                let mut m: Vec<u8> = menu
+                    .iter()
+                    .map(|b| check_bits(*b))
+                    .collect::<Result<_, _>>()?;
                 m.sort_unstable();
                 m.dedup();
                 if let Some(p) = per_cut_min {

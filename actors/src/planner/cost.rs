@@ -163,7 +163,11 @@ impl<'a> CostModel<'a> {
     /// Each cut first takes its smallest allowed bitwidth (that minimises the bottleneck), then the
     /// largest allowed bitwidth whose transfer still fits within the bottleneck: the same rate
     /// with less quantization error.
-    pub fn evaluate(&self, stages: &[(usize, usize, usize)], planner: &str) -> Result<Plan, PlanError> {
+    pub fn evaluate(
+        &self,
+        stages: &[(usize, usize, usize)],
+        planner: &str,
+    ) -> Result<Plan, PlanError> {
         let n = self.n;
         let bad = |detail: String| PlanError::BadStages { units: n, detail };
         if stages.is_empty() {
@@ -176,7 +180,10 @@ impl<'a> CostModel<'a> {
                 return Err(bad(format!("device index {d} out of range")));
             }
             if std::mem::replace(&mut used[d], true) {
-                return Err(bad(format!("device {} used twice", self.fleet.devices[d].name)));
+                return Err(bad(format!(
+                    "device {} used twice",
+                    self.fleet.devices[d].name
+                )));
             }
             if l != expect || r < l || r > n {
                 return Err(bad(format!("stage [{l}, {r}] after unit {}", expect - 1)));

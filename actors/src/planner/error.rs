@@ -34,8 +34,14 @@ pub enum PlanError {
     BadBitwidth { bits: u8 },
     #[error("bitwidth list has {found} entries, expected one per cut ({expected})")]
     BitsShape { expected: usize, found: usize },
-    #[error("cut after unit {cut}: no bitwidth in menu {menu:?} is at least the minimum {min_bits}")]
-    NoAllowedBitwidth { cut: usize, min_bits: u8, menu: Vec<u8> },
+    #[error(
+        "cut after unit {cut}: no bitwidth in menu {menu:?} is at least the minimum {min_bits}"
+    )]
+    NoAllowedBitwidth {
+        cut: usize,
+        min_bits: u8,
+        menu: Vec<u8>,
+    },
     #[error("microbatch size must be at least 1")]
     ZeroMicrobatch,
     #[error("memory: unit {unit} needs {required_bytes} bytes (weights + buffers) but the largest device has {largest_bytes}")]
@@ -50,9 +56,11 @@ pub enum PlanError {
         fleet_bytes: u64,
         devices: usize,
     },
-    #[error("links: every split that fits memory needs a link that does not exist (zero bandwidth)")]
+    #[error(
+        "links: every split that fits memory needs a link that does not exist (zero bandwidth)"
+    )]
     NoUsableLink,
-    #[error("too many distinct device classes ({classes}) or devices per class ({per_class}) for the exact planner (limits 16 and 255)")]
+    #[error("too many distinct device classes ({classes}) or devices per class ({per_class}) for the exact planner (limits 16 and 127)")]
     TooManyClasses { classes: usize, per_class: usize },
     #[error("plan: stages must cover units 1..{units} contiguously and in order ({detail})")]
     BadStages { units: usize, detail: String },
@@ -66,6 +74,11 @@ pub enum PlanError {
     },
     #[error("{devices} devices: the exact per-link planner handles at most {max}")]
     TooManyDevices { devices: usize, max: usize },
+    #[error("planning did not finish before its deadline")]
+    Deadline,
     #[error("exhaustive search is limited to {max_devices} devices and {max_units} units")]
-    TooLargeForExhaustive { max_devices: usize, max_units: usize },
+    TooLargeForExhaustive {
+        max_devices: usize,
+        max_units: usize,
+    },
 }

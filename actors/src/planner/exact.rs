@@ -23,6 +23,7 @@
 //!   exact; `exhaustive` checks that on thousands of random instances.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use super::bitset;
 use super::cost::CostModel;
@@ -94,11 +95,21 @@ pub(crate) struct Feasibility {
     valid: Vec<u64>,
     /// Per class, the most units any usable shard covers.
     maxlen: Vec<usize>,
+    /// reach[k * (n + 1) + i]: no k shards of any classes starting at cut i get past this cut
+    /// (k-fold composition of the monotone "furthest end from here or earlier").
+    reach: Vec<usize>,
+    total: u32,
+    /// (cut, usage) states from which unit n cannot be reached.
     failed: HashSet<(usize, u128)>,
+    /// Give up (exactness intact: the caller gets an error, never a worse plan) after this.
+    deadline: Option<Instant>,
+    calls: u64,
+    pub(crate) timed_out: bool,
 }
 
 impl Feasibility {
     /// `limit`: bottleneck bound; `links`: whether transfers must fit within it too.
+    #[allow(clippy::needless_range_loop)] // j is a cut index into several tables
     pub(crate) fn new(cm: &CostModel, classes: &[Class], limit: f64, links: bool) -> Self {
         let n = cm.n;
         let words = bitset::words_for(n + 1);
@@ -128,13 +139,41 @@ impl Feasibility {
                 }
             }
         }
+        // g(i) = furthest end of any usable shard starting at or before i (monotone).
+        let mut g = vec![0usize; n + 1];
+        for i in 0..=n {
+            let mut best = if i > 0 { g[i - 1].max(i) } else { 0 };
+            for c in 0..classes.len() {
+                if i < n {
+                    let row = &valid[(c * n + i) * words..(c * n + i + 1) * words];
+                    if let Some(&j) = bitset::descending(row).first() {
+                        best = best.max(j);
+                    }
+                }
+            }
+            g[i] = best;
+        }
+        let total: u32 = classes.iter().map(|c| c.devices.len() as u32).sum();
+        let mut reach = Vec::with_capacity((total as usize + 1) * (n + 1));
+        reach.extend(0..=n);
+        for k in 1..=total as usize {
+            for i in 0..=n {
+                let prev = reach[(k - 1) * (n + 1) + i];
+                reach.push(g[prev]);
+            }
+        }
         Feasibility {
             n,
+            reach,
+            total,
             words,
             counts: classes.iter().map(|c| c.devices.len() as u32).collect(),
             valid,
             maxlen,
             failed: HashSet::new(),
+            deadline: None,
+            calls: 0,
+            timed_out: false,
         }
     }
 
@@ -157,13 +196,22 @@ impl Feasibility {
         if i == self.n {
             return true;
         }
-        if self.failed.contains(&(i, used)) {
+        if self.failed.contains(&(i, used)) || self.timed_out {
+            return false;
+        }
+        self.calls += 1;
+        if self.calls.is_multiple_of(4096) && self.deadline.is_some_and(|d| Instant::now() > d) {
+            self.timed_out = true;
             return false;
         }
         let capacity: usize = (0..self.counts.len())
             .map(|c| (self.counts[c] - Self::used(used, c)) as usize * self.maxlen[c])
             .sum();
-        if capacity >= self.n - i {
+        let left = self.total
+            - (0..self.counts.len())
+                .map(|c| Self::used(used, c))
+                .sum::<u32>();
+        if capacity >= self.n - i && self.reach[left as usize * (self.n + 1) + i] >= self.n {
             for c in 0..self.counts.len() {
                 if Self::used(used, c) >= self.counts[c] {
                     continue;
@@ -178,10 +226,11 @@ impl Feasibility {
                 }
             }
         }
-        self.failed.insert((i, used));
+        if !self.timed_out {
+            self.failed.insert((i, used));
+        }
         false
     }
-
 }
 
 /// Maps class shards onto concrete devices, taking each class's hosts in fleet order.
@@ -199,7 +248,7 @@ fn to_devices(classes: &[Class], shards: &[(usize, usize, usize)]) -> Vec<(usize
 
 fn check_limits(classes: &[Class]) -> Result<(), PlanError> {
     let per_class = classes.iter().map(|c| c.devices.len()).max().unwrap_or(0);
-    if classes.len() > 16 || per_class > 255 {
+    if classes.len() > 16 || per_class > 127 {
         return Err(PlanError::TooManyClasses {
             classes: classes.len(),
             per_class,
@@ -212,7 +261,13 @@ fn check_limits(classes: &[Class]) -> Result<(), PlanError> {
 /// whole, or (if memory alone could be satisfied) the links.
 pub fn diagnose(cm: &CostModel) -> PlanError {
     let n = cm.n;
-    let largest = cm.fleet.devices.iter().map(|d| d.mem_bytes).max().unwrap_or(0);
+    let largest = cm
+        .fleet
+        .devices
+        .iter()
+        .map(|d| d.mem_bytes)
+        .max()
+        .unwrap_or(0);
     for u in 1..=n {
         let need = cm.mem_required(u - 1, u);
         if need > largest {
@@ -240,6 +295,14 @@ pub fn diagnose(cm: &CostModel) -> PlanError {
 
 /// Optimal `(device, l, r)` stages under nominal-bandwidth links.
 pub fn solve(cm: &CostModel) -> Result<Vec<(usize, usize, usize)>, PlanError> {
+    solve_within(cm, None)
+}
+
+/// [`solve`] that gives up with [`PlanError::Deadline`] once `deadline` passes.
+pub fn solve_within(
+    cm: &CostModel,
+    deadline: Option<Instant>,
+) -> Result<Vec<(usize, usize, usize)>, PlanError> {
     let cl = classes(cm);
     check_limits(&cl)?;
     let cands = candidates(cm, &cl);
@@ -247,7 +310,12 @@ pub fn solve(cm: &CostModel) -> Result<Vec<(usize, usize, usize)>, PlanError> {
         return Err(diagnose(cm));
     };
     let mut f = Feasibility::new(cm, &cl, top, true);
-    let Some(mut best) = f.solve() else {
+    f.deadline = deadline;
+    let found = f.solve();
+    if f.timed_out {
+        return Err(PlanError::Deadline);
+    }
+    let Some(mut best) = found else {
         return Err(diagnose(cm));
     };
     // Invariant: cands[hi] feasible (best is its plan); everything below lo infeasible.
@@ -255,7 +323,12 @@ pub fn solve(cm: &CostModel) -> Result<Vec<(usize, usize, usize)>, PlanError> {
     while lo < hi {
         let mid = (lo + hi) / 2;
         let mut f = Feasibility::new(cm, &cl, cands[mid], true);
-        match f.solve() {
+        f.deadline = deadline;
+        let found = f.solve();
+        if f.timed_out {
+            return Err(PlanError::Deadline);
+        }
+        match found {
             Some(p) => {
                 best = p;
                 hi = mid;

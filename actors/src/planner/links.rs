@@ -22,6 +22,9 @@ use super::error::PlanError;
 use super::exact;
 use super::random::{random_instance, Rng};
 
+/// `(device, l, r)` stages.
+pub type Stages = Vec<(usize, usize, usize)>;
+
 /// Largest fleet the exact per-link planner accepts.
 pub const EXACT_MAX_DEVICES: usize = 12;
 
@@ -213,7 +216,8 @@ pub fn solve_exact(cm: &CostModel) -> Result<Vec<(usize, usize, usize)>, PlanErr
 
 /// Optimal cuts for a fixed device order, every device used: min-max DP in `O(k n^2)`.
 /// Returns the bottleneck and stages, or `None` when no cut fits memory and links.
-pub fn cut_fixed_order(cm: &CostModel, order: &[usize]) -> Option<(f64, Vec<(usize, usize, usize)>)> {
+#[allow(clippy::needless_range_loop)] // j indexes the DP row and is the cut itself
+pub fn cut_fixed_order(cm: &CostModel, order: &[usize]) -> Option<(f64, Stages)> {
     let (n, k) = (cm.n, order.len());
     if k == 0 || k > n {
         return None;
@@ -379,7 +383,9 @@ pub fn heuristic_gap(instances: usize, units: usize, seed: u64) -> Result<GapRep
             continue;
         };
         let ex = cm.evaluate(&ex, "exact")?.bottleneck_s;
-        let h = cm.evaluate(&solve_heuristic(&cm)?, "heuristic")?.bottleneck_s;
+        let h = cm
+            .evaluate(&solve_heuristic(&cm)?, "heuristic")?
+            .bottleneck_s;
         let gap = h / ex - 1.0;
         feasible_n += 1;
         if gap <= 1e-12 {
@@ -392,7 +398,11 @@ pub fn heuristic_gap(instances: usize, units: usize, seed: u64) -> Result<GapRep
         instances,
         feasible: feasible_n,
         optimal,
-        mean_gap: if feasible_n > 0 { sum / feasible_n as f64 } else { 0.0 },
+        mean_gap: if feasible_n > 0 {
+            sum / feasible_n as f64
+        } else {
+            0.0
+        },
         max_gap: max,
         min_devices: 8,
         max_devices: 12,

@@ -67,8 +67,11 @@ impl PlannerKind {
     }
 
     /// The baselines, in report order.
-    pub const BASELINES: [PlannerKind; 3] =
-        [PlannerKind::Even, PlannerKind::Memory, PlannerKind::Pipedream];
+    pub const BASELINES: [PlannerKind; 3] = [
+        PlannerKind::Even,
+        PlannerKind::Memory,
+        PlannerKind::Pipedream,
+    ];
 }
 
 /// The optimal plan.
@@ -116,7 +119,13 @@ pub fn plan_then_quantize(
     let stages: Vec<_> = raw_plan
         .stages
         .iter()
-        .map(|s| (index(&s.device).expect("plan device from this fleet"), s.l, s.r))
+        .map(|s| {
+            (
+                index(&s.device).expect("plan device from this fleet"),
+                s.l,
+                s.r,
+            )
+        })
         .collect();
     cm.evaluate(&stages, "plan-then-quantize")
 }

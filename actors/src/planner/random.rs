@@ -50,7 +50,9 @@ pub fn random_instance(
     links: bool,
 ) -> (ModelProfile, Fleet, PlanConfig) {
     let base: Vec<f64> = (0..units).map(|_| 0.002 + 0.008 * rng.unit()).collect();
-    let weight_bytes: Vec<u64> = (0..units).map(|_| 1_000_000 + rng.below(8_000_000)).collect();
+    let weight_bytes: Vec<u64> = (0..units)
+        .map(|_| 1_000_000 + rng.below(8_000_000))
+        .collect();
     let hidden = 20_000u64;
     let cut_elements = (1..units)
         .map(|k| match k % 4 {
@@ -92,7 +94,13 @@ pub fn random_instance(
         let bw = (0..devices)
             .map(|a| {
                 (0..devices)
-                    .map(|b| if a == b { 0.0 } else { rng.log_uniform(10.0, 1000.0) })
+                    .map(|b| {
+                        if a == b {
+                            0.0
+                        } else {
+                            rng.log_uniform(10.0, 1000.0)
+                        }
+                    })
                     .collect()
             })
             .collect();

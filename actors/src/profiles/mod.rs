@@ -5,7 +5,7 @@ pub mod pipeedge;
 pub mod synthetic;
 
 pub use pipeedge::{
-    load_planner_inputs, DeviceTypeEntry, DeviceTypesYml, DevicesYml, ModelEntry, ModelProfileEntry,
-    ModelsYml, ProfileError,
+    load_planner_inputs, DeviceTypeEntry, DeviceTypesYml, DevicesYml, ModelEntry,
+    ModelProfileEntry, ModelsYml, ProfileError,
 };
 pub use synthetic::{DeviceSpeed, VitSpec};

@@ -181,8 +181,12 @@ pub fn simulate_pipeline(
             ("latency_s", s.latency_s),
         ] {
             let last_link = k + 1 == stages.len() && what != "compute_s";
-            if !last_link && !(v.is_finite() && v >= 0.0) {
-                return Err(SimError::BadTime { stage: k, what, value: v });
+            if !(last_link || v.is_finite() && v >= 0.0) {
+                return Err(SimError::BadTime {
+                    stage: k,
+                    what,
+                    value: v,
+                });
             }
         }
     }
@@ -285,8 +289,15 @@ mod tests {
 
     #[test]
     fn transfer_bottleneck_sets_the_rate() {
-        let r = simulate_pipeline(&[st(1.0, 2.5), st(2.0, 0.0), st(1.5, 0.0)], 1, 1, 1, 200, 0.4)
-            .unwrap();
+        let r = simulate_pipeline(
+            &[st(1.0, 2.5), st(2.0, 0.0), st(1.5, 0.0)],
+            1,
+            1,
+            1,
+            200,
+            0.4,
+        )
+        .unwrap();
         assert!((r.steady_throughput_items_per_s - 0.4).abs() < 1e-9);
         assert!((r.link_utilisation[0] - 200.0 * 2.5 / r.makespan_s).abs() < 1e-12);
     }
