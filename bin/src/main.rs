@@ -27,6 +27,8 @@ enum LogFormat {
 enum Command {
     /// Run a model (or a unit range of it) on images, text lines or a saved boundary.
     Infer(cmd::infer::Args),
+    /// Per-unit time, memory and output size, written as PipeEdge models.yml / device_types.yml.
+    Profile(cmd::profile::Args),
     /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
     ExportPreset(cmd::export::Args),
     /// Benchmarks that print figures (use --json for machine-readable output).
@@ -47,6 +49,7 @@ fn main() {
     }
     let result = match cli.command {
         Command::Infer(args) => cmd::infer::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),
     };

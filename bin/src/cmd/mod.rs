@@ -3,3 +3,4 @@
 pub mod bench;
 pub mod export;
 pub mod infer;
+pub mod profile;
