@@ -29,6 +29,10 @@ enum Command {
     Infer(cmd::infer::Args),
     /// Per-unit time, memory and output size, written as PipeEdge models.yml / device_types.yml.
     Profile(cmd::profile::Args),
+    /// Partition a model over a fleet (PipeEdge profile files), optimally or by a baseline.
+    Plan(cmd::plan::Args),
+    /// Discrete-event simulation of a plan: throughput, latency percentiles, utilisation.
+    Simulate(cmd::simulate::Args),
     /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
     ExportPreset(cmd::export::Args),
     /// Benchmarks that print figures (use --json for machine-readable output).
@@ -50,6 +54,8 @@ fn main() {
     let result = match cli.command {
         Command::Infer(args) => cmd::infer::run(args),
         Command::Profile(args) => cmd::profile::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),
     };

@@ -1,5 +1,7 @@
 //! `quantpipe bench ...`: benchmarks that print figures, never pass/fail timings.
 
+pub mod codec;
+pub mod planner;
 pub mod shard;
 
 use anyhow::Result;
@@ -9,11 +11,17 @@ use clap::Subcommand;
 pub enum Bench {
     /// Per-unit forward time of a ViT beside Hugging Face transformers on the same libtorch.
     Shard(shard::Args),
+    /// Codec encode/decode throughput beside memcpy, DS-ACIQ cost and bytes on the wire.
+    Codec(codec::Args),
+    /// Planning time for ViT-Huge on 16 and 64 devices, and the per-link heuristic's gap.
+    Planner(planner::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Shard(args) => shard::run(args),
+        Bench::Codec(args) => codec::run(args),
+        Bench::Planner(args) => planner::run(args),
     }
 }
 
