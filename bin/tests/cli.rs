@@ -178,3 +178,76 @@ fn quarter_shard_of_a_checkpoint_holds_about_a_quarter_of_its_weights() {
         "quarter shard holds {share:.2} of the model ({quarter} of {whole} MB)"
     );
 }
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn plan_written_by_plan_is_simulated_at_its_predicted_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let (models, types, devices) = (
+        example("models.yml"),
+        example("device_types.yml"),
+        example("devices.yml"),
+    );
+    let plan = json(&quantpipe(&[
+        "plan",
+        "--models",
+        &models,
+        "--device-types",
+        &types,
+        "--devices",
+        &devices,
+        "--model",
+        "tiny-vit",
+        "--ubatch",
+        "8",
+        "--out",
+        plan_path.to_str().unwrap(),
+        "--json",
+    ]));
+    let predicted = plan["throughput_items_per_s"].as_f64().unwrap();
+    let sim = json(&quantpipe(&[
+        "simulate",
+        "--plan",
+        plan_path.to_str().unwrap(),
+        "--microbatches",
+        "100",
+        "--json",
+    ]));
+    let steady = sim["steady_throughput_items_per_s"].as_f64().unwrap();
+    assert!(
+        (steady - predicted).abs() / predicted < 0.01,
+        "simulated {steady} vs predicted {predicted}"
+    );
+}
+
+#[test]
+fn plan_with_a_bad_bits_menu_exits_non_zero_naming_it() {
+    let (models, types, devices) = (
+        example("models.yml"),
+        example("device_types.yml"),
+        example("devices.yml"),
+    );
+    let out = quantpipe(&[
+        "plan",
+        "--models",
+        &models,
+        "--device-types",
+        &types,
+        "--devices",
+        &devices,
+        "--model",
+        "tiny-vit",
+        "--bits",
+        "2,four",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("2,four"), "{}", stderr(&out));
+}
