@@ -244,3 +244,61 @@ fn quantization_aware_planning_beats_quantizing_afterwards() {
     let p = planner::plan(&model, &fat, &cfg).unwrap();
     assert!(p.cut_bits.iter().all(|b| *b == 32), "{:?}", p.cut_bits);
 }
+
+/// The planner's feasibility check (Pareto search with Lagrangian pruning and a beam probe) and
+/// the older depth-first check give the same verdict for the same bound on random instances, at
+/// the optimum, just below it (infeasible by definition) and around it; every plan either returns
+/// stays within the bound.
+#[test]
+fn pareto_check_agrees_with_dfs_check() {
+    use quantpipe_actors::planner::exact::{feasible, Check};
+    use quantpipe_actors::planner::random::{random_instance, Rng};
+    let (mut yes, mut no) = (0, 0);
+    for seed in 0..300u64 {
+        let mut rng = Rng::new(seed);
+        let units = 6 + rng.below(19) as usize;
+        let devices = 2 + rng.below(9) as usize;
+        let types = 1 + rng.below(4) as usize;
+        let (model, fleet, mut cfg) = random_instance(&mut rng, units, devices, types, false);
+        if seed % 2 == 1 {
+            cfg.bits = BitPolicy::Menu {
+                menu: vec![2, 4, 8, 32],
+                min_bits: 4,
+                per_cut_min: None,
+            };
+        }
+        let cm = CostModel::new(&model, &fleet, &cfg).unwrap();
+        let limits = match exact::solve(&cm) {
+            Ok(stages) => {
+                let b = cm.evaluate(&stages, "exact").unwrap().bottleneck_s;
+                vec![b, b * (1.0 - 1e-9), b * 0.8, b * 1.05, b * 1.3, b * 3.0]
+            }
+            Err(_) => vec![0.01, 0.1, 1.0, 100.0],
+        };
+        for limit in limits {
+            let a = feasible(&cm, limit, Check::Pareto).unwrap();
+            let f = feasible(&cm, limit, Check::ParetoFull).unwrap();
+            let b = feasible(&cm, limit, Check::Dfs).unwrap();
+            let b_some = b.is_some();
+            assert_eq!(
+                (a.is_some(), f.is_some()),
+                (b.is_some(), b.is_some()),
+                "seed {seed} limit {limit}: pareto {a:?} full {f:?} dfs {b:?}"
+            );
+            for stages in [a, f, b].into_iter().flatten() {
+                let p = cm.evaluate(&stages, "check").unwrap();
+                assert!(
+                    p.bottleneck_s <= limit,
+                    "seed {seed}: {} > {limit}",
+                    p.bottleneck_s
+                );
+            }
+            if b_some {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+    }
+    assert!(yes >= 300 && no >= 300, "feasible {yes}, infeasible {no}");
+}
