@@ -3,6 +3,8 @@
 //! A thin shell: each subcommand parses its arguments and calls the library crates.
 
 mod cmd;
+mod datasets;
+mod eval;
 mod model_args;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +37,10 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
     ExportPreset(cmd::export::Args),
+    /// Train a small ViT on Fashion-MNIST (CPU) and save it as a Hugging Face folder.
+    TrainVit(cmd::train_vit::Args),
+    /// Accuracy with quantized activations at pipeline cuts, per clipping method and bitwidth.
+    EvalQuant(cmd::eval_quant::Args),
     /// Benchmarks that print figures (use --json for machine-readable output).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -57,6 +63,8 @@ fn main() {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::ExportPreset(args) => cmd::export::run(args),
+        Command::TrainVit(args) => cmd::train_vit::run(args),
+        Command::EvalQuant(args) => cmd::eval_quant::run(args),
         Command::Bench(bench) => cmd::bench::run(bench),
     };
     if let Err(err) = result {

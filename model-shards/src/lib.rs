@@ -6,7 +6,8 @@
 //! `model.safetensors`) or from a preset with seeded random weights ([`ModelSource`]).
 //!
 //! Families: ViT, DeiT (distilled) and BERT, one module each ([`vit`], [`bert`]); their blocks share
-//! [`block`]. Everything runs in inference mode (no grad, no dropout).
+//! [`block`]. Everything runs in inference mode (no grad, no dropout), except shards built for
+//! training with [`Shard::load_trainable`] (see [`train`]).
 
 pub mod bert;
 pub mod block;
@@ -19,6 +20,7 @@ pub mod preprocess;
 pub mod presets;
 pub mod profile;
 pub mod shard;
+pub mod train;
 pub mod units;
 pub mod vit;
 pub mod weights;

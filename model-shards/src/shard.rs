@@ -29,6 +29,8 @@ pub struct Shard {
     embeddings: Option<Embeddings>,
     units: Vec<Unit>,
     head: Option<HeadModule>,
+    /// Whether forward passes record an autograd graph (training); see [`Shard::load_trainable`].
+    trainable: bool,
 }
 
 impl Shard {
@@ -38,13 +40,35 @@ impl Shard {
         range: UnitRange,
         source: &dyn WeightSource,
     ) -> Result<Shard> {
+        Self::load_with_grad(config, range, source, false)
+    }
+
+    /// Like [`Shard::load`], but the forward passes run with autograd on, so a loss computed from
+    /// the output back-propagates into the parameters `source` handed out (for training through
+    /// [`crate::train::VarStoreWeights`]). Inference shards run under `no_grad` instead; use this
+    /// constructor only for training.
+    pub fn load_trainable(
+        config: &ModelConfig,
+        range: UnitRange,
+        source: &dyn WeightSource,
+    ) -> Result<Shard> {
+        Self::load_with_grad(config, range, source, true)
+    }
+
+    fn load_with_grad(
+        config: &ModelConfig,
+        range: UnitRange,
+        source: &dyn WeightSource,
+        trainable: bool,
+    ) -> Result<Shard> {
         let range = range.validate(config.units())?;
         let root = Weights::new(source);
         let backbone = match config.backbone_prefix() {
             "" => root.clone(),
             prefix => root.pp(prefix),
         };
-        // Loading copies weights into fresh tensors; no autograd graph is wanted for any of them.
+        // Loading copies weights into fresh tensors; no autograd graph is wanted for any of them
+        // (a trainable source hands out its leaf variables, which keep requires_grad regardless).
         let _guard = tch::no_grad_guard();
         let embeddings = if range.start == 1 {
             let w = backbone.pp("embeddings");
@@ -77,6 +101,7 @@ impl Shard {
             embeddings,
             units,
             head,
+            trainable,
         })
     }
 
@@ -103,7 +128,7 @@ impl Shard {
             });
         }
         self.check_input(input, units.start)?;
-        let _guard = tch::no_grad_guard();
+        let _guard = (!self.trainable).then(tch::no_grad_guard);
         let mask = input.mask.as_ref().map(|m| m.shallow_clone());
         let bias = mask.as_ref().map(mask_bias);
         let mut xs: Vec<Tensor> = if units.start == 1 {

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod eval_quant;
 pub mod export;
 pub mod infer;
 pub mod plan;
 pub mod profile;
 pub mod simulate;
+pub mod train_vit;
