@@ -7,9 +7,12 @@
 //! - [`planner`]: EdgePipe partitioning (exact optimum, per-link planning, quantization-aware
 //!   bitwidth choice), the baselines users compare against, the scaling study and the planner bench.
 //! - [`simulator`]: a discrete-event simulation of a planned pipeline with bounded buffers.
+//! - [`runtime`]: the running system: device nodes, stage/quantizer/probe/planner actors over
+//!   zenoh, and the client.
 //! - [`profiles`]: PipeEdge's `models.yml` / `device_types.yml` / `devices.yml` files and synthetic
 //!   ViT profiles of plausible shape.
 
 pub mod planner;
 pub mod profiles;
+pub mod runtime;
 pub mod simulator;

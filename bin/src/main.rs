@@ -2,6 +2,7 @@
 //!
 //! A thin shell: each subcommand parses its arguments and calls the library crates.
 
+mod bbc;
 mod cmd;
 mod datasets;
 mod eval;
@@ -35,6 +36,12 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Discrete-event simulation of a plan: throughput, latency percentiles, utilisation.
     Simulate(cmd::simulate::Args),
+    /// Run one device of a fleet (and its leader, when configured) until SIGINT/SIGTERM.
+    Node(cmd::node::Args),
+    /// Stream inputs through a running fleet: throughput, latency percentiles, accuracy.
+    Run(cmd::run::Args),
+    /// A leader and three emulated heterogeneous devices on loopback running MiniLM on BBC News.
+    Demo(cmd::demo::Args),
     /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
     ExportPreset(cmd::export::Args),
     /// Train a small ViT on Fashion-MNIST (CPU) and save it as a Hugging Face folder.
@@ -62,6 +69,9 @@ fn main() {
         Command::Profile(args) => cmd::profile::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Node(args) => cmd::node::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::TrainVit(args) => cmd::train_vit::run(args),
         Command::EvalQuant(args) => cmd::eval_quant::run(args),

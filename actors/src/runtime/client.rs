@@ -1,0 +1,264 @@
+//! The client: streams microbatches into stage 0, gets results back in order, and measures.
+//!
+//! Back-pressure: at most `client.window` microbatches are in flight; the client sends the next
+//! one only when a result comes back, so a slow stage slows the client and no queue along the
+//! pipeline holds more than the window. Results are matched by (run, seq, epoch): duplicates and
+//! results of other runs are dropped and counted; a gap shows up as a missing sequence number
+//! when the run times out.
+
+use crate::runtime::config::Settings;
+use crate::runtime::quantizer::{mask_to_wire, tokens_to_wire};
+use crate::runtime::transport::unix_ns;
+use crate::runtime::wire::{self, Activation, Body, Keys, Output, PlanInfo, WIRE_VERSION};
+use anyhow::{anyhow, bail, Context as _, Result};
+use quantpipe_model_shards::preprocess::TextTokenizer;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use zenoh::handlers::FifoChannel;
+use zenoh::qos::{CongestionControl, Priority};
+use zenoh::{Session, Wait};
+
+/// Figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub client: String,
+    pub run: u64,
+    pub plan: PlanInfo,
+    pub items: usize,
+    pub microbatches: usize,
+    pub window: usize,
+    /// First send to last result, seconds.
+    pub elapsed_s: f64,
+    pub items_per_s: f64,
+    /// Microbatch latency (send to result), seconds.
+    pub latency_p50_s: f64,
+    pub latency_p90_s: f64,
+    pub latency_p99_s: f64,
+    pub latency_max_s: f64,
+    pub dropped_duplicates: u64,
+    pub dropped_foreign: u64,
+    /// Per item, in input order: the last stage's output row (embedding or logits).
+    #[serde(skip)]
+    pub outputs: Vec<Vec<f32>>,
+}
+
+/// Percentile (nearest rank) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Asks the leader for its plan until one is ready or `wait` passes.
+pub fn wait_for_plan(session: &Session, keys: &Keys, wait: Duration) -> Result<PlanInfo> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let replies = session
+            .get(keys.plan())
+            .priority(Priority::InteractiveHigh)
+            .timeout(Duration::from_secs(2))
+            .wait()
+            .map_err(|e| anyhow!("plan query: {e}"))?;
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                match wire::from_bytes::<PlanInfo>(&sample.payload().to_bytes(), &keys.fleet) {
+                    Ok(p) => return Ok(p),
+                    Err(e) => tracing::warn!("ignoring a plan answer: {e}"),
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "no plan from the leader of fleet {} within {wait:?}: is the leader up and are \
+                 the expected nodes alive?",
+                keys.fleet
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Streams `texts` through the fleet's pipeline. Opens its own zenoh session.
+pub fn run_texts(settings: &Settings, texts: &[String]) -> Result<RunReport> {
+    if texts.is_empty() {
+        bail!("no input item to run");
+    }
+    let keys = Keys::new(&settings.fleet);
+    let session = zenoh::open(settings.zenoh_config()?)
+        .wait()
+        .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
+    let result = run_texts_on(&session, &keys, settings, texts);
+    if let Err(e) = session.close().wait() {
+        tracing::warn!("closing the zenoh session: {e}");
+    }
+    result
+}
+
+/// Like [`run_texts`], on an open session.
+pub fn run_texts_on(
+    session: &Session,
+    keys: &Keys,
+    settings: &Settings,
+    texts: &[String],
+) -> Result<RunReport> {
+    let c = &settings.client;
+    let plan = wait_for_plan(session, keys, Duration::from_secs_f64(c.plan_wait_s))?;
+    let tokenizer_path = settings.model_dir.join("tokenizer.json");
+    let tokenizer = TextTokenizer::from_file(&tokenizer_path, c.max_len)
+        .with_context(|| format!("client tokenizer {}", tokenizer_path.display()))?;
+    let run: u64 = unix_ns() ^ ((std::process::id() as u64) << 32);
+    let results = session
+        .declare_subscriber(keys.result(&settings.name))
+        .with(FifoChannel::new(c.window.max(1) * 4 + 16))
+        .wait()
+        .map_err(|e| anyhow!("subscribing to results: {e}"))?;
+    let publisher = session
+        .declare_publisher(keys.stage_in(0))
+        .congestion_control(CongestionControl::Block)
+        .priority(Priority::Data)
+        .wait()
+        .map_err(|e| anyhow!("declaring the stage-0 publisher: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !publisher
+        .matching_status()
+        .wait()
+        .map_err(|e| anyhow!("matching status: {e}"))?
+        .matching()
+    {
+        if Instant::now() >= deadline {
+            bail!(
+                "stage 0 of fleet {} does not listen on {}",
+                keys.fleet,
+                keys.stage_in(0)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let ubatch = plan.ubatch.max(1);
+    let batches: Vec<&[String]> = texts.chunks(ubatch).collect();
+    let timeout = Duration::from_secs_f64(c.result_timeout_s);
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let mut outputs: BTreeMap<u64, Output> = BTreeMap::new();
+    let mut latencies = Vec::with_capacity(batches.len());
+    let (mut dup, mut foreign) = (0u64, 0u64);
+    let start = Instant::now();
+    let mut next = 0usize;
+    while outputs.len() < batches.len() {
+        while next < batches.len() && sent_at.len() - outputs.len() < c.window {
+            let refs: Vec<&str> = batches[next].iter().map(|s| s.as_str()).collect();
+            let b = tokenizer.encode_batch(&refs)?;
+            let msg = Activation {
+                version: WIRE_VERSION,
+                fleet: keys.fleet.clone(),
+                run,
+                client: settings.name.clone(),
+                seq: next as u64,
+                epoch: plan.epoch,
+                stage: 0,
+                sent_unix_ns: unix_ns(),
+                body: Body::Tokens(tokens_to_wire(&b.tensors[0])?),
+                mask: b.mask.as_ref().map(mask_to_wire).transpose()?,
+            };
+            sent_at.insert(next as u64, Instant::now());
+            publisher
+                .put(wire::to_bytes(&msg))
+                .wait()
+                .map_err(|e| anyhow!("sending microbatch {next}: {e}"))?;
+            next += 1;
+        }
+        let sample = results
+            .recv_timeout(timeout)
+            .map_err(|e| anyhow!("results: {e}"))?
+            .ok_or_else(|| {
+                let missing: Vec<u64> = sent_at
+                    .keys()
+                    .filter(|s| !outputs.contains_key(s))
+                    .copied()
+                    .collect();
+                anyhow!(
+                "no result for {timeout:?}; waiting for microbatches {missing:?} of run {run:x} \
+                 (a stage died or dropped them: see the nodes' logs)"
+            )
+            })?;
+        let out: Output = match wire::from_bytes(&sample.payload().to_bytes(), &keys.fleet) {
+            Ok(o) => o,
+            Err(e) => {
+                foreign += 1;
+                tracing::warn!("dropping a result: {e}");
+                continue;
+            }
+        };
+        if out.run != run || out.epoch != plan.epoch || !sent_at.contains_key(&out.seq) {
+            foreign += 1;
+            continue;
+        }
+        if let Some(err) = &out.error {
+            bail!("microbatch {} failed in the pipeline: {err}", out.seq);
+        }
+        if outputs.contains_key(&out.seq) {
+            dup += 1;
+            continue;
+        }
+        let want = batches[out.seq as usize].len() as u64;
+        if out.shape.len() != 2
+            || out.shape[0] != want
+            || out.values.len() as u64 != want * out.shape[1]
+        {
+            bail!(
+                "result {} has shape {:?} for {want} items",
+                out.seq,
+                out.shape
+            );
+        }
+        latencies.push(sent_at[&out.seq].elapsed().as_secs_f64());
+        outputs.insert(out.seq, out);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let rows: Vec<Vec<f32>> = outputs
+        .values()
+        .flat_map(|o| {
+            let d = o.shape[1] as usize;
+            o.values
+                .chunks(d.max(1))
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(RunReport {
+        client: settings.name.clone(),
+        run,
+        plan,
+        items: texts.len(),
+        microbatches: batches.len(),
+        window: c.window,
+        elapsed_s: elapsed,
+        items_per_s: texts.len() as f64 / elapsed,
+        latency_p50_s: percentile(&latencies, 50.0),
+        latency_p90_s: percentile(&latencies, 90.0),
+        latency_p99_s: percentile(&latencies, 99.0),
+        latency_max_s: latencies.last().copied().unwrap_or(0.0),
+        dropped_duplicates: dup,
+        dropped_foreign: foreign,
+        outputs: rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&s, 50.0), 50.0);
+        assert_eq!(percentile(&s, 99.0), 99.0);
+        assert_eq!(percentile(&s, 100.0), 100.0);
+        assert_eq!(percentile(&[3.0], 90.0), 3.0);
+        assert_eq!(percentile(&[], 90.0), 0.0);
+    }
+}

@@ -1,0 +1,340 @@
+//! Node and client settings: a TOML file read with the `config` crate, then `QUANTPIPE_*`
+//! environment overrides (`QUANTPIPE_NAME=b`, nested keys with `__`: `QUANTPIPE_DEVICE__THREADS=2`).
+//! Examples live in the repository's `config/` folder.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Hosts a stage.
+    #[default]
+    Device,
+    /// Hosts the planner only.
+    Leader,
+    /// Hosts the planner and a stage.
+    Both,
+}
+
+/// Settings of a node (`quantpipe node`) or a client (`quantpipe run`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Fleet name: the first level of every key expression; messages of other fleets are dropped.
+    pub fleet: String,
+    /// Name of this node or client, unique in the fleet.
+    pub name: String,
+    #[serde(default)]
+    pub role: Role,
+    /// Local model folder (config.json + model.safetensors, and tokenizer.json for text):
+    /// weights never cross the network.
+    pub model_dir: PathBuf,
+    #[serde(default)]
+    pub zenoh: ZenohSettings,
+    #[serde(default)]
+    pub device: DeviceSettings,
+    #[serde(default)]
+    pub quantizer: QuantizerSettings,
+    #[serde(default)]
+    pub leader: LeaderSettings,
+    #[serde(default)]
+    pub client: ClientSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ZenohSettings {
+    /// `peer` (default) or `client` (through a router).
+    pub mode: String,
+    /// Endpoints to listen on, e.g. `tcp/127.0.0.1:7501`.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to (other peers or a router).
+    pub connect: Vec<String>,
+    /// UDP multicast scouting (off by default: explicit endpoints keep tests on loopback).
+    pub multicast_scouting: bool,
+    /// Further zenoh settings, key path to JSON5 value (e.g.
+    /// `"transport/link/rx/buffer_size" = "1048576"`).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for ZenohSettings {
+    fn default() -> Self {
+        ZenohSettings {
+            mode: "peer".into(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            multicast_scouting: false,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceSettings {
+    /// Profile key in the planner (default: the node's name).
+    pub device_type: Option<String>,
+    /// libtorch intra-op threads.
+    pub threads: i32,
+    /// Emulated slowdown factor (>= 1): every forward pass is followed by a sleep of
+    /// `(slowdown - 1) x` its duration. Emulation, for fleets of identical hosts.
+    pub slowdown: f64,
+    /// Memory offered to the model, MiB.
+    pub mem_mb: f64,
+    /// Nominal link bandwidth, Mbit/s.
+    pub bw_mbps: f64,
+    /// A profile written by `quantpipe profile --json`; measured at start when absent.
+    pub profile_file: Option<PathBuf>,
+    /// Microbatch size of the measured profile.
+    pub profile_ubatch: usize,
+    pub profile_repeats: usize,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        DeviceSettings {
+            device_type: None,
+            threads: 1,
+            slowdown: 1.0,
+            mem_mb: 4096.0,
+            bw_mbps: 1000.0,
+            profile_file: None,
+            profile_ubatch: 8,
+            profile_repeats: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuantizerSettings {
+    /// Clipping of quantized outputs: `naive`, `aciq` or `ds-aciq`.
+    pub clip: String,
+}
+
+impl Default for QuantizerSettings {
+    fn default() -> Self {
+        QuantizerSettings {
+            clip: "aciq".into(),
+        }
+    }
+}
+
+/// A stage of a plan forced in the leader's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForcedStage {
+    pub node: String,
+    /// First and last unit, 1-based inclusive.
+    pub units: [usize; 2],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeaderSettings {
+    /// Nodes the leader waits for before planning.
+    pub expected: Vec<String>,
+    /// How long to wait for them; the leader plans with whoever is alive after this.
+    pub wait_s: f64,
+    /// Microbatch size of the plan (every node must profile at this size).
+    pub ubatch: usize,
+    /// Bitwidth of every cut (32 = raw f32).
+    pub bits: u8,
+    /// A fixed plan instead of the planner's (tests, and cuts at chosen positions).
+    pub stages: Vec<ForcedStage>,
+    /// How long a node may take to load its shard.
+    pub assign_timeout_s: f64,
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        LeaderSettings {
+            expected: Vec::new(),
+            wait_s: 60.0,
+            ubatch: 8,
+            bits: 32,
+            stages: Vec::new(),
+            assign_timeout_s: 120.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSettings {
+    /// Microbatches in flight at once (back-pressure: the client waits for a result beyond this).
+    pub window: usize,
+    /// Maximum tokens per text item.
+    pub max_len: usize,
+    /// How long to wait for the leader's plan.
+    pub plan_wait_s: f64,
+    /// A run fails when no result arrives for this long.
+    pub result_timeout_s: f64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            window: 4,
+            max_len: 128,
+            plan_wait_s: 120.0,
+            result_timeout_s: 120.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `path` (TOML) and applies `QUANTPIPE_*` environment overrides.
+    pub fn load(path: &Path) -> Result<Settings> {
+        if !path.exists() {
+            bail!("config file {} does not exist", path.display());
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("QUANTPIPE")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("zenoh.listen")
+                    .with_list_parse_key("zenoh.connect")
+                    .with_list_parse_key("leader.expected"),
+            )
+            .build()
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut s: Settings = built
+            .try_deserialize()
+            .with_context(|| format!("config {}", path.display()))?;
+        if s.model_dir.is_relative() {
+            // Relative model folders are relative to the config file's folder when they exist
+            // there, else to the working directory.
+            if let Some(parent) = path.parent() {
+                let candidate = parent.join(&s.model_dir);
+                if candidate.exists() {
+                    s.model_dir = candidate;
+                }
+            }
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let ok_name = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        };
+        if !ok_name(&self.fleet) {
+            bail!("fleet `{}`: use letters, digits, `-`, `_`, `.`", self.fleet);
+        }
+        if !ok_name(&self.name) {
+            bail!("name `{}`: use letters, digits, `-`, `_`, `.`", self.name);
+        }
+        if !(self.device.slowdown >= 1.0 && self.device.slowdown.is_finite()) {
+            bail!("device.slowdown must be >= 1, got {}", self.device.slowdown);
+        }
+        if self.device.threads < 1 {
+            bail!("device.threads must be >= 1, got {}", self.device.threads);
+        }
+        if self.client.window == 0 {
+            bail!("client.window must be >= 1");
+        }
+        let b = self.leader.bits;
+        if !((1..=16).contains(&b) || b == 32) {
+            bail!("leader.bits must be 1..=16 or 32, got {b}");
+        }
+        if self.leader.ubatch == 0 {
+            bail!("leader.ubatch must be >= 1");
+        }
+        crate::runtime::quantizer::parse_clip(&self.quantizer.clip)?;
+        Ok(())
+    }
+
+    /// The zenoh configuration these settings describe.
+    pub fn zenoh_config(&self) -> Result<zenoh::Config> {
+        let z = &self.zenoh;
+        let mut c = zenoh::Config::default();
+        let set = |c: &mut zenoh::Config, k: &str, v: String| {
+            c.insert_json5(k, &v)
+                .map_err(|e| anyhow::anyhow!("zenoh setting {k} = {v}: {e}"))
+        };
+        set(&mut c, "mode", serde_json::to_string(&z.mode)?)?;
+        set(
+            &mut c,
+            "listen/endpoints",
+            serde_json::to_string(&z.listen)?,
+        )?;
+        set(
+            &mut c,
+            "connect/endpoints",
+            serde_json::to_string(&z.connect)?,
+        )?;
+        set(
+            &mut c,
+            "scouting/multicast/enabled",
+            z.multicast_scouting.to_string(),
+        )?;
+        for (k, v) in &z.extra {
+            set(&mut c, k, v.clone())?;
+        }
+        Ok(c)
+    }
+
+    pub fn device_type(&self) -> String {
+        self.device
+            .device_type
+            .clone()
+            .unwrap_or_else(|| self.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_toml_and_rejects_bad_values() {
+        let dir = std::env::temp_dir().join(format!("qp-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(
+            &path,
+            r#"
+fleet = "f1"
+name = "a"
+model_dir = "m"
+[zenoh]
+listen = ["tcp/127.0.0.1:7001"]
+[device]
+threads = 2
+slowdown = 3.0
+[leader]
+stages = [{ node = "a", units = [1, 24] }]
+"#,
+        )
+        .unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.device.threads, 2);
+        assert_eq!(s.device.slowdown, 3.0);
+        assert_eq!(s.zenoh.listen, vec!["tcp/127.0.0.1:7001".to_string()]);
+        assert_eq!(s.leader.stages[0].units, [1, 24]);
+        assert_eq!(s.role, Role::Device);
+        s.zenoh_config().unwrap();
+
+        std::fs::write(&path, "fleet = \"f/x\"\nname = \"a\"\nmodel_dir = \"m\"\n").unwrap();
+        let err = Settings::load(&path).unwrap_err().to_string();
+        assert!(err.contains("fleet `f/x`"), "{err}");
+        std::fs::write(
+            &path,
+            "fleet = \"f\"\nname = \"a\"\nmodel_dir = \"m\"\n[device]\nslowdown = 0.5\n",
+        )
+        .unwrap();
+        let err = Settings::load(&path).unwrap_err().to_string();
+        assert!(err.contains("slowdown"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

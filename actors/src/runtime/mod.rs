@@ -1,0 +1,21 @@
+//! The running system: device nodes over a zenoh mesh, the leader's planner, and the client.
+//!
+//! Data flow: client -> `qp/<fleet>/stage/0/in` -> stage 0 (decode, forward, encode) ->
+//! `qp/<fleet>/stage/1/in` -> ... -> last stage -> `qp/<fleet>/result/<client>`.
+//!
+//! Per node ([`node::run_node`]): a [`stage::StageActor`] on the actix arbiter routes and counts;
+//! the [`stage::ForwardWorker`] (libtorch), [`quantizer::QuantizerActor`] (codec) and
+//! [`transport::TransportActor`] (zenoh puts, which block under `CongestionControl::Block`) run
+//! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
+//! also hosts the [`planner_actor::PlannerActor`]. Membership comes from zenoh liveliness tokens.
+//! Messages and key expressions: [`wire`].
+
+pub mod client;
+pub mod config;
+pub mod node;
+pub mod planner_actor;
+pub mod probe;
+pub mod quantizer;
+pub mod stage;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,255 @@
+//! `quantpipe node`: one device of the fleet (and, when configured, its leader).
+//!
+//! Start-up, in order: profile the local model (or read the profile file), open the zenoh
+//! session, declare the liveliness token `qp/<fleet>/node/<name>` and the device-info queryable,
+//! start the actors (StageActor on the arbiter; ForwardWorker, QuantizerActor and TransportActor
+//! on SyncArbiter threads; BandwidthProbeActor), declare the assignment and stats queryables,
+//! and, on a leader, ask the PlannerActor to plan. The node runs until SIGINT or SIGTERM.
+
+use crate::runtime::config::{Role, Settings};
+use crate::runtime::planner_actor::{MakePlan, PlannerActor};
+use crate::runtime::probe::BandwidthProbeActor;
+use crate::runtime::quantizer::{parse_clip, QuantizerActor};
+use crate::runtime::stage::{AssignQuery, ForwardWorker, StageActor, StatsQuery};
+use crate::runtime::transport::TransportActor;
+use crate::runtime::wire::{self, DeviceInfo, Keys, UnitTimes, WIRE_VERSION};
+use actix::prelude::*;
+use anyhow::{anyhow, Context as _, Result};
+use quantpipe_messages::DecodeLimits;
+use quantpipe_model_shards::profile::profile_model;
+use quantpipe_model_shards::ModelSource;
+use serde::Deserialize;
+use std::path::Path;
+use zenoh::Wait;
+
+/// The JSON `quantpipe profile --json` prints (the fields a node needs).
+#[derive(Deserialize)]
+struct ProfileFile {
+    model: String,
+    ubatch: usize,
+    input_elements: u64,
+    units: Vec<ProfileUnit>,
+}
+
+#[derive(Deserialize)]
+struct ProfileUnit {
+    time_s: f64,
+    weight_bytes: u64,
+    output_elements: u64,
+}
+
+/// This node's per-unit profile: from `device.profile_file`, or measured now; times scaled by
+/// the emulated slowdown.
+pub fn node_profile(settings: &Settings, source: &ModelSource) -> Result<UnitTimes> {
+    let d = &settings.device;
+    let mut p = match &d.profile_file {
+        Some(path) => read_profile(path)?,
+        None => {
+            tracing::info!(
+                "{}: profiling {} at microbatch {} on {} thread(s)",
+                settings.name,
+                source.name(),
+                d.profile_ubatch,
+                d.threads
+            );
+            let p = tch::no_grad(|| profile_model(source, d.profile_ubatch, 1, d.profile_repeats))?;
+            UnitTimes {
+                model: p.model,
+                ubatch: p.ubatch,
+                input_elements: p.input_elements as u64,
+                time_s: p.units.iter().map(|u| u.time_s).collect(),
+                weight_bytes: p.units.iter().map(|u| u.weight_bytes as u64).collect(),
+                output_elements: p.units.iter().map(|u| u.output_elements as u64).collect(),
+            }
+        }
+    };
+    // The model name is the local folder's, whatever the file says, so nodes with the same
+    // folder name agree.
+    p.model = source.name();
+    for t in &mut p.time_s {
+        *t *= d.slowdown;
+    }
+    Ok(p)
+}
+
+fn read_profile(path: &Path) -> Result<UnitTimes> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading profile {}", path.display()))?;
+    let f: ProfileFile = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "profile {} (expected `quantpipe profile --json` output)",
+            path.display()
+        )
+    })?;
+    Ok(UnitTimes {
+        model: f.model,
+        ubatch: f.ubatch,
+        input_elements: f.input_elements,
+        time_s: f.units.iter().map(|u| u.time_s).collect(),
+        weight_bytes: f.units.iter().map(|u| u.weight_bytes).collect(),
+        output_elements: f.units.iter().map(|u| u.output_elements).collect(),
+    })
+}
+
+/// Runs a node until SIGINT/SIGTERM.
+pub fn run_node(settings: Settings) -> Result<()> {
+    tch::set_num_threads(settings.device.threads);
+    let keys = Keys::new(&settings.fleet);
+    let hosts_stage = settings.role != Role::Leader;
+    let info = if hosts_stage {
+        let source = ModelSource::open_dir(&settings.model_dir)
+            .with_context(|| format!("opening model folder {}", settings.model_dir.display()))?;
+        let profile = node_profile(&settings, &source)?;
+        Some(DeviceInfo {
+            version: WIRE_VERSION,
+            fleet: settings.fleet.clone(),
+            name: settings.name.clone(),
+            device_type: settings.device_type(),
+            mem_bytes: (settings.device.mem_mb * 1024.0 * 1024.0) as u64,
+            threads: settings.device.threads,
+            slowdown: settings.device.slowdown,
+            bw_mbps: settings.device.bw_mbps,
+            profile,
+        })
+    } else {
+        None
+    };
+
+    let session = zenoh::open(settings.zenoh_config()?)
+        .wait()
+        .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
+    let _token = session
+        .liveliness()
+        .declare_token(keys.node(&settings.name))
+        .wait()
+        .map_err(|e| anyhow!("declaring the liveliness token: {e}"))?;
+
+    let system = actix::System::new();
+    let clip = parse_clip(&settings.quantizer.clip)?;
+    let model_dir = settings.model_dir.clone();
+    let slowdown = settings.device.slowdown;
+    let threads = settings.device.threads;
+    let (stage, planner) = system.block_on({
+        let session = session.clone();
+        let keys = keys.clone();
+        let name = settings.name.clone();
+        let leader = settings.leader.clone();
+        let is_leader = settings.role != Role::Device;
+        async move {
+            let stage = hosts_stage.then(|| {
+                let probe = BandwidthProbeActor::default().start();
+                let transport = {
+                    let (s, p) = (session.clone(), probe.clone());
+                    SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
+                };
+                let forward = SyncArbiter::start(1, move || {
+                    tch::set_num_threads(threads);
+                    ForwardWorker::new(model_dir.clone(), slowdown)
+                });
+                let quant = SyncArbiter::start(1, move || QuantizerActor {
+                    method: clip,
+                    limits: DecodeLimits::default(),
+                });
+                StageActor::new(keys.clone(), name, forward, quant, transport, probe).start()
+            });
+            let planner = is_leader.then(|| {
+                let (s, k) = (session.clone(), keys.clone());
+                SyncArbiter::start(1, move || {
+                    PlannerActor::new(s.clone(), k.clone(), leader.clone())
+                })
+            });
+            (stage, planner)
+        }
+    });
+
+    // Queryables are declared outside the arbiter (zenoh's blocking calls refuse to run on a
+    // current-thread runtime); their callbacks only hand the query to an actor.
+    let mut queryables = Vec::new();
+    if let (Some(stage), Some(info)) = (&stage, &info) {
+        let bytes = wire::to_bytes(info);
+        queryables.push(
+            session
+                .declare_queryable(keys.device(&settings.name))
+                .callback(move |q| {
+                    let key = q.key_expr().clone();
+                    if let Err(e) = q.reply(key, bytes.clone()).wait() {
+                        tracing::warn!("answering a device query: {e}");
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("declaring the device queryable: {e}"))?,
+        );
+        let s = stage.clone();
+        queryables.push(
+            session
+                .declare_queryable(keys.assign(&settings.name))
+                .callback(move |query| {
+                    let bytes = query
+                        .payload()
+                        .map(|p| p.to_bytes().into_owned())
+                        .unwrap_or_default();
+                    s.do_send(AssignQuery { bytes, query });
+                })
+                .wait()
+                .map_err(|e| anyhow!("declaring the assignment queryable: {e}"))?,
+        );
+        let s = stage.clone();
+        queryables.push(
+            session
+                .declare_queryable(keys.stats(&settings.name))
+                .callback(move |query| s.do_send(StatsQuery { query }))
+                .wait()
+                .map_err(|e| anyhow!("declaring the stats queryable: {e}"))?,
+        );
+    }
+    tracing::info!(
+        "node {} up in fleet {} ({:?}, {} thread(s), emulated slowdown x{})",
+        settings.name,
+        settings.fleet,
+        settings.role,
+        settings.device.threads,
+        settings.device.slowdown
+    );
+
+    // The planner's address lives as long as the node: its actor owns the plan queryable.
+    let keep_planner = planner.clone();
+    let result = system.block_on(async move {
+        if let Some(planner) = planner {
+            actix::spawn(async move {
+                match planner.send(MakePlan).await {
+                    Ok(Ok(plan)) => tracing::info!(
+                        "plan epoch {} ready: {} stage(s) ({})",
+                        plan.epoch,
+                        plan.stages.len(),
+                        plan.source
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::error!("planning failed: {e:#}");
+                        // A leader without a plan is useless: stop so the operator sees it.
+                        std::process::exit(2);
+                    }
+                    Err(e) => tracing::error!("planner actor: {e}"),
+                }
+            });
+        }
+        wait_for_signal().await
+    });
+    drop(stage);
+    drop(keep_planner);
+    drop(queryables);
+    if let Err(e) = session.close().wait() {
+        tracing::warn!("closing the zenoh session: {e}");
+    }
+    result
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = actix_rt::signal::ctrl_c() => r.context("waiting for ctrl-c")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
+}

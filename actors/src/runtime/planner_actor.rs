@@ -1,0 +1,437 @@
+//! The PlannerActor (hosted by the leader): waits for the expected nodes (liveliness tokens),
+//! gathers their device info, plans with [`crate::planner::plan`] (or takes the plan forced in
+//! the leader's settings), sends each stage its [`Assignment`] and waits for every node to
+//! confirm its shard is loaded, then answers the plan on `qp/<fleet>/plan`.
+//!
+//! It runs on a SyncArbiter thread: gathering and assigning wait on the network.
+
+use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
+use crate::runtime::config::{ForcedStage, LeaderSettings};
+use crate::runtime::wire::{
+    self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, PlanInfo, PlanStage, WIRE_VERSION,
+};
+use actix::prelude::*;
+use anyhow::{anyhow, bail, Context as _, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use zenoh::qos::Priority;
+use zenoh::query::Queryable;
+use zenoh::{Session, Wait};
+
+/// The planner's inputs built from the nodes' device info.
+pub fn planner_inputs(
+    infos: &[DeviceInfo],
+    ubatch: usize,
+    bits: u8,
+) -> Result<(ModelProfile, Fleet, PlanConfig)> {
+    let first = infos
+        .first()
+        .ok_or_else(|| anyhow!("no device to plan for"))?;
+    let p = &first.profile;
+    for i in infos {
+        if i.profile.model != p.model || i.profile.time_s.len() != p.time_s.len() {
+            bail!(
+                "nodes disagree on the model: {} has `{}` ({} units), {} has `{}` ({} units)",
+                first.name,
+                p.model,
+                p.time_s.len(),
+                i.name,
+                i.profile.model,
+                i.profile.time_s.len()
+            );
+        }
+        if i.profile.ubatch != ubatch {
+            bail!(
+                "node {} profiled microbatches of {}, the plan uses {ubatch}: set its \
+                 device.profile_ubatch",
+                i.name,
+                i.profile.ubatch
+            );
+        }
+    }
+    let n = p.time_s.len();
+    let mut compute_s = BTreeMap::new();
+    for i in infos {
+        // Nodes of one type share the first one's profile (the planner groups by type).
+        compute_s
+            .entry(i.device_type.clone())
+            .or_insert_with(|| i.profile.time_s.clone());
+    }
+    let model = ModelProfile {
+        name: p.model.clone(),
+        weight_bytes: p.weight_bytes.clone(),
+        cut_elements: p.output_elements[..n - 1].to_vec(),
+        input_elements: p.input_elements,
+        output_elements: p.output_elements[n - 1],
+        compute_s,
+    };
+    let fleet = Fleet::new(
+        infos
+            .iter()
+            .map(|i| Device {
+                name: i.name.clone(),
+                device_type: i.device_type.clone(),
+                mem_bytes: i.mem_bytes,
+                bw_mbps: i.bw_mbps,
+            })
+            .collect(),
+    );
+    let cfg = PlanConfig {
+        ubatch,
+        bits: BitPolicy::Fixed { bits },
+        ..PlanConfig::default()
+    };
+    Ok((model, fleet, cfg))
+}
+
+/// The plan the planner picks for these nodes.
+pub fn plan_stages(infos: &[DeviceInfo], ubatch: usize, bits: u8) -> Result<(Vec<PlanStage>, f64)> {
+    let (model, fleet, cfg) = planner_inputs(infos, ubatch, bits)?;
+    let plan = planner::plan(&model, &fleet, &cfg).context("planning")?;
+    let stages = plan
+        .stages
+        .iter()
+        .map(|s| PlanStage {
+            node: s.device.clone(),
+            l: s.l,
+            r: s.r,
+            out_bits: s.out_bits.unwrap_or(32),
+            compute_s: s.compute_s,
+            transfer_s: s.transfer_s,
+        })
+        .collect();
+    Ok((stages, plan.throughput_items_per_s))
+}
+
+/// A forced plan, checked: contiguous from unit 1 to `units`, on known nodes, each used once.
+pub fn forced_stages(
+    forced: &[ForcedStage],
+    units: usize,
+    nodes: &BTreeSet<String>,
+    bits: u8,
+) -> Result<Vec<PlanStage>> {
+    let mut next = 1;
+    let mut used = BTreeSet::new();
+    for s in forced {
+        let [l, r] = s.units;
+        if l != next || r < l {
+            bail!(
+                "forced plan: stage on {} covers units {l}..{r}, expected it to start at unit {next}",
+                s.node
+            );
+        }
+        if !nodes.contains(&s.node) {
+            bail!("forced plan names node {} which is not alive", s.node);
+        }
+        if !used.insert(&s.node) {
+            bail!("forced plan uses node {} twice", s.node);
+        }
+        next = r + 1;
+    }
+    if next != units + 1 {
+        bail!("forced plan covers units 1..{} of {units}", next - 1);
+    }
+    Ok(forced
+        .iter()
+        .map(|s| PlanStage {
+            node: s.node.clone(),
+            l: s.units[0],
+            r: s.units[1],
+            out_bits: bits,
+            compute_s: 0.0,
+            transfer_s: 0.0,
+        })
+        .collect())
+}
+
+pub struct PlannerActor {
+    pub session: Session,
+    pub keys: Keys,
+    pub settings: LeaderSettings,
+    plan: Option<PlanInfo>,
+    queryable: Option<Queryable<()>>,
+}
+
+impl PlannerActor {
+    pub fn new(session: Session, keys: Keys, settings: LeaderSettings) -> Self {
+        PlannerActor {
+            session,
+            keys,
+            settings,
+            plan: None,
+            queryable: None,
+        }
+    }
+
+    /// Names of the nodes whose liveliness tokens are up.
+    fn alive(&self) -> Result<BTreeSet<String>> {
+        let replies = self
+            .session
+            .liveliness()
+            .get(self.keys.nodes())
+            .timeout(Duration::from_secs(2))
+            .wait()
+            .map_err(|e| anyhow!("liveliness query: {e}"))?;
+        let prefix = format!("qp/{}/node/", self.keys.fleet);
+        let mut names = BTreeSet::new();
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                if let Some(name) = sample.key_expr().as_str().strip_prefix(&prefix) {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn device_info(&self, name: &str) -> Result<DeviceInfo> {
+        let replies = self
+            .session
+            .get(self.keys.device(name))
+            .priority(Priority::InteractiveHigh)
+            .timeout(Duration::from_secs(10))
+            .wait()
+            .map_err(|e| anyhow!("device query: {e}"))?;
+        let reply = replies
+            .recv()
+            .map_err(|_| anyhow!("node {name} did not answer its device info"))?;
+        let sample = reply
+            .result()
+            .map_err(|e| anyhow!("node {name} answered an error: {e:?}"))?;
+        Ok(wire::from_bytes(
+            &sample.payload().to_bytes(),
+            &self.keys.fleet,
+        )?)
+    }
+
+    fn make_plan(&mut self) -> Result<PlanInfo> {
+        let expected: BTreeSet<String> = self.settings.expected.iter().cloned().collect();
+        let deadline = Instant::now() + Duration::from_secs_f64(self.settings.wait_s);
+        let alive = loop {
+            let alive = self.alive()?;
+            if !expected.is_empty() && expected.is_subset(&alive) {
+                break alive;
+            }
+            if Instant::now() >= deadline {
+                if alive.is_empty() {
+                    bail!(
+                        "no node of fleet {} came up within {}s",
+                        self.keys.fleet,
+                        self.settings.wait_s
+                    );
+                }
+                let missing: Vec<_> = expected.difference(&alive).collect();
+                tracing::warn!(
+                    "planning without {missing:?}: not up after {}s",
+                    self.settings.wait_s
+                );
+                break alive;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let candidates: Vec<&String> = if expected.is_empty() {
+            alive.iter().collect()
+        } else {
+            alive.iter().filter(|n| expected.contains(*n)).collect()
+        };
+        let mut infos = Vec::new();
+        for name in candidates {
+            match self.device_info(name) {
+                Ok(i) => infos.push(i),
+                Err(e) => tracing::warn!("leaving {name} out of the plan: {e:#}"),
+            }
+        }
+        let first = infos
+            .first()
+            .ok_or_else(|| anyhow!("no node answered its device info"))?;
+        let units = first.profile.time_s.len();
+        let model = first.profile.model.clone();
+        let bits = self.settings.bits;
+        let (stages, predicted, source) = if self.settings.stages.is_empty() {
+            let (s, p) = plan_stages(&infos, self.settings.ubatch, bits)?;
+            (s, p, "planner")
+        } else {
+            let names = infos.iter().map(|i| i.name.clone()).collect();
+            (
+                forced_stages(&self.settings.stages, units, &names, bits)?,
+                0.0,
+                "forced",
+            )
+        };
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(1);
+        let plan = PlanInfo {
+            version: WIRE_VERSION,
+            fleet: self.keys.fleet.clone(),
+            epoch,
+            model: model.clone(),
+            ubatch: self.settings.ubatch,
+            source: source.into(),
+            stages,
+            predicted_items_per_s: predicted,
+        };
+        self.assign(&plan)?;
+        Ok(plan)
+    }
+
+    /// Sends every stage its assignment and waits until all confirm.
+    fn assign(&self, plan: &PlanInfo) -> Result<()> {
+        let n = plan.stages.len() as u32;
+        let timeout = Duration::from_secs_f64(self.settings.assign_timeout_s);
+        let mut pending = Vec::new();
+        for (i, s) in plan.stages.iter().enumerate() {
+            let i = i as u32;
+            let a = Assignment {
+                version: WIRE_VERSION,
+                fleet: self.keys.fleet.clone(),
+                epoch: plan.epoch,
+                model: plan.model.clone(),
+                stage: i,
+                stages: n,
+                l: s.l,
+                r: s.r,
+                next: if i + 1 == n {
+                    NextHop::Client
+                } else {
+                    NextHop::Stage(i + 1)
+                },
+                out_bits: s.out_bits,
+            };
+            let replies = self
+                .session
+                .get(self.keys.assign(&s.node))
+                .payload(wire::to_bytes(&a))
+                .priority(Priority::InteractiveHigh)
+                .timeout(timeout)
+                .wait()
+                .map_err(|e| anyhow!("assigning {}: {e}", s.node))?;
+            pending.push((s.node.clone(), replies));
+        }
+        for (node, replies) in pending {
+            let reply = replies.recv().map_err(|_| {
+                anyhow!("node {node} did not confirm its assignment within {timeout:?}")
+            })?;
+            let sample = reply
+                .result()
+                .map_err(|e| anyhow!("node {node} answered an error: {e:?}"))?;
+            let ack: AssignAck = wire::from_bytes(&sample.payload().to_bytes(), &self.keys.fleet)?;
+            if let Some(err) = ack.error {
+                bail!("node {node} refused its assignment: {err}");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for PlannerActor {
+    type Context = SyncContext<Self>;
+}
+
+/// Plan now (waiting for the nodes), assign, and publish the plan.
+#[derive(Message)]
+#[rtype(result = "Result<PlanInfo>")]
+pub struct MakePlan;
+
+impl Handler<MakePlan> for PlannerActor {
+    type Result = Result<PlanInfo>;
+    fn handle(&mut self, _: MakePlan, _: &mut SyncContext<Self>) -> Result<PlanInfo> {
+        let plan = self.make_plan()?;
+        let bytes = wire::to_bytes(&plan);
+        let q = self
+            .session
+            .declare_queryable(self.keys.plan())
+            .callback(move |query| {
+                let key = query.key_expr().clone();
+                if let Err(e) = query.reply(key, bytes.clone()).wait() {
+                    tracing::warn!("answering a plan query: {e}");
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow!("declaring the plan queryable: {e}"))?;
+        self.queryable = Some(q);
+        for (i, s) in plan.stages.iter().enumerate() {
+            tracing::info!(
+                "plan epoch {}: stage {i} = {} units {}..{} (out {} bits, predicted compute {:.1} ms)",
+                plan.epoch, s.node, s.l, s.r, s.out_bits, s.compute_s * 1e3
+            );
+        }
+        self.plan = Some(plan.clone());
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::wire::UnitTimes;
+
+    fn info(name: &str, scale: f64) -> DeviceInfo {
+        DeviceInfo {
+            version: WIRE_VERSION,
+            fleet: "f".into(),
+            name: name.into(),
+            device_type: name.into(),
+            mem_bytes: 1 << 30,
+            threads: 1,
+            slowdown: scale,
+            bw_mbps: 1000.0,
+            profile: UnitTimes {
+                model: "m".into(),
+                ubatch: 8,
+                input_elements: 128,
+                time_s: vec![0.01 * scale; 8],
+                weight_bytes: vec![1 << 20; 8],
+                output_elements: vec![1000; 8],
+            },
+        }
+    }
+
+    #[test]
+    fn planner_gives_the_slow_node_fewer_units() {
+        let infos = [info("fast", 1.0), info("slow", 3.0)];
+        let (stages, predicted) = plan_stages(&infos, 8, 32).unwrap();
+        assert!(predicted > 0.0);
+        let units = |n: &str| {
+            stages
+                .iter()
+                .filter(|s| s.node == n)
+                .map(|s| s.r - s.l + 1)
+                .sum::<usize>()
+        };
+        assert_eq!(units("fast") + units("slow"), 8);
+        assert!(units("fast") > units("slow"), "{stages:?}");
+    }
+
+    #[test]
+    fn mismatched_profiles_are_refused() {
+        let mut b = info("b", 1.0);
+        b.profile.ubatch = 4;
+        let err = planner_inputs(&[info("a", 1.0), b], 8, 32)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("profiled microbatches of 4"), "{err}");
+    }
+
+    #[test]
+    fn forced_plans_are_checked() {
+        let nodes: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let st = |n: &str, l, r| ForcedStage {
+            node: n.into(),
+            units: [l, r],
+        };
+        assert_eq!(
+            forced_stages(&[st("a", 1, 3), st("b", 4, 8)], 8, &nodes, 32)
+                .unwrap()
+                .len(),
+            2
+        );
+        let err = forced_stages(&[st("a", 1, 3), st("b", 5, 8)], 8, &nodes, 32).unwrap_err();
+        assert!(err.to_string().contains("start at unit 4"), "{err}");
+        let err = forced_stages(&[st("a", 1, 3), st("c", 4, 8)], 8, &nodes, 32).unwrap_err();
+        assert!(err.to_string().contains("not alive"), "{err}");
+        let err = forced_stages(&[st("a", 1, 7)], 8, &nodes, 32).unwrap_err();
+        assert!(err.to_string().contains("1..7 of 8"), "{err}");
+    }
+}

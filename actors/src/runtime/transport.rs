@@ -1,0 +1,186 @@
+//! The TransportActor: a node's zenoh I/O that may block (puts under `CongestionControl::Block`,
+//! declarations, query replies), on its own SyncArbiter thread so that neither an actix arbiter
+//! nor a zenoh callback ever waits on the network.
+//!
+//! zenoh's synchronous calls refuse to run inside a current-thread tokio runtime (which is what an
+//! actix arbiter is), so every such call of a node goes through this actor.
+
+use crate::runtime::probe::{BandwidthProbeActor, Sent};
+use actix::prelude::*;
+use anyhow::{anyhow, Result};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use zenoh::pubsub::{Publisher, Subscriber};
+use zenoh::qos::{CongestionControl, Priority};
+use zenoh::query::Query;
+use zenoh::{Session, Wait};
+
+/// Raw bytes received on a subscribed key, with the receiver's clock.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Received {
+    pub key: String,
+    pub bytes: Vec<u8>,
+    pub received_unix_ns: u64,
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub struct TransportActor {
+    session: Session,
+    probe: Addr<BandwidthProbeActor>,
+    publishers: HashMap<String, Publisher<'static>>,
+    subscribers: HashMap<String, Subscriber<()>>,
+    /// How long a first put on a key waits for a subscriber to be known (declarations propagate
+    /// asynchronously; a put with no known subscriber is dropped by zenoh).
+    pub match_wait: Duration,
+}
+
+impl TransportActor {
+    pub fn new(session: Session, probe: Addr<BandwidthProbeActor>) -> Self {
+        TransportActor {
+            session,
+            probe,
+            publishers: HashMap::new(),
+            subscribers: HashMap::new(),
+            match_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Actor for TransportActor {
+    type Context = SyncContext<Self>;
+}
+
+/// Publish `bytes` on `key`: reliable, `CongestionControl::Block`; tensors at data priority,
+/// control traffic above it. Answers the seconds `put` took.
+#[derive(Message)]
+#[rtype(result = "Result<f64>")]
+pub struct Put {
+    pub key: String,
+    pub bytes: Vec<u8>,
+    pub control: bool,
+}
+
+/// Subscribe to `key`, delivering samples to `to` (replaces an earlier subscription on it).
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct Subscribe {
+    pub key: String,
+    pub to: Recipient<Received>,
+}
+
+/// Drop every subscription except `keep`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeOthers {
+    pub keep: String,
+}
+
+/// Answer a query (replies travel at the query's priority: control queries ask at
+/// `InteractiveHigh`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reply {
+    pub query: Query,
+    pub bytes: Vec<u8>,
+}
+
+impl Handler<Put> for TransportActor {
+    type Result = Result<f64>;
+    fn handle(&mut self, msg: Put, _: &mut SyncContext<Self>) -> Result<f64> {
+        if !self.publishers.contains_key(&msg.key) {
+            let publisher = self
+                .session
+                .declare_publisher(msg.key.clone())
+                .congestion_control(CongestionControl::Block)
+                .priority(if msg.control {
+                    Priority::InteractiveHigh
+                } else {
+                    Priority::Data
+                })
+                .wait()
+                .map_err(|e| anyhow!("declaring a publisher on {}: {e}", msg.key))?;
+            let deadline = Instant::now() + self.match_wait;
+            loop {
+                let matching = publisher
+                    .matching_status()
+                    .wait()
+                    .map_err(|e| anyhow!("matching status of {}: {e}", msg.key))?
+                    .matching();
+                if matching {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(anyhow!(
+                        "nobody subscribes to {} after {:?}: is the next stage (or the client) up?",
+                        msg.key,
+                        self.match_wait
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.publishers.insert(msg.key.clone(), publisher);
+        }
+        let publisher = &self.publishers[&msg.key];
+        let len = msg.bytes.len() as u64;
+        let start = Instant::now();
+        publisher
+            .put(msg.bytes)
+            .wait()
+            .map_err(|e| anyhow!("put on {}: {e}", msg.key))?;
+        let secs = start.elapsed().as_secs_f64();
+        self.probe.do_send(Sent {
+            to: msg.key,
+            bytes: len,
+            put_s: secs,
+        });
+        Ok(secs)
+    }
+}
+
+impl Handler<Subscribe> for TransportActor {
+    type Result = Result<()>;
+    fn handle(&mut self, msg: Subscribe, _: &mut SyncContext<Self>) -> Result<()> {
+        let to = msg.to;
+        let key = msg.key.clone();
+        let sub = self
+            .session
+            .declare_subscriber(msg.key.clone())
+            .callback(move |sample| {
+                // Never block a zenoh callback: hand the bytes to the actor and return.
+                to.do_send(Received {
+                    key: key.clone(),
+                    bytes: sample.payload().to_bytes().into_owned(),
+                    received_unix_ns: unix_ns(),
+                });
+            })
+            .wait()
+            .map_err(|e| anyhow!("subscribing to {}: {e}", msg.key))?;
+        self.subscribers.insert(msg.key, sub);
+        Ok(())
+    }
+}
+
+impl Handler<UnsubscribeOthers> for TransportActor {
+    type Result = ();
+    fn handle(&mut self, msg: UnsubscribeOthers, _: &mut SyncContext<Self>) {
+        self.subscribers.retain(|k, _| *k == msg.keep);
+    }
+}
+
+impl Handler<Reply> for TransportActor {
+    type Result = ();
+    fn handle(&mut self, msg: Reply, _: &mut SyncContext<Self>) {
+        let key = msg.query.key_expr().clone();
+        if let Err(e) = msg.query.reply(key.clone(), msg.bytes).wait() {
+            tracing::warn!("replying to a query on {key}: {e}");
+        }
+    }
+}

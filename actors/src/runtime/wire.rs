@@ -1,0 +1,388 @@
+//! What nodes, the leader and clients say to each other over zenoh, and the key expressions they
+//! say it on.
+//!
+//! Every message is a MessagePack (rmp-serde) struct whose first field is [`WIRE_VERSION`] and whose
+//! second is the fleet name, so a receiver rejects other versions and other fleets before looking
+//! at the rest. Activation tensors travel as [`quantpipe_messages::BoundaryPayload`] bytes inside
+//! an [`Activation`]; the attention mask of text models travels beside them, unquantised.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Version of the messages in this module.
+pub const WIRE_VERSION: u16 = 1;
+
+/// Key expressions of one fleet.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub fleet: String,
+}
+
+impl Keys {
+    pub fn new(fleet: &str) -> Self {
+        Keys {
+            fleet: fleet.to_owned(),
+        }
+    }
+    /// Liveliness token of a node (membership).
+    pub fn node(&self, name: &str) -> String {
+        format!("qp/{}/node/{name}", self.fleet)
+    }
+    /// Every node's liveliness token.
+    pub fn nodes(&self) -> String {
+        format!("qp/{}/node/*", self.fleet)
+    }
+    /// Queryable answering a node's [`DeviceInfo`].
+    pub fn device(&self, name: &str) -> String {
+        format!("qp/{}/device/{name}", self.fleet)
+    }
+    /// Queryable taking an [`Assignment`] and answering an [`AssignAck`] once the shard is loaded.
+    pub fn assign(&self, name: &str) -> String {
+        format!("qp/{}/ctl/{name}/assign", self.fleet)
+    }
+    /// Queryable of the leader answering the current [`PlanInfo`].
+    pub fn plan(&self) -> String {
+        format!("qp/{}/plan", self.fleet)
+    }
+    /// Input of pipeline stage `i` (0 is where clients send).
+    pub fn stage_in(&self, stage: u32) -> String {
+        format!("qp/{}/stage/{stage}/in", self.fleet)
+    }
+    /// Where the last stage sends a client's results.
+    pub fn result(&self, client: &str) -> String {
+        format!("qp/{}/result/{client}", self.fleet)
+    }
+    /// Queryable answering a node's [`NodeStats`].
+    pub fn stats(&self, name: &str) -> String {
+        format!("qp/{}/stats/{name}", self.fleet)
+    }
+}
+
+/// Why a received message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("malformed message ({len} bytes): {reason}")]
+    Malformed { len: usize, reason: String },
+    #[error("wire version {found}, this node speaks {WIRE_VERSION}")]
+    Version { found: u16 },
+    #[error("message of fleet `{found}` on fleet `{expected}`'s topic")]
+    ForeignFleet { expected: String, found: String },
+}
+
+/// The first two fields every message starts with.
+#[derive(Deserialize)]
+struct Header {
+    version: u16,
+    fleet: String,
+}
+
+/// Serialises a message (struct as a MessagePack array).
+pub fn to_bytes<T: Serialize>(msg: &T) -> Vec<u8> {
+    rmp_serde::to_vec(msg).expect("wire messages always serialise")
+}
+
+/// Parses a message of `fleet`, checking the version and fleet before the rest.
+pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], fleet: &str) -> Result<T, WireError> {
+    let malformed = |e: rmp_serde::decode::Error| WireError::Malformed {
+        len: bytes.len(),
+        reason: e.to_string(),
+    };
+    // A header-only parse of an array reads its first two elements and ignores the rest.
+    let header: (u16, String) = {
+        let mut de = rmp_serde::Deserializer::new(bytes);
+        let h: HeaderPrefix = serde::Deserialize::deserialize(&mut de).map_err(malformed)?;
+        (h.0.version, h.0.fleet)
+    };
+    if header.0 != WIRE_VERSION {
+        return Err(WireError::Version { found: header.0 });
+    }
+    if header.1 != fleet {
+        return Err(WireError::ForeignFleet {
+            expected: fleet.to_owned(),
+            found: header.1,
+        });
+    }
+    rmp_serde::from_slice(bytes).map_err(malformed)
+}
+
+/// Reads the header of a MessagePack array of any length.
+struct HeaderPrefix(Header);
+
+impl<'de> Deserialize<'de> for HeaderPrefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HeaderPrefix;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a message array starting with version and fleet")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<HeaderPrefix, A::Error> {
+                let version = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::custom("no version"))?;
+                let fleet = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::custom("no fleet"))?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(HeaderPrefix(Header { version, fleet }))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One node's description, answered on [`Keys::device`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceInfo {
+    pub version: u16,
+    pub fleet: String,
+    pub name: String,
+    /// Profile key: nodes of one type share a compute profile in the planner.
+    pub device_type: String,
+    /// Memory the node offers to the model, bytes.
+    pub mem_bytes: u64,
+    /// libtorch intra-op threads of its forward passes.
+    pub threads: i32,
+    /// Emulated slowdown (1 = none): each forward pass is followed by a sleep of
+    /// `(slowdown - 1) x` its duration, so the node behaves like a device that much slower.
+    pub slowdown: f64,
+    /// Nominal link bandwidth, Mbit/s.
+    pub bw_mbps: f64,
+    /// The profile, already scaled by `slowdown`.
+    pub profile: UnitTimes,
+}
+
+/// A node's per-unit profile of its local model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnitTimes {
+    pub model: String,
+    pub ubatch: usize,
+    pub input_elements: u64,
+    /// Seconds per microbatch of `ubatch` items, per unit (index u - 1).
+    pub time_s: Vec<f64>,
+    pub weight_bytes: Vec<u64>,
+    /// Elements per item leaving each unit.
+    pub output_elements: Vec<u64>,
+}
+
+/// Where a stage sends its output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NextHop {
+    /// The input of stage `i`.
+    Stage(u32),
+    /// The result topic of the client named in each activation.
+    Client,
+}
+
+/// The leader's order to one node: run units `[l, r]` as stage `stage` of plan `epoch`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Assignment {
+    pub version: u16,
+    pub fleet: String,
+    pub epoch: u64,
+    pub model: String,
+    pub stage: u32,
+    pub stages: u32,
+    pub l: usize,
+    pub r: usize,
+    pub next: NextHop,
+    /// Bitwidth of this stage's output (32 = raw f32); ignored by the last stage. The node
+    /// clips quantized outputs with its own `quantizer.clip` method.
+    pub out_bits: u8,
+}
+
+/// A node's answer to an [`Assignment`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AssignAck {
+    pub version: u16,
+    pub fleet: String,
+    pub node: String,
+    pub epoch: u64,
+    /// `None` when the shard is loaded and the stage listens; else why not.
+    pub error: Option<String>,
+}
+
+/// One stage of a plan as the leader publishes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanStage {
+    pub node: String,
+    pub l: usize,
+    pub r: usize,
+    pub out_bits: u8,
+    /// Predicted seconds per microbatch (compute, and sending the output).
+    pub compute_s: f64,
+    pub transfer_s: f64,
+}
+
+/// The leader's current plan, answered on [`Keys::plan`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanInfo {
+    pub version: u16,
+    pub fleet: String,
+    pub epoch: u64,
+    pub model: String,
+    pub ubatch: usize,
+    /// `planner` (planned from the devices' profiles) or `forced` (given in the leader's config).
+    pub source: String,
+    pub stages: Vec<PlanStage>,
+    /// The planner's predicted throughput, items/s (0 when forced).
+    pub predicted_items_per_s: f64,
+}
+
+/// Integer tokens of a text model's first unit, `[B, T]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tokens {
+    pub shape: [u64; 2],
+    pub ids: Vec<i64>,
+}
+
+/// The `[B, T]` 0/1 padding mask of text models.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mask {
+    pub shape: [u64; 2],
+    #[serde(with = "serde_bytes")]
+    pub values: Vec<u8>,
+}
+
+/// What an activation message carries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Body {
+    /// Token ids into unit 1 (text models).
+    Tokens(Tokens),
+    /// Encoded tensors ([`quantpipe_messages::BoundaryPayload`] bytes): pixels into unit 1, or
+    /// what crosses a cut.
+    #[serde(with = "serde_bytes")]
+    Payload(Vec<u8>),
+}
+
+/// One microbatch travelling the pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Activation {
+    pub version: u16,
+    pub fleet: String,
+    /// The client's run (random per run), with the client's name: where results go.
+    pub run: u64,
+    pub client: String,
+    pub seq: u64,
+    pub epoch: u64,
+    /// The stage this message is for.
+    pub stage: u32,
+    /// Sender's wall clock, ns since the Unix epoch (transfer time where clocks agree).
+    pub sent_unix_ns: u64,
+    pub body: Body,
+    pub mask: Option<Mask>,
+}
+
+/// What the last stage returns for one microbatch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Output {
+    pub version: u16,
+    pub fleet: String,
+    pub run: u64,
+    pub seq: u64,
+    pub epoch: u64,
+    /// Output shape (`[B, D]`: logits or embeddings) and row-major values.
+    pub shape: Vec<u64>,
+    pub values: Vec<f32>,
+    /// Why the pipeline could not produce it (the values are then empty).
+    pub error: Option<String>,
+}
+
+/// A node's counters, answered on [`Keys::stats`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeStats {
+    pub version: u16,
+    pub fleet: String,
+    pub node: String,
+    pub epoch: u64,
+    pub stage: Option<u32>,
+    pub microbatches: u64,
+    pub items: u64,
+    /// Seconds spent in forward passes (emulated slowdown included) and in the codec.
+    pub busy_forward_s: f64,
+    pub busy_codec_s: f64,
+    pub dropped_malformed: u64,
+    pub dropped_foreign_fleet: u64,
+    pub dropped_stale_epoch: u64,
+    pub dropped_wrong_stage: u64,
+    pub failed: u64,
+    /// Per destination key: bytes sent, seconds spent in `put`, and the send-side bandwidth
+    /// estimate in Mbit/s.
+    pub links: Vec<LinkStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LinkStats {
+    pub to: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub put_s: f64,
+    pub mbps: f64,
+    /// Mean of receiver clock minus sender clock over received messages on this link (only
+    /// meaningful where the clocks agree, e.g. loopback), seconds.
+    pub transfer_s_mean: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Activation {
+        Activation {
+            version: WIRE_VERSION,
+            fleet: "f".into(),
+            run: 7,
+            client: "c".into(),
+            seq: 3,
+            epoch: 1,
+            stage: 0,
+            sent_unix_ns: 5,
+            body: Body::Payload(vec![1, 2, 3]),
+            mask: Some(Mask {
+                shape: [1, 3],
+                values: vec![1, 1, 0],
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let a = sample();
+        let back: Activation = from_bytes(&to_bytes(&a), "f").unwrap();
+        assert_eq!(a, back);
+    }
+
+    #[test]
+    fn foreign_fleet_and_version_are_refused_by_the_header() {
+        let a = sample();
+        let err = from_bytes::<Activation>(&to_bytes(&a), "g").unwrap_err();
+        assert!(matches!(err, WireError::ForeignFleet { .. }), "{err}");
+        let mut old = a.clone();
+        old.version = 99;
+        let err = from_bytes::<Activation>(&to_bytes(&old), "f").unwrap_err();
+        assert!(matches!(err, WireError::Version { found: 99 }), "{err}");
+        // A header of the right fleet over a different message is malformed, not accepted.
+        let info = PlanInfo {
+            version: WIRE_VERSION,
+            fleet: "f".into(),
+            epoch: 1,
+            model: "m".into(),
+            ubatch: 1,
+            source: "forced".into(),
+            stages: vec![],
+            predicted_items_per_s: 0.0,
+        };
+        let err = from_bytes::<Activation>(&to_bytes(&info), "f").unwrap_err();
+        assert!(matches!(err, WireError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for bytes in [&[][..], &[0xff, 0x00], &[0x93, 0x01]] {
+            let err = from_bytes::<Activation>(bytes, "f").unwrap_err();
+            assert!(matches!(err, WireError::Malformed { .. }), "{err}");
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! `quantpipe demo`: a leader and three heterogeneous device nodes as separate processes on
+//! loopback, MiniLM over the BBC News test articles, compared with one device at fp32.
+//!
+//! Heterogeneity: the nodes get different libtorch thread counts and an *emulated* slowdown factor
+//! (each forward pass is followed by a sleep of `(factor - 1) x` its duration), so a 2-core
+//! machine stands in for a fleet of slower boards; sleeping stages leave the cores to the others,
+//! which keeps the emulated devices' speed from depending on how the real cores are shared.
+
+use crate::bbc;
+use anyhow::{anyhow, bail, Context, Result};
+use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
+use quantpipe_actors::runtime::config::Settings;
+use quantpipe_actors::runtime::wire::{self, Keys, NodeStats, PlanInfo};
+use quantpipe_model_shards::preprocess::TextTokenizer;
+use quantpipe_model_shards::{ModelSource, UnitRange};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use zenoh::Wait;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model folder every node loads its shard from.
+    #[arg(long, default_value = "data/minilm")]
+    model_dir: PathBuf,
+    /// BBC News folder (`<class>/*.txt`).
+    #[arg(long, default_value = "data/bbc")]
+    bbc: PathBuf,
+    /// Test articles to run through the pipeline.
+    #[arg(long, default_value_t = 120)]
+    limit: usize,
+    /// Training articles embedded as the 1-NN reference.
+    #[arg(long, default_value_t = 400)]
+    train_limit: usize,
+    /// Items per microbatch.
+    #[arg(long, default_value_t = 8)]
+    ubatch: usize,
+    /// Bitwidth of every cut (32 = raw f32, 1..=16 quantized).
+    #[arg(long, default_value_t = 8)]
+    bits: u8,
+    /// Clipping of quantized cuts: naive, aciq, ds-aciq.
+    #[arg(long, default_value = "aciq")]
+    clip: String,
+    /// First of the loopback TCP ports (leader, then one per node).
+    #[arg(long, default_value_t = 17450)]
+    base_port: u16,
+    /// Folder for the report, the generated configs and the nodes' logs.
+    #[arg(long, default_value = "target/demo")]
+    out: PathBuf,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One emulated device of the demo fleet.
+struct DemoDevice {
+    name: &'static str,
+    threads: i32,
+    slowdown: f64,
+}
+
+const DEVICES: [DemoDevice; 3] = [
+    DemoDevice {
+        name: "board-a",
+        threads: 1,
+        slowdown: 2.0,
+    },
+    DemoDevice {
+        name: "board-b",
+        threads: 1,
+        slowdown: 3.0,
+    },
+    DemoDevice {
+        name: "laptop-c",
+        threads: 2,
+        slowdown: 1.5,
+    },
+];
+
+/// Child processes, killed and reaped when dropped (on success, error or panic).
+struct Children(Vec<(String, Child, PathBuf)>);
+
+impl Children {
+    /// Fails naming the first child that exited, with the tail of its log.
+    fn check(&mut self) -> Result<()> {
+        for (name, child, log) in &mut self.0 {
+            if let Some(status) = child.try_wait()? {
+                let text = std::fs::read_to_string(&*log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!(
+                    "{name} exited ({status}); end of {}:\n{}",
+                    log.display(),
+                    tail.join("\n")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (name, child, _) in &mut self.0 {
+            if let Err(e) = child.kill() {
+                if e.kind() != std::io::ErrorKind::InvalidInput {
+                    eprintln!("killing {name}: {e}");
+                }
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StageReport {
+    node: String,
+    threads: i32,
+    emulated_slowdown: f64,
+    units: [usize; 2],
+    out_bits: u8,
+    predicted_compute_s: f64,
+    microbatches: u64,
+    busy_forward_s: f64,
+    busy_codec_s: f64,
+    /// Busy time over the run's wall time.
+    utilisation: f64,
+    dropped: u64,
+}
+
+#[derive(Serialize)]
+struct DemoReport {
+    model: String,
+    classes: Vec<String>,
+    test_items: usize,
+    reference_items: usize,
+    ubatch: usize,
+    bits: u8,
+    clip: String,
+    plan: PlanInfo,
+    stages: Vec<StageReport>,
+    pipeline: RunReport,
+    pipeline_accuracy: f64,
+    /// The fastest demo device (threads and emulated slowdown) running the whole model at fp32.
+    single_device_items_per_s: f64,
+    single_device_accuracy: f64,
+    single_device: String,
+    /// Test items whose 1-NN label is the same as the single-device fp32 one.
+    agreement: f64,
+}
+
+fn zenoh_toml(listen: u16, connect: Option<u16>) -> String {
+    let connect = connect
+        .map(|p| format!("\"tcp/127.0.0.1:{p}\""))
+        .unwrap_or_default();
+    format!(
+        "[zenoh]\nmode = \"peer\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{connect}]\nmulticast_scouting = false\n"
+    )
+}
+
+/// Embeds texts on this process (fp32, whole model), `ubatch` at a time; answers rows and the
+/// forward seconds (emulated slowdown applied to the time, as the nodes do).
+fn embed_local(
+    source: &ModelSource,
+    tok: &TextTokenizer,
+    texts: &[String],
+    ubatch: usize,
+) -> Result<(Vec<Vec<f32>>, f64)> {
+    let shard = source.load_shard(UnitRange::full(source.config().units()))?;
+    let mut rows = Vec::with_capacity(texts.len());
+    let mut secs = 0.0;
+    for chunk in texts.chunks(ubatch) {
+        let refs: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
+        let b = tok.encode_batch(&refs)?;
+        let start = Instant::now();
+        let out = tch::no_grad(|| shard.forward(&b))?;
+        secs += start.elapsed().as_secs_f64();
+        let m: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&out.tensors[0])?;
+        rows.extend(m);
+    }
+    Ok((rows, secs))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if !args.model_dir.join("config.json").exists() {
+        bail!(
+            "no model in {} (run scripts/setup to fetch MiniLM)",
+            args.model_dir.display()
+        );
+    }
+    let model_dir = args.model_dir.canonicalize()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let out = args.out.canonicalize()?;
+    let split = bbc::load(&args.bbc)?;
+    let test: Vec<&bbc::Article> = split.test.iter().take(args.limit).collect();
+    let train: Vec<&bbc::Article> = split.train.iter().take(args.train_limit).collect();
+    let test_texts: Vec<String> = test.iter().map(|a| a.text.clone()).collect();
+    let train_texts: Vec<String> = train.iter().map(|a| a.text.clone()).collect();
+    let test_labels: Vec<usize> = test.iter().map(|a| a.class).collect();
+    let train_labels: Vec<usize> = train.iter().map(|a| a.class).collect();
+
+    // Start the fleet first: nodes profile themselves while this process embeds the reference.
+    let fleet = format!("demo{}", std::process::id());
+    let configs = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut children = Children(Vec::new());
+    let leader_port = args.base_port;
+    let common = |name: &str| {
+        format!(
+            "fleet = \"{fleet}\"\nname = \"{name}\"\nmodel_dir = \"{}\"\n",
+            model_dir.display()
+        )
+    };
+    let expected: Vec<String> = DEVICES.iter().map(|d| format!("\"{}\"", d.name)).collect();
+    let leader_cfg = format!(
+        "{}role = \"leader\"\n{}[leader]\nexpected = [{}]\nwait_s = 120\nubatch = {}\nbits = {}\n",
+        common("leader"),
+        zenoh_toml(leader_port, None),
+        expected.join(", "),
+        args.ubatch,
+        args.bits
+    );
+    let mut files = vec![("leader".to_string(), leader_cfg)];
+    for (i, d) in DEVICES.iter().enumerate() {
+        files.push((
+            d.name.to_string(),
+            format!(
+                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_repeats = 2\n[quantizer]\nclip = \"{}\"\n",
+                common(d.name),
+                zenoh_toml(leader_port + 1 + i as u16, Some(leader_port)),
+                d.threads,
+                d.slowdown,
+                args.ubatch,
+                args.clip
+            ),
+        ));
+    }
+    for (name, text) in &files {
+        let path = configs.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text)?;
+        let log = out.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        children.0.push((name.clone(), child, log));
+    }
+    eprintln!(
+        "started leader and {} nodes (fleet {fleet}; logs in {})",
+        DEVICES.len(),
+        out.display()
+    );
+
+    // Reference embeddings and the single-device fp32 baseline, on this process.
+    let source = ModelSource::open_dir(&model_dir)?;
+    let tok = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), 128)?;
+    tch::set_num_threads(2);
+    let (reference, _) = embed_local(&source, &tok, &train_texts, 32)?;
+    children.check()?;
+    let best = DEVICES
+        .iter()
+        .min_by(|a, b| (a.slowdown / a.threads as f64).total_cmp(&(b.slowdown / b.threads as f64)))
+        .expect("demo devices");
+    tch::set_num_threads(best.threads);
+    let (single_rows, single_s) = embed_local(&source, &tok, &test_texts, args.ubatch)?;
+    let single_items_per_s = test_texts.len() as f64 / (single_s * best.slowdown);
+    let single_pred = bbc::nearest_neighbour(&reference, &train_labels, &single_rows);
+
+    // The pipeline.
+    let client_cfg = format!(
+        "{}{}[client]\nwindow = 4\nplan_wait_s = 5\nresult_timeout_s = 120\n",
+        common("demo-client"),
+        zenoh_toml(leader_port + 10, Some(leader_port))
+    );
+    let client_path = configs.path().join("client.toml");
+    std::fs::write(&client_path, client_cfg)?;
+    let settings = Settings::load(&client_path)?;
+    let keys = Keys::new(&settings.fleet);
+    let session = zenoh::open(settings.zenoh_config()?)
+        .wait()
+        .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let plan = loop {
+        children.check()?;
+        match wait_for_plan(&session, &keys, Duration::from_secs(2)) {
+            Ok(p) => break p,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+    };
+    print_plan(&plan);
+    let report = run_texts_on(&session, &keys, &settings, &test_texts)?;
+    let pred = bbc::nearest_neighbour(&reference, &train_labels, &report.outputs);
+    let acc = |p: &[usize]| {
+        p.iter().zip(&test_labels).filter(|(a, b)| a == b).count() as f64 / p.len() as f64
+    };
+    let agreement = pred
+        .iter()
+        .zip(&single_pred)
+        .filter(|(a, b)| a == b)
+        .count() as f64
+        / pred.len() as f64;
+
+    let mut stages = Vec::new();
+    for s in &plan.stages {
+        let st = node_stats(&session, &keys, &s.node)?;
+        let d = DEVICES.iter().find(|d| d.name == s.node);
+        stages.push(StageReport {
+            node: s.node.clone(),
+            threads: d.map(|d| d.threads).unwrap_or(0),
+            emulated_slowdown: d.map(|d| d.slowdown).unwrap_or(1.0),
+            units: [s.l, s.r],
+            out_bits: s.out_bits,
+            predicted_compute_s: s.compute_s,
+            microbatches: st.microbatches,
+            busy_forward_s: st.busy_forward_s,
+            busy_codec_s: st.busy_codec_s,
+            utilisation: (st.busy_forward_s + st.busy_codec_s) / report.elapsed_s,
+            dropped: st.dropped_malformed
+                + st.dropped_foreign_fleet
+                + st.dropped_stale_epoch
+                + st.dropped_wrong_stage,
+        });
+    }
+    let _ = session.close().wait();
+    drop(children);
+
+    let demo = DemoReport {
+        model: plan.model.clone(),
+        classes: split.classes.clone(),
+        test_items: test_texts.len(),
+        reference_items: train_texts.len(),
+        ubatch: args.ubatch,
+        bits: args.bits,
+        clip: args.clip.clone(),
+        plan: plan.clone(),
+        stages,
+        pipeline_accuracy: acc(&pred),
+        single_device_items_per_s: single_items_per_s,
+        single_device_accuracy: acc(&single_pred),
+        single_device: format!(
+            "{} ({} thread(s), emulated slowdown x{})",
+            best.name, best.threads, best.slowdown
+        ),
+        agreement,
+        pipeline: report,
+    };
+    let path = out.join("report.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&demo)?)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&demo)?);
+    } else {
+        print_summary(&demo, &path);
+    }
+    Ok(())
+}
+
+fn node_stats(session: &zenoh::Session, keys: &Keys, node: &str) -> Result<NodeStats> {
+    let replies = session
+        .get(keys.stats(node))
+        .timeout(Duration::from_secs(5))
+        .wait()
+        .map_err(|e| anyhow!("stats query: {e}"))?;
+    let reply = replies
+        .recv()
+        .map_err(|_| anyhow!("{node} did not answer its stats"))?;
+    let sample = reply.result().map_err(|e| anyhow!("{node}: {e:?}"))?;
+    Ok(wire::from_bytes(&sample.payload().to_bytes(), &keys.fleet)?)
+}
+
+fn print_plan(plan: &PlanInfo) {
+    println!(
+        "plan (epoch {}, {}; predicted {:.2} items/s):",
+        plan.epoch, plan.source, plan.predicted_items_per_s
+    );
+    for (i, s) in plan.stages.iter().enumerate() {
+        println!(
+            "  stage {i}: {:<9} units {:>2}..{:<2}  output {:>2} bits  predicted {:.1} ms/microbatch",
+            s.node, s.l, s.r, s.out_bits, s.compute_s * 1e3
+        );
+    }
+}
+
+fn print_summary(d: &DemoReport, path: &Path) {
+    let p = &d.pipeline;
+    println!(
+        "{} on {} BBC test articles (1-NN over {} training articles), microbatch {}, cuts at {} bits ({}):",
+        d.model, d.test_items, d.reference_items, d.ubatch, d.bits, d.clip
+    );
+    for s in &d.stages {
+        println!(
+            "  {:<9} {} thread(s), emulated x{:<4} units {:>2}..{:<2} busy {:>5.1}%  ({} microbatches, {} dropped)",
+            s.node, s.threads, s.emulated_slowdown, s.units[0], s.units[1], s.utilisation * 100.0, s.microbatches, s.dropped
+        );
+    }
+    println!(
+        "  pipeline     : {:.2} items/s, accuracy {:.2}%, microbatch latency p50 {:.0} ms p99 {:.0} ms",
+        p.items_per_s, d.pipeline_accuracy * 100.0, p.latency_p50_s * 1e3, p.latency_p99_s * 1e3
+    );
+    println!(
+        "  single device: {:.2} items/s, accuracy {:.2}% (fp32, {})",
+        d.single_device_items_per_s,
+        d.single_device_accuracy * 100.0,
+        d.single_device
+    );
+    println!(
+        "  pipeline labels equal to single-device fp32 labels: {:.2}%",
+        d.agreement * 100.0
+    );
+    println!("report: {}", path.display());
+}
