@@ -254,7 +254,7 @@ fn minilm_on_bbc_two_bits_lose_to_eight() {
     assert_eq!(rows[0]["clip"], "fp32");
     assert_eq!(rows[0]["items"], 12);
     let cos = |i: usize| rows[i]["cosine_mean"].as_f64().unwrap();
-    assert_eq!(cos(0), 1.0);
+    assert!((cos(0) - 1.0).abs() < 1e-9, "{}", rows[0]);
     assert!(cos(2) > 0.99, "8 bits: {}", rows[2]);
     assert!(
         cos(1) < cos(2) - 0.01,

@@ -38,6 +38,10 @@ pub fn evaluate(
             config.architecture
         );
     }
+    // Bad cuts are reported before any data is read.
+    for spec in cuts {
+        spec.cuts(config.units())?;
+    }
     let dir = source
         .dir()
         .context("--dataset bbc needs --model-dir (its tokenizer.json)")?;

@@ -28,6 +28,10 @@ pub fn evaluate(
             config.architecture
         );
     }
+    // Bad cuts are reported before any data is read.
+    for spec in cuts {
+        spec.cuts(config.units())?;
+    }
     let test = fashion_mnist::load(data, Split::Test)?;
     let side = test.pixels.size()[2];
     if config.num_channels != 1 || config.image_size != side {
