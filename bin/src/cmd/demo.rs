@@ -12,6 +12,7 @@ use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::wire::{self, Keys, NodeStats, PlanInfo};
 use quantpipe_model_shards::preprocess::TextTokenizer;
+use quantpipe_model_shards::profile::profile_model;
 use quantpipe_model_shards::{ModelSource, UnitRange};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,9 @@ pub struct Args {
     /// Bitwidth of every cut (32 = raw f32, 1..=16 quantized).
     #[arg(long, default_value_t = 8)]
     bits: u8,
-    /// Clipping of quantized cuts: naive, aciq, ds-aciq.
-    #[arg(long, default_value = "aciq")]
+    /// Clipping of quantized cuts: naive, aciq, ds-aciq (at 8 bits min-max keeps MiniLM's
+    /// outlier channels; ACIQ's Laplace clipping cuts them).
+    #[arg(long, default_value = "naive")]
     clip: String,
     /// First of the loopback TCP ports (leader, then one per node).
     #[arg(long, default_value_t = 17450)]
@@ -201,7 +203,37 @@ pub fn run(args: Args) -> Result<()> {
     let test_labels: Vec<usize> = test.iter().map(|a| a.class).collect();
     let train_labels: Vec<usize> = train.iter().map(|a| a.class).collect();
 
-    // Start the fleet first: nodes profile themselves while this process embeds the reference.
+    // Reference embeddings and the single-device fp32 baseline, on this process.
+    let source = ModelSource::open_dir(&model_dir)?;
+    let tok = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), 128)?;
+    tch::set_num_threads(2);
+    let (reference, _) = embed_local(&source, &tok, &train_texts, 32)?;
+    let best = DEVICES
+        .iter()
+        .min_by(|a, b| (a.slowdown / a.threads as f64).total_cmp(&(b.slowdown / b.threads as f64)))
+        .expect("demo devices");
+    tch::set_num_threads(best.threads);
+    let (single_rows, single_s) = embed_local(&source, &tok, &test_texts, args.ubatch)?;
+    let single_items_per_s = test_texts.len() as f64 / (single_s * best.slowdown);
+    let single_pred = bbc::nearest_neighbour(&reference, &train_labels, &single_rows);
+
+    // Profiles at 1 and 2 threads, measured here one after the other on an otherwise idle
+    // machine (nodes profiling at once would slow each other down); each node scales its
+    // thread count's profile by its emulated slowdown.
+    let mut profiles = std::collections::BTreeMap::new();
+    for threads in DEVICES
+        .iter()
+        .map(|d| d.threads)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        tch::set_num_threads(threads);
+        let p = tch::no_grad(|| profile_model(&source, args.ubatch, 1, 3))?;
+        let path = out.join(format!("profile-{threads}t.json"));
+        std::fs::write(&path, serde_json::to_vec(&p)?)?;
+        profiles.insert(threads, path);
+    }
+
+    // The fleet.
     let fleet = format!("demo{}", std::process::id());
     let configs = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
@@ -227,12 +259,13 @@ pub fn run(args: Args) -> Result<()> {
         files.push((
             d.name.to_string(),
             format!(
-                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_repeats = 2\n[quantizer]\nclip = \"{}\"\n",
+                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"{}\"\n",
                 common(d.name),
                 zenoh_toml(leader_port + 1 + i as u16, Some(leader_port)),
                 d.threads,
                 d.slowdown,
                 args.ubatch,
+                profiles[&d.threads].display(),
                 args.clip
             ),
         ));
@@ -258,21 +291,6 @@ pub fn run(args: Args) -> Result<()> {
         DEVICES.len(),
         out.display()
     );
-
-    // Reference embeddings and the single-device fp32 baseline, on this process.
-    let source = ModelSource::open_dir(&model_dir)?;
-    let tok = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), 128)?;
-    tch::set_num_threads(2);
-    let (reference, _) = embed_local(&source, &tok, &train_texts, 32)?;
-    children.check()?;
-    let best = DEVICES
-        .iter()
-        .min_by(|a, b| (a.slowdown / a.threads as f64).total_cmp(&(b.slowdown / b.threads as f64)))
-        .expect("demo devices");
-    tch::set_num_threads(best.threads);
-    let (single_rows, single_s) = embed_local(&source, &tok, &test_texts, args.ubatch)?;
-    let single_items_per_s = test_texts.len() as f64 / (single_s * best.slowdown);
-    let single_pred = bbc::nearest_neighbour(&reference, &train_labels, &single_rows);
 
     // The pipeline.
     let client_cfg = format!(
