@@ -36,6 +36,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Discrete-event simulation of a plan: throughput, latency percentiles, utilisation.
     Simulate(cmd::simulate::Args),
+    /// EdgePipe's scaling study (1..16 devices, two types, two link speeds) on measured profiles.
+    Scaling(cmd::scaling::Args),
     /// Run one device of a fleet (and its leader, when configured) until SIGINT/SIGTERM.
     Node(cmd::node::Args),
     /// Stream inputs through a running fleet: throughput, latency percentiles, accuracy.
@@ -69,6 +71,7 @@ fn main() {
         Command::Profile(args) => cmd::profile::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Scaling(args) => cmd::scaling::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),

@@ -9,5 +9,6 @@ pub mod node;
 pub mod plan;
 pub mod profile;
 pub mod run;
+pub mod scaling;
 pub mod simulate;
 pub mod train_vit;
