@@ -4,8 +4,8 @@ Usage: hf_vit_units.py MODEL_DIR UBATCH THREADS WARMUP REPEATS
 Prints JSON: {"units": [median seconds per unit], "whole_s": median whole-model forward}.
 
 Units follow quantpipe's cut of a pre-LN block, calling the transformers submodules directly:
-u0 = layernorm_before + attention.attention, u1 = attention.output + residual,
-u2 = layernorm_after + intermediate, u3 = output (dense + residual). The embeddings are timed
+u0 = layernorm_before + q/k/v + attention kernel, u1 = o_proj + residual,
+u2 = layernorm_after + fc1 + activation, u3 = fc2 + residual. The embeddings are timed
 with unit 1, the final layernorm and classifier with the last unit, as quantpipe counts them.
 """
 import json
@@ -15,6 +15,8 @@ import time
 
 import torch
 from transformers import ViTForImageClassification
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.vit.modeling_vit import eager_attention_forward
 
 model_dir, ubatch, threads, warmup, repeats = sys.argv[1], *map(int, sys.argv[2:])
 torch.set_num_threads(threads)
@@ -25,19 +27,38 @@ pixels = torch.randn(ubatch, cfg.num_channels, cfg.image_size, cfg.image_size)
 
 
 def unit_fns():
+    """Splits each transformers ViTLayer at quantpipe's unit boundaries.
+
+    transformers 5 folds the attention output projection into ViTAttention, so u0 runs the
+    q/k/v projections and the model's own attention kernel, and u1 its o_proj plus residual.
+    """
     vit = model.vit
+    attention_kernel = ALL_ATTENTION_FUNCTIONS.get_interface(
+        cfg._attn_implementation, eager_attention_forward
+    )
     fns = []
-    for i, layer in enumerate(vit.encoder.layer):
+    for i, layer in enumerate(vit.layers):
         first = i == 0
+
         def u0(x, layer=layer, first=first):
             h = vit.embeddings(x) if first else x
-            return (layer.attention.attention(layer.layernorm_before(h))[0], h)
+            att = layer.attention
+            n = layer.layernorm_before(h)
+            heads = (*n.shape[:-1], -1, att.head_dim)
+            q, k, v = (p(n).view(heads).transpose(1, 2) for p in (att.q_proj, att.k_proj, att.v_proj))
+            out, _ = attention_kernel(att, q, k, v, None, dropout=0.0, scaling=att.scaling)
+            return (out.reshape(*n.shape[:-1], -1).contiguous(), h)
+
         def u1(xs, layer=layer):
-            return layer.attention.output(xs[0], xs[1]) + xs[1]
+            return layer.attention.o_proj(xs[0]) + xs[1]
+
         def u2(h, layer=layer):
-            return (layer.intermediate(layer.layernorm_after(h)), h)
+            mlp = layer.mlp
+            return (mlp.activation_fn(mlp.fc1(layer.layernorm_after(h))), h)
+
         def u3(xs, layer=layer):
-            return layer.output(xs[0], xs[1])
+            return layer.mlp.fc2(xs[0]) + xs[1]
+
         fns += [u0, u1, u2, u3]
     last = fns[-1]
     fns[-1] = lambda xs: model.classifier(vit.layernorm(last(xs))[:, 0, :])
