@@ -2,7 +2,6 @@
 //!
 //! A thin shell: each subcommand parses its arguments and calls the library crates.
 
-mod bbc;
 mod cmd;
 mod datasets;
 mod eval;

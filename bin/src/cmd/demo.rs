@@ -6,7 +6,8 @@
 //! machine stands in for a fleet of slower boards; sleeping stages leave the cores to the others,
 //! which keeps the emulated devices' speed from depending on how the real cores are shared.
 
-use crate::bbc;
+use crate::datasets::bbc::{Article, Corpus};
+use crate::eval::metrics::nearest_neighbour;
 use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
 use quantpipe_actors::runtime::config::Settings;
@@ -195,13 +196,17 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
-    let split = bbc::load(&args.bbc)?;
-    let test: Vec<&bbc::Article> = split.test.iter().take(args.limit).collect();
-    let train: Vec<&bbc::Article> = split.train.iter().take(args.train_limit).collect();
+    let corpus = Corpus::load(&args.bbc)?;
+    let (train_idx, test_idx) = corpus.split();
+    let pick = |idx: &[usize], n: usize| -> Vec<&Article> {
+        idx.iter().take(n).map(|&i| &corpus.articles[i]).collect()
+    };
+    let test = pick(&test_idx, args.limit);
+    let train = pick(&train_idx, args.train_limit);
     let test_texts: Vec<String> = test.iter().map(|a| a.text.clone()).collect();
     let train_texts: Vec<String> = train.iter().map(|a| a.text.clone()).collect();
-    let test_labels: Vec<usize> = test.iter().map(|a| a.class).collect();
-    let train_labels: Vec<usize> = train.iter().map(|a| a.class).collect();
+    let test_labels: Vec<usize> = test.iter().map(|a| a.label).collect();
+    let train_labels: Vec<usize> = train.iter().map(|a| a.label).collect();
 
     // Reference embeddings and the single-device fp32 baseline, on this process.
     let source = ModelSource::open_dir(&model_dir)?;
@@ -215,7 +220,7 @@ pub fn run(args: Args) -> Result<()> {
     tch::set_num_threads(best.threads);
     let (single_rows, single_s) = embed_local(&source, &tok, &test_texts, args.ubatch)?;
     let single_items_per_s = test_texts.len() as f64 / (single_s * best.slowdown);
-    let single_pred = bbc::nearest_neighbour(&reference, &train_labels, &single_rows);
+    let single_pred = nearest_neighbour(&reference, &train_labels, &single_rows);
 
     // Profiles at 1 and 2 threads, measured here one after the other on an otherwise idle
     // machine (nodes profiling at once would slow each other down); each node scales its
@@ -316,7 +321,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     print_plan(&plan);
     let report = run_texts_on(&session, &keys, &settings, &test_texts)?;
-    let pred = bbc::nearest_neighbour(&reference, &train_labels, &report.outputs);
+    let pred = nearest_neighbour(&reference, &train_labels, &report.outputs);
     let acc = |p: &[usize]| {
         p.iter().zip(&test_labels).filter(|(a, b)| a == b).count() as f64 / p.len() as f64
     };
@@ -353,7 +358,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let demo = DemoReport {
         model: plan.model.clone(),
-        classes: split.classes.clone(),
+        classes: corpus.classes.clone(),
         test_items: test_texts.len(),
         reference_items: train_texts.len(),
         ubatch: args.ubatch,

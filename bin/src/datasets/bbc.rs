@@ -11,8 +11,7 @@ use std::path::Path;
 /// Where `scripts/setup` puts the corpus, relative to the repository root.
 pub const DEFAULT_DIR: &str = "data/bbc";
 
-/// Seed of the published 80/20 split (the same split, seed and algorithm as the `run`/`demo`
-/// accuracy check in `crate::bbc`, so both report on the same test articles).
+/// Seed of the published 80/20 split (eval-quant, run and demo all report on this split).
 pub const SPLIT_SEED: u64 = 42;
 
 /// Fraction of the articles that are training (kNN index) articles.

@@ -70,9 +70,41 @@ fn normalise(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
+/// Labels each query row by its nearest reference row (cosine similarity).
+pub fn nearest_neighbour(
+    reference: &[Vec<f32>],
+    labels: &[usize],
+    queries: &[Vec<f32>],
+) -> Vec<usize> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let ref_norms: Vec<f32> = reference.iter().map(|r| norm(r)).collect();
+    queries
+        .iter()
+        .map(|q| {
+            let qn = norm(q);
+            let mut best = (f32::NEG_INFINITY, 0);
+            for (i, r) in reference.iter().enumerate() {
+                let dot: f32 = r.iter().zip(q).map(|(a, b)| a * b).sum();
+                let sim = dot / (ref_norms[i] * qn);
+                if sim > best.0 {
+                    best = (sim, labels[i]);
+                }
+            }
+            best.1
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_neighbour_uses_direction() {
+        let reference = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let got = nearest_neighbour(&reference, &[7, 9], &[vec![5.0, 1.0], vec![0.1, 0.2]]);
+        assert_eq!(got, vec![7, 9]);
+    }
 
     #[test]
     fn knn_votes_and_breaks_ties_by_rank() {
