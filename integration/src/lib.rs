@@ -143,3 +143,5 @@ impl Drop for Procs {
         }
     }
 }
+
+pub mod netns;
