@@ -9,7 +9,7 @@
 //! per batch (zero padding) and a horizontal flip of half the images; they help long runs but
 //! slow down the few-epoch runs that fit a set-up budget (3 epochs with them reached 80.9% test
 //! accuracy; without them 4 epochs reach 87.2% and the default 8 reach 88.4%, about 2.5 minutes on
-//! two idle cores).
+//! one thread).
 //! Everything random comes from `tch::manual_seed(--seed)`, so a run is reproducible for a given
 //! seed and thread count.
 
