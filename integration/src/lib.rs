@@ -144,4 +144,5 @@ impl Drop for Procs {
     }
 }
 
+pub mod fleet;
 pub mod netns;
