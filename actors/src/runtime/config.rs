@@ -42,6 +42,8 @@ pub struct Settings {
     pub leader: LeaderSettings,
     #[serde(default)]
     pub client: ClientSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +187,26 @@ impl Default for ClientSettings {
     }
 }
 
+/// Per-window metrics of a node's stage (see [`crate::runtime::metrics`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// File the rows are appended to: `.csv` (with a header) or `.jsonl` (one JSON object per
+    /// line). No file, no metrics.
+    pub file: Option<PathBuf>,
+    /// Window length, seconds.
+    pub window_s: f64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            file: None,
+            window_s: 1.0,
+        }
+    }
+}
+
 impl Settings {
     /// Reads `path` (TOML) and applies `QUANTPIPE_*` environment overrides.
     pub fn load(path: &Path) -> Result<Settings> {
@@ -251,6 +273,15 @@ impl Settings {
             bail!("leader.ubatch must be >= 1");
         }
         crate::runtime::quantizer::parse_clip(&self.quantizer.clip)?;
+        if !(self.metrics.window_s > 0.0 && self.metrics.window_s.is_finite()) {
+            bail!(
+                "metrics.window_s must be > 0, got {}",
+                self.metrics.window_s
+            );
+        }
+        if let Some(f) = &self.metrics.file {
+            crate::runtime::metrics::MetricsFormat::of(f)?;
+        }
         Ok(())
     }
 
@@ -336,5 +367,31 @@ stages = [{ node = "a", units = [1, 24] }]
         let err = Settings::load(&path).unwrap_err().to_string();
         assert!(err.contains("slowdown"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn metrics_section_reads_file_and_window_with_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let base = "fleet = \"f\"\nname = \"a\"\nmodel_dir = \"m\"\n";
+        std::fs::write(&path, base).unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!((s.metrics.file.as_deref(), s.metrics.window_s), (None, 1.0));
+
+        std::fs::write(&path, format!("{base}[metrics]\nfile = \"m.csv\"\n")).unwrap();
+        // Only this test sets this variable; other tests' settings ignore the window.
+        std::env::set_var("QUANTPIPE_METRICS__WINDOW_S", "2.5");
+        let s = Settings::load(&path);
+        std::env::remove_var("QUANTPIPE_METRICS__WINDOW_S");
+        let s = s.unwrap();
+        assert_eq!(s.metrics.file, Some(PathBuf::from("m.csv")));
+        assert_eq!(s.metrics.window_s, 2.5);
+
+        std::fs::write(&path, format!("{base}[metrics]\nfile = \"m.txt\"\n")).unwrap();
+        let err = format!("{:#}", Settings::load(&path).unwrap_err());
+        assert!(err.contains("m.txt"), "{err}");
+        std::fs::write(&path, format!("{base}[metrics]\nwindow_s = 0\n")).unwrap();
+        let err = format!("{:#}", Settings::load(&path).unwrap_err());
+        assert!(err.contains("metrics.window_s"), "{err}");
     }
 }

@@ -8,10 +8,11 @@
 //! [`transport::TransportActor`] (zenoh puts, which block under `CongestionControl::Block`) run
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
 //! also hosts the [`planner_actor::PlannerActor`]. Membership comes from zenoh liveliness tokens.
-//! Messages and key expressions: [`wire`].
+//! Messages and key expressions: [`wire`]. Per-window metrics files: [`metrics`].
 
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod planner_actor;
 pub mod probe;

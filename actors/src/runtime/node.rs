@@ -129,6 +129,11 @@ pub fn run_node(settings: Settings) -> Result<()> {
     let model_dir = settings.model_dir.clone();
     let slowdown = settings.device.slowdown;
     let threads = settings.device.threads;
+    let metrics = match &settings.metrics.file {
+        Some(path) if hosts_stage => Some(crate::runtime::metrics::MetricsWriter::open(path)?),
+        _ => None,
+    };
+    let window_s = settings.metrics.window_s;
     let (stage, planner) = system.block_on({
         let session = session.clone();
         let keys = keys.clone();
@@ -150,7 +155,12 @@ pub fn run_node(settings: Settings) -> Result<()> {
                     method: clip,
                     limits: DecodeLimits::default(),
                 });
-                StageActor::new(keys.clone(), name, forward, quant, transport, probe).start()
+                let stage = StageActor::new(keys.clone(), name, forward, quant, transport, probe);
+                match metrics {
+                    Some(writer) => stage.with_metrics(writer, window_s),
+                    None => stage,
+                }
+                .start()
             });
             let planner = is_leader.then(|| {
                 let (s, k) = (session.clone(), keys.clone());

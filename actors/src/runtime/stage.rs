@@ -3,6 +3,7 @@
 //! (TransportActor). Everything that computes or may block runs on SyncArbiter threads; the
 //! StageActor itself only routes and counts, on the node's arbiter.
 
+use crate::runtime::metrics::{unix_s, MetricsWriter, WindowAccumulator};
 use crate::runtime::probe::{Arrived, BandwidthProbeActor, Links};
 use crate::runtime::quantizer::{
     mask_from_wire, mask_to_wire, tokens_from_wire, Decode, Encode, QuantizerActor,
@@ -134,6 +135,14 @@ pub struct StageActor {
     pub probe: Addr<BandwidthProbeActor>,
     current: Option<Assignment>,
     stats: NodeStats,
+    metrics: Option<StageMetrics>,
+}
+
+/// The per-window metrics of a stage: the accumulator, where rows go, and the window length.
+struct StageMetrics {
+    acc: WindowAccumulator,
+    writer: MetricsWriter,
+    window_s: f64,
 }
 
 impl StageActor {
@@ -160,6 +169,32 @@ impl StageActor {
             probe,
             current: None,
             stats,
+            metrics: None,
+        }
+    }
+
+    /// Appends a metrics row to `writer` every `window_s` seconds while the actor runs.
+    pub fn with_metrics(mut self, writer: MetricsWriter, window_s: f64) -> Self {
+        self.metrics = Some(StageMetrics {
+            acc: WindowAccumulator::new(unix_s()),
+            writer,
+            window_s,
+        });
+        self
+    }
+
+    fn close_metrics_window(&mut self) {
+        let s = &self.stats;
+        let dropped = s.dropped_malformed
+            + s.dropped_foreign_fleet
+            + s.dropped_stale_epoch
+            + s.dropped_wrong_stage
+            + s.failed;
+        if let Some(m) = &mut self.metrics {
+            let row = m.acc.close(unix_s(), &self.name, s.stage, s.epoch, dropped);
+            if let Err(e) = m.writer.write(&row) {
+                tracing::warn!("{}: metrics: {e:#}", self.name);
+            }
         }
     }
 
@@ -180,6 +215,13 @@ impl StageActor {
 
 impl Actor for StageActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(m) = &self.metrics {
+            let every = std::time::Duration::from_secs_f64(m.window_s);
+            ctx.run_interval(every, |act, _| act.close_metrics_window());
+        }
+    }
 }
 
 impl Handler<AssignQuery> for StageActor {
@@ -315,6 +357,9 @@ impl Handler<Received> for StageActor {
             );
             return;
         }
+        if let Some(m) = &mut self.metrics {
+            m.acc.accepted(&msg.key, msg.bytes.len() as u64);
+        }
         self.probe.do_send(Arrived {
             on: msg.key,
             transfer_s: msg.received_unix_ns.saturating_sub(act.sent_unix_ns) as f64 / 1e9,
@@ -326,6 +371,8 @@ impl Handler<Received> for StageActor {
         let keys = self.keys.clone();
         let last = a.next == NextHop::Client;
         let header = (act.run, act.seq, act.epoch, act.client.clone());
+        // The last stage sends raw f32 rows to the client.
+        let out_bits = if last { 32 } else { a.out_bits };
         let fut = async move {
             let mask = act
                 .mask
@@ -400,6 +447,7 @@ impl Handler<Received> for StageActor {
                 NextHop::Client => keys.result(&act.client),
                 NextHop::Stage(i) => keys.stage_in(*i),
             };
+            let sent = (key.clone(), bytes.len() as u64);
             transport
                 .send(Put {
                     key,
@@ -409,16 +457,23 @@ impl Handler<Received> for StageActor {
                 .await
                 .map_err(|e| Failure::Failed(anyhow!("transport: {e}")))?
                 .map_err(Failure::Failed)?;
-            Ok::<_, Failure>((items, forward_s, codec_s))
+            Ok::<_, Failure>((items, forward_s, codec_s, sent))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _| match res {
-            Ok((items, forward_s, codec_s)) => {
+            Ok((items, forward_s, codec_s, (key, bytes))) => {
+                if let Some(m) = &mut act.metrics {
+                    m.acc
+                        .finished(items, forward_s, codec_s, &key, bytes, out_bits);
+                }
                 act.stats.microbatches += 1;
                 act.stats.items += items;
                 act.stats.busy_forward_s += forward_s;
                 act.stats.busy_codec_s += codec_s;
             }
             Err(Failure::Malformed(e)) => {
+                if let Some(m) = &mut act.metrics {
+                    m.acc.abandoned();
+                }
                 act.stats.dropped_malformed += 1;
                 tracing::warn!(
                     "{}: dropped malformed microbatch {} of run {:x}: {e:#}",
@@ -428,6 +483,9 @@ impl Handler<Received> for StageActor {
                 );
             }
             Err(Failure::Failed(e)) => {
+                if let Some(m) = &mut act.metrics {
+                    m.acc.abandoned();
+                }
                 act.stats.failed += 1;
                 tracing::error!(
                     "{}: microbatch {} of run {:x} failed: {e:#}",
