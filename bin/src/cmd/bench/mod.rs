@@ -1,6 +1,7 @@
 //! `quantpipe bench ...`: benchmarks that print figures, never pass/fail timings.
 
 pub mod codec;
+pub mod pipeline;
 pub mod planner;
 pub mod shard;
 
@@ -15,6 +16,9 @@ pub enum Bench {
     Codec(codec::Args),
     /// Planning time for ViT-Huge on 16 and 64 devices, and the per-link heuristic's gap.
     Planner(planner::Args),
+    /// ViT pipelines of node processes on loopback: throughput against the planner's bound, and
+    /// transport + codec overhead per microbatch as a share of stage compute.
+    Pipeline(pipeline::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -22,6 +26,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Shard(args) => shard::run(args),
         Bench::Codec(args) => codec::run(args),
         Bench::Planner(args) => planner::run(args),
+        Bench::Pipeline(args) => pipeline::run(args),
     }
 }
 
