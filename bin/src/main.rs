@@ -2,6 +2,7 @@
 //!
 //! A thin shell: each subcommand parses its arguments and calls the library crates.
 
+mod chart;
 mod cmd;
 mod datasets;
 mod eval;

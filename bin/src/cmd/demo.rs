@@ -6,11 +6,13 @@
 //! machine stands in for a fleet of slower boards; sleeping stages leave the cores to the others,
 //! which keeps the emulated devices' speed from depending on how the real cores are shared.
 
+use crate::chart::{write_chart, ChartData, StageBar, Timeline};
 use crate::datasets::bbc::{Article, Corpus};
 use crate::eval::metrics::nearest_neighbour;
 use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
 use quantpipe_actors::runtime::config::Settings;
+use quantpipe_actors::runtime::metrics::{read_jsonl, MetricsRow};
 use quantpipe_actors::runtime::wire::{self, Keys, NodeStats, PlanInfo};
 use quantpipe_model_shards::preprocess::TextTokenizer;
 use quantpipe_model_shards::profile::profile_model;
@@ -151,7 +153,14 @@ struct DemoReport {
     single_device: String,
     /// Test items whose 1-NN label is the same as the single-device fp32 one.
     agreement: f64,
+    /// The PNG chart: per-stage utilisation, throughput, per-window items/s.
+    chart: PathBuf,
+    /// Each device node's per-window metrics (JSON lines), by node name.
+    metrics_files: Vec<(String, PathBuf)>,
 }
+
+/// Length of the nodes' metrics windows, seconds.
+const METRICS_WINDOW_S: f64 = 1.0;
 
 fn zenoh_toml(listen: u16, connect: Option<u16>) -> String {
     let connect = connect
@@ -260,20 +269,30 @@ pub fn run(args: Args) -> Result<()> {
         args.bits
     );
     let mut files = vec![("leader".to_string(), leader_cfg)];
+    let mut metrics_files = Vec::new();
     for (i, d) in DEVICES.iter().enumerate() {
+        let metrics = out.join(format!("metrics-{}.jsonl", d.name));
+        // The writer appends: start each demo with fresh files.
+        if metrics.exists() {
+            std::fs::remove_file(&metrics)
+                .with_context(|| format!("removing the old {}", metrics.display()))?;
+        }
         files.push((
             d.name.to_string(),
             format!(
-                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"{}\"\n",
+                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"{}\"\n[metrics]\nfile = \"{}\"\nwindow_s = {}\n",
                 common(d.name),
                 zenoh_toml(leader_port + 1 + i as u16, Some(leader_port)),
                 d.threads,
                 d.slowdown,
                 args.ubatch,
                 profiles[&d.threads].display(),
-                args.clip
+                args.clip,
+                metrics.display(),
+                METRICS_WINDOW_S
             ),
         ));
+        metrics_files.push((d.name.to_string(), metrics));
     }
     for (name, text) in &files {
         let path = configs.path().join(format!("{name}.toml"));
@@ -353,8 +372,40 @@ pub fn run(args: Args) -> Result<()> {
                 + st.dropped_wrong_stage,
         });
     }
+    // Let every node close the window the run ended in before the fleet stops.
+    std::thread::sleep(Duration::from_secs_f64(METRICS_WINDOW_S * 1.5));
     let _ = session.close().wait();
     drop(children);
+
+    let chart = out.join("demo.png");
+    let mut rows = Vec::new();
+    for (name, path) in &metrics_files {
+        rows.push((name.clone(), read_jsonl(path)?));
+    }
+    let chart_data = ChartData {
+        title: format!(
+            "{} over {} stages, cuts at {} bits ({} BBC test articles)",
+            plan.model,
+            plan.stages.len(),
+            args.bits,
+            test_texts.len()
+        ),
+        stages: stages
+            .iter()
+            .map(|s| StageBar {
+                label: format!("{} ({}..{})", s.node, s.units[0], s.units[1]),
+                forward: s.busy_forward_s / report.elapsed_s,
+                codec: s.busy_codec_s / report.elapsed_s,
+            })
+            .collect(),
+        throughput: vec![
+            ("pipeline".into(), report.items_per_s),
+            ("planner bound".into(), plan.predicted_items_per_s),
+            ("1 device fp32".into(), single_items_per_s),
+        ],
+        timelines: timelines(&rows),
+    };
+    write_chart(&chart, &chart_data)?;
 
     let demo = DemoReport {
         model: plan.model.clone(),
@@ -375,6 +426,8 @@ pub fn run(args: Args) -> Result<()> {
         ),
         agreement,
         pipeline: report,
+        chart,
+        metrics_files,
     };
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&demo)?)?;
@@ -384,6 +437,27 @@ pub fn run(args: Args) -> Result<()> {
         print_summary(&demo, &path);
     }
     Ok(())
+}
+
+/// Per-node items/s per window while the node held a stage, on a common clock: seconds since
+/// the earliest such window of any node.
+fn timelines(rows: &[(String, Vec<MetricsRow>)]) -> Vec<Timeline> {
+    let staged = |r: &&MetricsRow| r.stage.is_some();
+    let t0 = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().filter(staged))
+        .map(|r| r.start_unix_s)
+        .fold(f64::INFINITY, f64::min);
+    rows.iter()
+        .map(|(name, r)| Timeline {
+            label: name.clone(),
+            points: r
+                .iter()
+                .filter(staged)
+                .map(|r| (r.start_unix_s + r.window_s - t0, r.items_per_s))
+                .collect(),
+        })
+        .collect()
 }
 
 fn node_stats(session: &zenoh::Session, keys: &Keys, node: &str) -> Result<NodeStats> {
@@ -439,4 +513,8 @@ fn print_summary(d: &DemoReport, path: &Path) {
         d.agreement * 100.0
     );
     println!("report: {}", path.display());
+    println!("chart: {}", d.chart.display());
+    for (name, f) in &d.metrics_files {
+        println!("metrics of {name}: {}", f.display());
+    }
 }
