@@ -148,6 +148,9 @@ pub struct LeaderSettings {
     pub stages: Vec<ForcedStage>,
     /// How long a node may take to load its shard.
     pub assign_timeout_s: f64,
+    /// A device joining after the first plan is taken in (a re-plan) only when the plan with it
+    /// predicts at least this fraction more throughput; a stage's node leaving always re-plans.
+    pub replan_min_gain: f64,
 }
 
 impl Default for LeaderSettings {
@@ -159,6 +162,7 @@ impl Default for LeaderSettings {
             bits: 32,
             stages: Vec::new(),
             assign_timeout_s: 120.0,
+            replan_min_gain: 0.1,
         }
     }
 }
@@ -174,6 +178,9 @@ pub struct ClientSettings {
     pub plan_wait_s: f64,
     /// A run fails when no result arrives for this long.
     pub result_timeout_s: f64,
+    /// With no result for this long the client asks the leader for its plan, in case it missed
+    /// the announcement of a new epoch.
+    pub stall_s: f64,
 }
 
 impl Default for ClientSettings {
@@ -183,6 +190,7 @@ impl Default for ClientSettings {
             max_len: 128,
             plan_wait_s: 120.0,
             result_timeout_s: 120.0,
+            stall_s: 5.0,
         }
     }
 }
@@ -268,6 +276,15 @@ impl Settings {
         let b = self.leader.bits;
         if !((1..=16).contains(&b) || b == 32) {
             bail!("leader.bits must be 1..=16 or 32, got {b}");
+        }
+        if !(self.leader.replan_min_gain >= 0.0 && self.leader.replan_min_gain.is_finite()) {
+            bail!(
+                "leader.replan_min_gain must be >= 0, got {}",
+                self.leader.replan_min_gain
+            );
+        }
+        if !(self.client.stall_s > 0.0 && self.client.stall_s.is_finite()) {
+            bail!("client.stall_s must be > 0, got {}", self.client.stall_s);
         }
         if self.leader.ubatch == 0 {
             bail!("leader.ubatch must be >= 1");

@@ -12,6 +12,8 @@
 
 pub mod client;
 pub mod config;
+pub mod inflight;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod planner_actor;

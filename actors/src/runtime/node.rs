@@ -1,10 +1,11 @@
 //! `quantpipe node`: one device of the fleet (and, when configured, its leader).
 //!
 //! Start-up, in order: profile the local model (or read the profile file), open the zenoh
-//! session, declare the liveliness token `qp/<fleet>/node/<name>` and the device-info queryable,
-//! start the actors (StageActor on the arbiter; ForwardWorker, QuantizerActor and TransportActor
-//! on SyncArbiter threads; BandwidthProbeActor), declare the assignment and stats queryables,
-//! and, on a leader, ask the PlannerActor to plan. The node runs until SIGINT or SIGTERM.
+//! session, start the actors (StageActor on the arbiter; ForwardWorker, QuantizerActor and
+//! TransportActor on SyncArbiter threads; BandwidthProbeActor), declare the device-info,
+//! assignment and stats queryables, then the liveliness token `qp/<fleet>/node/<name>`, and, on a
+//! leader, ask the PlannerActor to plan; it then re-plans as tokens come and go. The node runs
+//! until SIGINT or SIGTERM.
 
 use crate::runtime::config::{Role, Settings};
 use crate::runtime::planner_actor::{MakePlan, PlannerActor};
@@ -118,11 +119,6 @@ pub fn run_node(settings: Settings) -> Result<()> {
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
-    let _token = session
-        .liveliness()
-        .declare_token(keys.node(&settings.name))
-        .wait()
-        .map_err(|e| anyhow!("declaring the liveliness token: {e}"))?;
 
     let system = actix::System::new();
     let clip = parse_clip(&settings.quantizer.clip)?;
@@ -212,6 +208,13 @@ pub fn run_node(settings: Settings) -> Result<()> {
                 .map_err(|e| anyhow!("declaring the stats queryable: {e}"))?,
         );
     }
+    // The token goes up last: a node the leader sees alive answers its device info and takes
+    // assignments, so a node joining after the first plan can be planned in at once.
+    let _token = session
+        .liveliness()
+        .declare_token(keys.node(&settings.name))
+        .wait()
+        .map_err(|e| anyhow!("declaring the liveliness token: {e}"))?;
     tracing::info!(
         "node {} up in fleet {} ({:?}, {} thread(s), emulated slowdown x{})",
         settings.name,

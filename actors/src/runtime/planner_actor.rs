@@ -7,14 +7,17 @@
 
 use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
 use crate::runtime::config::{ForcedStage, LeaderSettings};
+use crate::runtime::membership;
 use crate::runtime::wire::{
     self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, PlanInfo, PlanStage, WIRE_VERSION,
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use zenoh::qos::Priority;
+use zenoh::pubsub::Subscriber;
+use zenoh::qos::{CongestionControl, Priority};
 use zenoh::query::Queryable;
 use zenoh::{Session, Wait};
 
@@ -149,7 +152,15 @@ pub struct PlannerActor {
     pub keys: Keys,
     pub settings: LeaderSettings,
     plan: Option<PlanInfo>,
+    /// What the plan queryable answers: the current plan's bytes.
+    plan_bytes: Arc<RwLock<Vec<u8>>>,
     queryable: Option<Queryable<()>>,
+    /// Liveliness subscriber: every node's token appearing or going triggers [`Reconsider`].
+    watcher: Option<Subscriber<()>>,
+    /// Device info of alive nodes that host a stage.
+    devices: BTreeMap<String, DeviceInfo>,
+    /// Alive nodes that answered no device info (a leader-only node).
+    not_devices: BTreeSet<String>,
 }
 
 impl PlannerActor {
@@ -159,7 +170,11 @@ impl PlannerActor {
             keys,
             settings,
             plan: None,
+            plan_bytes: Arc::new(RwLock::new(Vec::new())),
             queryable: None,
+            watcher: None,
+            devices: BTreeMap::new(),
+            not_devices: BTreeSet::new(),
         }
     }
 
@@ -204,6 +219,27 @@ impl PlannerActor {
         )?)
     }
 
+    /// Brings the device-info cache in line with `alive`: forgets nodes that are gone (a node
+    /// coming back under the same name is asked again) and asks the new ones.
+    fn learn_devices(&mut self, alive: &BTreeSet<String>) {
+        self.devices.retain(|n, _| alive.contains(n));
+        self.not_devices.retain(|n| alive.contains(n));
+        for name in alive {
+            if self.devices.contains_key(name) || self.not_devices.contains(name) {
+                continue;
+            }
+            match self.device_info(name) {
+                Ok(i) => {
+                    self.devices.insert(name.clone(), i);
+                }
+                Err(e) => {
+                    tracing::info!("{name} hosts no stage: {e:#}");
+                    self.not_devices.insert(name.clone());
+                }
+            }
+        }
+    }
+
     fn make_plan(&mut self) -> Result<PlanInfo> {
         let expected: BTreeSet<String> = self.settings.expected.iter().cloned().collect();
         let deadline = Instant::now() + Duration::from_secs_f64(self.settings.wait_s);
@@ -229,51 +265,156 @@ impl PlannerActor {
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        let candidates: Vec<&String> = if expected.is_empty() {
-            alive.iter().collect()
+        let candidates: BTreeSet<String> = if expected.is_empty() {
+            alive
         } else {
-            alive.iter().filter(|n| expected.contains(*n)).collect()
+            alive.intersection(&expected).cloned().collect()
         };
-        let mut infos = Vec::new();
-        for name in candidates {
-            match self.device_info(name) {
-                Ok(i) => infos.push(i),
-                Err(e) => tracing::warn!("leaving {name} out of the plan: {e:#}"),
-            }
-        }
+        self.learn_devices(&candidates);
+        let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
+        let plan = self.plan_for(&infos, 0)?;
+        self.assign(&plan)?;
+        Ok(plan)
+    }
+
+    /// A plan over `infos` at an epoch above `previous`: the forced one of the settings when
+    /// every node it names is among them, else the planner's.
+    fn plan_for(&self, infos: &[DeviceInfo], previous: u64) -> Result<PlanInfo> {
         let first = infos
             .first()
             .ok_or_else(|| anyhow!("no node answered its device info"))?;
         let units = first.profile.time_s.len();
         let model = first.profile.model.clone();
         let bits = self.settings.bits;
-        let (stages, predicted, source) = if self.settings.stages.is_empty() {
-            let (s, p) = plan_stages(&infos, self.settings.ubatch, bits)?;
-            (s, p, "planner")
-        } else {
-            let names = infos.iter().map(|i| i.name.clone()).collect();
+        let names: BTreeSet<String> = infos.iter().map(|i| i.name.clone()).collect();
+        let forced_alive = !self.settings.stages.is_empty()
+            && self.settings.stages.iter().all(|s| names.contains(&s.node));
+        let (stages, predicted, source) = if forced_alive {
             (
                 forced_stages(&self.settings.stages, units, &names, bits)?,
                 0.0,
                 "forced",
             )
+        } else {
+            if !self.settings.stages.is_empty() {
+                tracing::warn!(
+                    "a node of the forced plan is not alive: planning over {names:?} instead"
+                );
+            }
+            let (s, p) = plan_stages(infos, self.settings.ubatch, bits)?;
+            (s, p, "planner")
         };
-        let epoch = std::time::SystemTime::now()
+        let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
-        let plan = PlanInfo {
+        Ok(PlanInfo {
             version: WIRE_VERSION,
             fleet: self.keys.fleet.clone(),
-            epoch,
-            model: model.clone(),
+            epoch: membership::next_epoch(previous, now_ms),
+            model,
             ubatch: self.settings.ubatch,
             source: source.into(),
             stages,
             predicted_items_per_s: predicted,
+        })
+    }
+
+    /// Makes `plan` the current one: the plan queryable answers it and every client hears of it
+    /// on [`Keys::plan_changed`] (control priority).
+    fn publish(&mut self, plan: PlanInfo) -> Result<()> {
+        let bytes = wire::to_bytes(&plan);
+        *self.plan_bytes.write().expect("plan lock") = bytes.clone();
+        if self.queryable.is_none() {
+            let current = self.plan_bytes.clone();
+            let q = self
+                .session
+                .declare_queryable(self.keys.plan())
+                .callback(move |query| {
+                    let key = query.key_expr().clone();
+                    let bytes = current.read().expect("plan lock").clone();
+                    if let Err(e) = query.reply(key, bytes).wait() {
+                        tracing::warn!("answering a plan query: {e}");
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("declaring the plan queryable: {e}"))?;
+            self.queryable = Some(q);
+        }
+        self.session
+            .put(self.keys.plan_changed(), bytes)
+            .priority(Priority::InteractiveHigh)
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .map_err(|e| anyhow!("announcing plan epoch {}: {e}", plan.epoch))?;
+        for (i, s) in plan.stages.iter().enumerate() {
+            tracing::info!(
+                "plan epoch {}: stage {i} = {} units {}..{} (out {} bits, predicted compute {:.1} ms)",
+                plan.epoch, s.node, s.l, s.r, s.out_bits, s.compute_s * 1e3
+            );
+        }
+        self.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Compares who is alive with the current plan and plans again when a stage's node left,
+    /// or when a device joined and a plan with it predicts enough more throughput.
+    fn reconsider(&mut self) -> Result<()> {
+        let Some(current) = self.plan.clone() else {
+            // The first plan is still being made; it reads the alive set itself.
+            return Ok(());
         };
-        self.assign(&plan)?;
-        Ok(plan)
+        let alive = self.alive()?;
+        self.learn_devices(&alive);
+        let plan_nodes: BTreeSet<String> = current.stages.iter().map(|s| s.node.clone()).collect();
+        let devices: BTreeSet<String> = self.devices.keys().cloned().collect();
+        let change = membership::change(&plan_nodes, &alive, &devices);
+        if change.is_empty() {
+            return Ok(());
+        }
+        let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
+        if infos.is_empty() {
+            tracing::error!(
+                "every stage node left ({:?}): waiting for a device to join",
+                change.left
+            );
+            return Ok(());
+        }
+        let candidate = self.plan_for(&infos, current.epoch)?;
+        if change.left.is_empty() {
+            if !membership::adopt_on_join(
+                current.predicted_items_per_s,
+                candidate.predicted_items_per_s,
+                self.settings.replan_min_gain,
+            ) {
+                tracing::info!(
+                    "{:?} joined; keeping plan epoch {} ({:.2} items/s predicted, {:.2} with them)",
+                    change.joined,
+                    current.epoch,
+                    current.predicted_items_per_s,
+                    candidate.predicted_items_per_s
+                );
+                return Ok(());
+            }
+            tracing::info!(
+                "{:?} joined: re-planning from epoch {} to {} ({:.2} -> {:.2} items/s predicted)",
+                change.joined,
+                current.epoch,
+                candidate.epoch,
+                current.predicted_items_per_s,
+                candidate.predicted_items_per_s
+            );
+        } else {
+            tracing::warn!(
+                "{:?} left: re-planning from epoch {} to {} over {:?}",
+                change.left,
+                current.epoch,
+                candidate.epoch,
+                self.devices.keys().collect::<Vec<_>>()
+            );
+        }
+        self.assign(&candidate)?;
+        self.publish(candidate)
     }
 
     /// Sends every stage its assignment and waits until all confirm.
@@ -327,6 +468,20 @@ impl PlannerActor {
 
 impl Actor for PlannerActor {
     type Context = SyncContext<Self>;
+
+    fn started(&mut self, ctx: &mut SyncContext<Self>) {
+        let me = ctx.address();
+        match self
+            .session
+            .liveliness()
+            .declare_subscriber(self.keys.nodes())
+            .callback(move |_| me.do_send(Reconsider))
+            .wait()
+        {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => tracing::error!("watching the fleet's liveliness tokens: {e}"),
+        }
+    }
 }
 
 /// Plan now (waiting for the nodes), assign, and publish the plan.
@@ -338,27 +493,26 @@ impl Handler<MakePlan> for PlannerActor {
     type Result = Result<PlanInfo>;
     fn handle(&mut self, _: MakePlan, _: &mut SyncContext<Self>) -> Result<PlanInfo> {
         let plan = self.make_plan()?;
-        let bytes = wire::to_bytes(&plan);
-        let q = self
-            .session
-            .declare_queryable(self.keys.plan())
-            .callback(move |query| {
-                let key = query.key_expr().clone();
-                if let Err(e) = query.reply(key, bytes.clone()).wait() {
-                    tracing::warn!("answering a plan query: {e}");
-                }
-            })
-            .wait()
-            .map_err(|e| anyhow!("declaring the plan queryable: {e}"))?;
-        self.queryable = Some(q);
-        for (i, s) in plan.stages.iter().enumerate() {
-            tracing::info!(
-                "plan epoch {}: stage {i} = {} units {}..{} (out {} bits, predicted compute {:.1} ms)",
-                plan.epoch, s.node, s.l, s.r, s.out_bits, s.compute_s * 1e3
-            );
-        }
-        self.plan = Some(plan.clone());
+        self.publish(plan.clone())?;
         Ok(plan)
+    }
+}
+
+/// A node's liveliness token appeared or went: check the plan against who is alive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconsider;
+
+impl Handler<Reconsider> for PlannerActor {
+    type Result = ();
+    fn handle(&mut self, _: Reconsider, _: &mut SyncContext<Self>) {
+        // A node may die while it is being assigned: try again over the new alive set.
+        for attempt in 1..=3 {
+            match self.reconsider() {
+                Ok(()) => return,
+                Err(e) => tracing::error!("re-planning (attempt {attempt} of 3): {e:#}"),
+            }
+        }
     }
 }
 

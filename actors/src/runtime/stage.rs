@@ -60,6 +60,9 @@ pub struct Load {
 #[rtype(result = "Result<(Boundary, f64)>")]
 pub struct Forward {
     pub input: Boundary,
+    /// The plan epoch the microbatch travels under: a shard loaded for another epoch refuses it
+    /// (a re-plan may reload the shard between a microbatch's arrival and its forward pass).
+    pub epoch: u64,
 }
 
 impl Handler<Load> for ForwardWorker {
@@ -92,10 +95,16 @@ impl Handler<Load> for ForwardWorker {
 impl Handler<Forward> for ForwardWorker {
     type Result = Result<(Boundary, f64)>;
     fn handle(&mut self, msg: Forward, _: &mut SyncContext<Self>) -> Self::Result {
-        let (_, shard) = self
+        let (epoch, shard) = self
             .shard
             .as_ref()
             .ok_or_else(|| anyhow!("no shard loaded"))?;
+        if *epoch != msg.epoch {
+            bail!(
+                "microbatch of plan epoch {} reached a shard loaded for epoch {epoch}",
+                msg.epoch
+            );
+        }
         let start = Instant::now();
         let out = tch::no_grad(|| shard.forward(&msg.input))?;
         let took = start.elapsed();
@@ -396,6 +405,7 @@ impl Handler<Received> for StageActor {
             let (out, forward_s) = forward
                 .send(Forward {
                     input: Boundary::new(tensors, mask.as_ref().map(|m| m.shallow_clone())),
+                    epoch: act.epoch,
                 })
                 .await
                 .map_err(|e| Failure::Failed(anyhow!("forward worker: {e}")))?

@@ -43,6 +43,11 @@ impl Keys {
     pub fn plan(&self) -> String {
         format!("qp/{}/plan", self.fleet)
     }
+    /// Where the leader announces every new [`PlanInfo`] (control priority): clients move to
+    /// its epoch and send again what the old plan had not answered.
+    pub fn plan_changed(&self) -> String {
+        format!("qp/{}/plan/changed", self.fleet)
+    }
     /// Input of pipeline stage `i` (0 is where clients send).
     pub fn stage_in(&self, stage: u32) -> String {
         format!("qp/{}/stage/{stage}/in", self.fleet)
