@@ -1,0 +1,186 @@
+//! Node metrics over a real run: two device nodes with a `[metrics] file` (one CSV, one JSONL)
+//! and a leader on loopback, logging as JSON (`--log-format json`); during a client run every
+//! node appends per-window rows, and the windows the run went through show non-zero items/s.
+
+use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn node_toml(
+    fleet: &str,
+    name: &str,
+    model: &Path,
+    role: &str,
+    ports: (u16, Option<u16>),
+) -> String {
+    let connect = ports
+        .1
+        .map(|p| format!("\"tcp/127.0.0.1:{p}\""))
+        .unwrap_or_default();
+    format!(
+        "fleet = \"{fleet}\"\nname = \"{name}\"\nrole = \"{role}\"\nmodel_dir = \"{}\"\n\
+         [zenoh]\nlisten = [\"tcp/127.0.0.1:{}\"]\nconnect = [{connect}]\n",
+        model.display(),
+        ports.0
+    )
+}
+
+/// Waits until `path` holds a line `ok` accepts, or panics with the logs after `limit`.
+fn wait_for_line(
+    procs: &Procs,
+    path: &Path,
+    limit: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().any(&ok) {
+            return text.lines().map(str::to_owned).collect();
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "no matching row in {} within {limit:?}:\n{text}\n{}",
+                path.display(),
+                procs.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() {
+    let bin = quantpipe_bin();
+    let model = repo_root().join("data/minilm");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "MiniLM is missing from {}: run scripts/setup",
+        model.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sentences.txt");
+    let lines: Vec<String> = (0..24)
+        .map(|i| format!("Sentence number {i} about markets, football and films."))
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let profile = dir.path().join("profile.json");
+    let units: Vec<String> = (1..=24)
+        .map(|u| format!("{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\"output_elements\":1}}"))
+        .collect();
+    std::fs::write(
+        &profile,
+        format!("{{\"model\":\"minilm\",\"ubatch\":4,\"threads\":1,\"input_elements\":128,\"units\":[{}]}}", units.join(",")),
+    )
+    .unwrap();
+
+    let ports = free_ports(4);
+    let fleet = format!("metrics{}", std::process::id());
+    let csv = dir.path().join("out/a.csv");
+    let jsonl = dir.path().join("out/b.jsonl");
+    let mut procs = Procs::new(dir.path());
+    let leader = format!(
+        "{}[leader]\nexpected = [\"a\", \"b\"]\nwait_s = 60\nubatch = 4\nbits = 8\n\
+         stages = [{{ node = \"a\", units = [1, 10] }}, {{ node = \"b\", units = [11, 24] }}]\n",
+        node_toml(&fleet, "leader", &model, "leader", (ports[0], None))
+    );
+    let device = |name: &str, port: u16, metrics: &Path| {
+        format!(
+            "{}[device]\nthreads = 1\nprofile_ubatch = 4\nprofile_file = \"{}\"\n\
+             [metrics]\nfile = \"{}\"\nwindow_s = 0.5\n",
+            node_toml(&fleet, name, &model, "device", (port, Some(ports[0]))),
+            profile.display(),
+            metrics.display()
+        )
+    };
+    for (name, text) in [
+        ("leader", leader),
+        ("a", device("a", ports[1], &csv)),
+        ("b", device("b", ports[2], &jsonl)),
+    ] {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        procs.spawn(
+            name,
+            &bin,
+            &[
+                "--log-format",
+                "json",
+                "node",
+                "--config",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+    let client = dir.path().join("client.toml");
+    std::fs::write(
+        &client,
+        format!(
+            "{}[client]\nwindow = 2\nplan_wait_s = 90\nresult_timeout_s = 90\n",
+            node_toml(
+                &fleet,
+                "client",
+                &model,
+                "device",
+                (ports[3], Some(ports[0]))
+            )
+        ),
+    )
+    .unwrap();
+    let report = procs.run_to_end(
+        "client",
+        &bin,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            client.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(180),
+    );
+    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json output");
+    assert_eq!(report["items"], lines.len());
+
+    // Node a: CSV with its header and a window of the run with items/s > 0.
+    let header = quantpipe_actors::runtime::metrics::CSV_HEADER;
+    let col = header.split(',').position(|c| c == "items_per_s").unwrap();
+    let stage_col = header.split(',').position(|c| c == "stage").unwrap();
+    let rows = wait_for_line(&procs, &csv, Duration::from_secs(10), |l| {
+        let f: Vec<&str> = l.split(',').collect();
+        l != header && f[stage_col] == "0" && f[col].parse::<f64>().is_ok_and(|v| v > 0.0)
+    });
+    assert_eq!(rows[0], header);
+    assert_eq!(rows.iter().filter(|l| *l == header).count(), 1);
+
+    // Node b: JSON lines; its busy windows carry the incoming link's bytes/s.
+    let rows = wait_for_line(&procs, &jsonl, Duration::from_secs(10), |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v["stage"] == 1 && v["items_per_s"].as_f64().unwrap_or(0.0) > 0.0)
+    });
+    let busy: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON object per line"))
+        .filter(|v| v["items_per_s"].as_f64().unwrap_or(0.0) > 0.0)
+        .collect();
+    let total: f64 = busy.iter().map(|v| v["items"].as_f64().unwrap()).sum();
+    assert!(total <= lines.len() as f64, "{total} items counted");
+    assert!(
+        busy.iter().any(|v| v["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["direction"] == "in" && l["bytes_per_s"].as_f64().unwrap() > 0.0)),
+        "no incoming bytes in {busy:?}"
+    );
+
+    // --log-format json: the node's log lines are JSON objects.
+    let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+    let first = log.lines().next().expect("node a logged nothing");
+    let v: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(v.get("level").is_some(), "{first}");
+}
