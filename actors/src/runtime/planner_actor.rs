@@ -1,7 +1,17 @@
 //! The PlannerActor (hosted by the leader): waits for the expected nodes (liveliness tokens),
 //! gathers their device info, plans with [`crate::planner::plan`] (or takes the plan forced in
 //! the leader's settings), sends each stage its [`Assignment`] and waits for every node to
-//! confirm its shard is loaded, then answers the plan on `qp/<fleet>/plan`.
+//! confirm its shard is loaded, then answers the plan on `qp/<fleet>/plan` and announces it on
+//! `qp/<fleet>/plan/changed`.
+//!
+//! Re-planning: the actor watches the fleet's liveliness tokens. When a node holding a stage
+//! leaves, it plans again over the alive devices (the forced plan of the settings when all its
+//! nodes are still alive, else the planner's) at a larger epoch, assigns, and announces. When a
+//! device joins after the first plan, it plans with it and adopts that plan only when it predicts
+//! at least `leader.replan_min_gain` (default 10%) more throughput than the current one
+//! ([`membership::adopt_on_join`]): a re-plan reloads shards and makes clients resend what is in
+//! flight, so a device that would not speed the pipeline up stays idle; a forced plan is kept on a
+//! join. Clients move to the new epoch and resend (see [`crate::runtime::inflight`]).
 //!
 //! It runs on a SyncArbiter thread: gathering and assigning wait on the network.
 
