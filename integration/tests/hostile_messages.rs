@@ -1,0 +1,384 @@
+//! While a run streams through three node processes on loopback, a hostile peer of the same
+//! zenoh mesh publishes on every topic of the fleet: garbage bytes, truncated MessagePack, a
+//! wrong wire version, a message of another fleet and a stale-epoch one (on the stage inputs, the
+//! client's result topic and the control keys), and sends malformed, foreign and stale
+//! assignments to every node's assignment queryable. Each is dropped, logged and counted (the
+//! nodes' stats queryables, the client's report), and the run's outputs are still bitwise those
+//! of single-process inference at 32 bits.
+
+use quantpipe_actors::runtime::wire::{
+    self, Activation, Assignment, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
+};
+use quantpipe_integration::fleet::{long_texts, node_toml};
+use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use std::time::{Duration, Instant};
+use zenoh::qos::CongestionControl;
+use zenoh::{Session, Wait};
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+const UBATCH: usize = 4;
+const MICROBATCHES: usize = 24;
+/// Rounds of hostile messages.
+const ROUNDS: u64 = 2;
+
+fn session(connect: u16) -> Session {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", "\"peer\"").unwrap();
+    c.insert_json5(
+        "connect/endpoints",
+        &format!("[\"tcp/127.0.0.1:{connect}\"]"),
+    )
+    .unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    zenoh::open(c).wait().unwrap()
+}
+
+/// Puts `bytes` on `key` once a subscriber is known (a put with none is dropped by zenoh), or
+/// at once when `must_match` is false (keys nobody subscribes to).
+fn put(s: &Session, key: &str, bytes: Vec<u8>, must_match: bool) {
+    let p = s
+        .declare_publisher(key.to_owned())
+        .congestion_control(CongestionControl::Block)
+        .wait()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while must_match && !p.matching_status().wait().unwrap().matching() {
+        assert!(Instant::now() < deadline, "nobody subscribes to {key}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.put(bytes).wait().unwrap();
+}
+
+/// Asks `key` with `payload` and returns the first answer's bytes.
+fn ask(s: &Session, key: &str, payload: Vec<u8>) -> Vec<u8> {
+    let replies = s
+        .get(key.to_owned())
+        .payload(payload)
+        .timeout(Duration::from_secs(10))
+        .wait()
+        .unwrap();
+    let reply = replies
+        .recv()
+        .unwrap_or_else(|_| panic!("no answer on {key}"));
+    reply
+        .result()
+        .unwrap_or_else(|e| panic!("{key} answered an error: {e:?}"))
+        .payload()
+        .to_bytes()
+        .into_owned()
+}
+
+/// The malformed variants of a valid message: garbage, truncated MessagePack, wrong version.
+fn malformed(valid: &[u8], wrong_version: Vec<u8>) -> Vec<Vec<u8>> {
+    vec![
+        vec![0xc1, 0xff, 0x00, 0x13, 0x37],
+        valid[..valid.len() / 2].to_vec(),
+        wrong_version,
+    ]
+}
+
+/// What the hostile peer sent to each stage (malformed, foreign fleet, stale epoch), for the
+/// expected counters.
+struct Sent {
+    malformed: u64,
+    foreign: u64,
+    stale: u64,
+}
+
+/// Waits for the plan and the run's first microbatch, then attacks every topic.
+fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
+    let keys = Keys::new(fleet);
+    // The run's traffic, read off stage 0's input like any peer of the mesh could.
+    let sniffer = s
+        .declare_subscriber(keys.stage_in(0))
+        .with(zenoh::handlers::FifoChannel::new(64))
+        .wait()
+        .unwrap();
+    let first: Activation = loop {
+        let sample = sniffer
+            .recv_timeout(Duration::from_secs(150))
+            .unwrap()
+            .expect("no microbatch reached stage 0 within 150 s");
+        if let Ok(a) = wire::from_bytes(&sample.payload().to_bytes(), fleet) {
+            break a;
+        }
+    };
+    let plan: PlanInfo = wire::from_bytes(&ask(s, &keys.plan(), vec![]), fleet).unwrap();
+    assert_eq!(plan.epoch, first.epoch);
+
+    let mut sent = Sent {
+        malformed: 0,
+        foreign: 0,
+        stale: 0,
+    };
+    // The client's results first (the client must still be running to count them): garbage,
+    // another fleet's, and one of an earlier plan.
+    for _ in 0..ROUNDS {
+        let out = Output {
+            version: WIRE_VERSION,
+            fleet: fleet.to_owned(),
+            run: first.run,
+            seq: 0,
+            epoch: plan.epoch - 1,
+            shape: vec![1, 1],
+            values: vec![0.0],
+            error: None,
+        };
+        let result = keys.result(&first.client);
+        let mut old = out.clone();
+        old.version = WIRE_VERSION + 1;
+        for bytes in malformed(&wire::to_bytes(&out), wire::to_bytes(&old)) {
+            put(s, &result, bytes, true);
+        }
+        let mut foreign = out.clone();
+        foreign.fleet = format!("{fleet}x");
+        put(s, &result, wire::to_bytes(&foreign), true);
+        put(s, &result, wire::to_bytes(&out), true);
+    }
+    for _ in 0..ROUNDS {
+        // Stage inputs: every variant, addressed to the right stage.
+        for stage in 0..NODES.len() as u32 {
+            let key = keys.stage_in(stage);
+            let mut a = first.clone();
+            a.stage = stage;
+            let valid = wire::to_bytes(&a);
+            let mut old = a.clone();
+            old.version = WIRE_VERSION + 1;
+            for bytes in malformed(&valid, wire::to_bytes(&old)) {
+                put(s, &key, bytes, true);
+            }
+            let mut foreign = a.clone();
+            foreign.fleet = format!("{fleet}x");
+            put(s, &key, wire::to_bytes(&foreign), true);
+            let mut stale = a.clone();
+            stale.epoch = plan.epoch - 1;
+            put(s, &key, wire::to_bytes(&stale), true);
+        }
+        sent.malformed += 3;
+        sent.foreign += 1;
+        sent.stale += 1;
+
+        // Assignments: malformed, another fleet's, and one of an earlier plan. Each is refused
+        // with an error answer and leaves the node's shard as it was.
+        for (i, node) in NODES.iter().enumerate() {
+            let key = keys.assign(node);
+            let stage = &plan.stages[i];
+            let a = Assignment {
+                version: WIRE_VERSION,
+                fleet: fleet.to_owned(),
+                epoch: plan.epoch - 1,
+                model: plan.model.clone(),
+                stage: i as u32,
+                stages: NODES.len() as u32,
+                l: stage.l,
+                r: stage.r,
+                next: wire::NextHop::Client,
+                out_bits: 32,
+            };
+            let mut old = a.clone();
+            old.version = WIRE_VERSION + 1;
+            let mut foreign = a.clone();
+            foreign.fleet = format!("{fleet}x");
+            let mut variants = malformed(&wire::to_bytes(&a), wire::to_bytes(&old));
+            variants.push(wire::to_bytes(&foreign));
+            variants.push(wire::to_bytes(&a));
+            for bytes in variants {
+                let ack: wire::AssignAck = wire::from_bytes(&ask(s, &key, bytes), fleet).unwrap();
+                assert!(ack.error.is_some(), "{node} accepted a hostile assignment");
+            }
+        }
+        // Control keys: puts where only queries are answered reach no one and change nothing.
+        for key in [
+            keys.plan(),
+            format!("{}/changed", keys.plan()),
+            keys.device("a"),
+            keys.stats("a"),
+            keys.node("a"),
+        ] {
+            put(s, &key, vec![0xc1, 0x00], false);
+        }
+    }
+    // Assignments: malformed and foreign ones count as malformed (4 per round), stale ones as stale.
+    (sent, plan.epoch)
+}
+
+#[test]
+fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
+    let started = Instant::now();
+    let bin = quantpipe_bin();
+    let model = repo_root().join("data/minilm");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "MiniLM is missing from {}: run scripts/setup",
+        model.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let texts = long_texts(UBATCH * MICROBATCHES, 160);
+    let input = dir.path().join("texts.txt");
+    std::fs::write(&input, texts.join("\n")).unwrap();
+    // A profile file spares the nodes a measurement the forced plan does not use.
+    let profile = dir.path().join("profile.json");
+    let units: Vec<String> = (1..=24)
+        .map(|u| {
+            format!(
+                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
+                 \"output_elements\":1}}"
+            )
+        })
+        .collect();
+    std::fs::write(
+        &profile,
+        format!(
+            "{{\"model\":\"minilm\",\"ubatch\":{UBATCH},\"threads\":1,\"input_elements\":128,\
+             \"units\":[{}]}}",
+            units.join(",")
+        ),
+    )
+    .unwrap();
+
+    let ports = free_ports(5);
+    let ep = |p: u16| vec![format!("tcp/127.0.0.1:{p}")];
+    let fleet = format!("hostile{}", std::process::id());
+    let device = format!(
+        "[device]\nthreads = 1\nprofile_ubatch = {UBATCH}\nprofile_file = \"{}\"\n",
+        profile.display()
+    );
+    // Cuts after u0 (two tensors) and after u3.
+    let leader = format!(
+        "[leader]\nexpected = [\"a\", \"b\", \"c\"]\nwait_s = 60\nubatch = {UBATCH}\nbits = 32\n\
+         stages = [{{ node = \"a\", units = [1, 1] }}, {{ node = \"b\", units = [2, 8] }}, \
+         {{ node = \"c\", units = [9, 24] }}]\n"
+    );
+    let mut procs = Procs::new(dir.path());
+    let configs = [
+        ("leader", "leader", ports[0], vec![], leader),
+        ("a", "device", ports[1], ep(ports[0]), device.clone()),
+        ("b", "device", ports[2], ep(ports[0]), device.clone()),
+        ("c", "device", ports[3], ep(ports[0]), device),
+    ];
+    for (name, role, listen, connect, extra) in &configs {
+        let path = dir.path().join(format!("{name}.toml"));
+        let toml = node_toml(&fleet, name, &model, role, &ep(*listen), connect, extra);
+        std::fs::write(&path, toml).unwrap();
+        procs.spawn(name, &bin, &["node", "--config", path.to_str().unwrap()]);
+    }
+    let client = dir.path().join("client.toml");
+    std::fs::write(
+        &client,
+        node_toml(
+            &fleet,
+            "client",
+            &model,
+            "device",
+            &ep(ports[4]),
+            &ep(ports[0]),
+            "[client]\nwindow = 2\nplan_wait_s = 90\nresult_timeout_s = 90\n",
+        ),
+    )
+    .unwrap();
+
+    let hostile = session(ports[0]);
+    let outputs = dir.path().join("outputs.json");
+    let ((sent, epoch), report) = std::thread::scope(|scope| {
+        let attacker = scope.spawn(|| attack(&hostile, &fleet));
+        let report = procs.run_to_end(
+            "client",
+            &bin,
+            &[
+                "run",
+                "--config",
+                client.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--save-outputs",
+                outputs.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(180),
+        );
+        (attacker.join().expect("the hostile peer failed"), report)
+    });
+    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json");
+    assert_eq!(report["items"], texts.len());
+
+    let keys = Keys::new(&fleet);
+    for node in NODES {
+        let stats: NodeStats =
+            wire::from_bytes(&ask(&hostile, &keys.stats(node), vec![]), &fleet).unwrap();
+        assert_eq!(stats.epoch, epoch, "{node} changed plan: {stats:?}");
+        let m = stats.microbatches;
+        assert_eq!(m, MICROBATCHES as u64, "{node}: {stats:?}");
+        // Stage input: 3 malformed per round; assignments: 3 malformed + 1 foreign per round.
+        assert_eq!(
+            stats.dropped_malformed,
+            sent.malformed + 4 * ROUNDS,
+            "{node}: {stats:?}"
+        );
+        assert_eq!(
+            stats.dropped_foreign_fleet, sent.foreign,
+            "{node}: {stats:?}"
+        );
+        // Stage input: 1 stale per round; assignments: 1 stale per round.
+        assert_eq!(
+            stats.dropped_stale_epoch,
+            sent.stale + ROUNDS,
+            "{node}: {stats:?}"
+        );
+        assert_eq!(stats.failed, 0, "{node}: {stats:?}");
+        let log = std::fs::read_to_string(dir.path().join(format!("{node}.log"))).unwrap();
+        assert!(
+            log.contains("dropped a message of fleet"),
+            "{node} logged no foreign drop"
+        );
+        assert!(log.contains("epoch"), "{node} logged no stale drop");
+    }
+    // Every hostile result was dropped and counted by the client (it ran past them: they were
+    // sent after its first microbatch, before its last result).
+    // (Stale-epoch results count as foreign, or on their own where the client tells them apart.)
+    let client_dropped = report["dropped_foreign"].as_u64().unwrap()
+        + report["dropped_stale_epoch"].as_u64().unwrap_or(0);
+    assert_eq!(client_dropped, 5 * ROUNDS, "client report: {report}");
+
+    hostile.close().wait().unwrap();
+
+    // Outputs equal single-process inference bitwise (every item has 128 tokens, so the
+    // padding of each microbatch is the same in both).
+    let pipeline: Vec<Vec<f32>> =
+        serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
+    let single = procs.run_to_end(
+        "infer",
+        &bin,
+        &[
+            "infer",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--ubatch",
+            &UBATCH.to_string(),
+            "--threads",
+            "1",
+            "--json",
+        ],
+        Duration::from_secs(120),
+    );
+    let single: serde_json::Value = serde_json::from_str(single.trim()).expect("infer --json");
+    let single: Vec<Vec<f32>> = serde_json::from_value(single["outputs"].clone()).unwrap();
+    assert_eq!(pipeline.len(), single.len());
+    for (i, (p, s)) in pipeline.iter().zip(&single).enumerate() {
+        let differ = p
+            .iter()
+            .zip(s)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert!(
+            p.len() == s.len() && differ == 0,
+            "item {i}: {differ} values differ"
+        );
+    }
+    eprintln!(
+        "hostile messages test took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
