@@ -1,0 +1,19 @@
+//! Adaptive quantization: the pure algorithms behind QuantPipe's promise that throughput holds
+//! when a link slows down.
+//!
+//! - [`estimator`]: per-link bandwidth from transfer intervals over a sliding window, counting
+//!   only time the link was transmitting (idle gaps and a busy receiver are not low bandwidth).
+//! - [`sizes`]: the codec's exact wire size of a cut's payload at every bitwidth.
+//! - [`policy`]: the bitwidth policies (`fixed`, `heuristic`, `controller`).
+//! - [`trace`]: the bandwidth-trace file format users write (`at_s, mbit` lines).
+//! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
+//!   figures judged on it: recovery after a step, mean bitwidth against an oracle.
+//!
+//! Everything here takes and returns plain data (no actix, no zenoh), so it is unit-tested
+//! directly; the BandwidthProbeActor and QuantizerActor are thin shells over it.
+
+pub mod estimator;
+pub mod policy;
+pub mod simulate;
+pub mod sizes;
+pub mod trace;

@@ -1,0 +1,420 @@
+//! Bitwidth policies: which bitwidth each message of a link is encoded at.
+//!
+//! A policy is consulted once per window ([`Policy::on_window`], with what the window showed)
+//! and once per message ([`Policy::next_bits`]). The per-message time budget is the target rate's:
+//! a message of `n` items must cross the link in `n / target` seconds, so it may carry
+//! `bandwidth x n / target` bytes.
+//!
+//! - `fixed`: always the configured bitwidth.
+//! - `heuristic`: each window, the largest bitwidth whose exact payload size fits the measured
+//!   bandwidth's byte budget.
+//! - `controller` (QuantPipe's adaptive PTQ): the byte budget, scaled by a feedback gain, lies
+//!   between the sizes of two adjacent bitwidths; the window time-shares them so that the mean
+//!   size equals the budget. The gain falls when the window missed the target while the link
+//!   was the bottleneck (the estimate was optimistic: protocol overhead, a drop mid-window, no
+//!   arrival at all), and recovers towards 1 while the target is met.
+//!
+//! Every choice is at or above the minimum bitwidth (the accuracy budget): when even that does
+//! not fit, the policy sends at the minimum and the throughput falls short.
+
+use crate::adaptive::sizes::SizeTable;
+use quantpipe_messages::Bits;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    Fixed,
+    Heuristic,
+    Controller,
+}
+
+impl FromStr for PolicyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fixed" => Ok(PolicyKind::Fixed),
+            "heuristic" => Ok(PolicyKind::Heuristic),
+            "controller" => Ok(PolicyKind::Controller),
+            _ => Err(format!(
+                "unknown policy `{s}`: use `fixed`, `heuristic` or `controller`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            PolicyKind::Fixed => "fixed",
+            PolicyKind::Heuristic => "heuristic",
+            PolicyKind::Controller => "controller",
+        })
+    }
+}
+
+/// What a policy is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    pub kind: PolicyKind,
+    /// The bitwidth of `fixed`, and the highest the adaptive policies use.
+    pub max_bits: Bits,
+    /// The lowest bitwidth the accuracy budget allows.
+    pub min_bits: Bits,
+    /// Items per second the link must carry.
+    pub target_items_per_s: f64,
+    /// Items per message (the microbatch size).
+    pub items_per_message: f64,
+}
+
+impl PolicyConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_bits.get() > self.max_bits.get() {
+            return Err(format!(
+                "min_bits {} is above the plan's bitwidth {}",
+                self.min_bits.get(),
+                self.max_bits.get()
+            ));
+        }
+        if !(self.target_items_per_s > 0.0 && self.target_items_per_s.is_finite()) {
+            return Err(format!(
+                "target rate must be > 0 items/s, got {}",
+                self.target_items_per_s
+            ));
+        }
+        if !(self.items_per_message > 0.0 && self.items_per_message.is_finite()) {
+            return Err(format!(
+                "items per message must be > 0, got {}",
+                self.items_per_message
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seconds one message may spend on the link at the target rate.
+    pub fn time_budget_s(&self) -> f64 {
+        self.items_per_message / self.target_items_per_s
+    }
+}
+
+/// What one window showed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WindowObservation {
+    /// Bandwidth while transmitting (None: nothing arrived in the window).
+    pub mbps: Option<f64>,
+    /// Share of the window the link was transmitting.
+    pub utilisation: f64,
+    /// Items that crossed the link per second.
+    pub items_per_s: f64,
+}
+
+/// The window's choice: `hi` for a `hi_share` of the messages, `lo` for the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowChoice {
+    pub lo: Bits,
+    pub hi: Bits,
+    pub hi_share: f64,
+}
+
+impl WindowChoice {
+    fn single(b: Bits) -> Self {
+        WindowChoice {
+            lo: b,
+            hi: b,
+            hi_share: 0.0,
+        }
+    }
+
+    /// Mean bitwidth of the window's messages.
+    pub fn mean_bits(&self) -> f64 {
+        f64::from(self.lo.get()) * (1.0 - self.hi_share) + f64::from(self.hi.get()) * self.hi_share
+    }
+}
+
+/// Lowest and highest feedback gain of the controller.
+const GAIN_MIN: f64 = 0.25;
+const GAIN_MAX: f64 = 1.0;
+/// The target counts as met at this share of it.
+const MET: f64 = 0.97;
+/// A link transmitting this share of a window or more is the bottleneck.
+const SATURATED: f64 = 0.8;
+/// A transfer slower than this share of the estimate is a drop; faster than its inverse, a rise.
+const FAST_DOWN: f64 = 0.8;
+
+/// A link's bitwidth policy and its state.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    cfg: PolicyConfig,
+    sizes: SizeTable,
+    choice: WindowChoice,
+    last_mbps: Option<f64>,
+    gain: f64,
+    credit: f64,
+    /// The link changed in this window: its miss says nothing about the gain.
+    changed_in_window: bool,
+    /// Transfers in a row well above the estimate.
+    rises: u32,
+}
+
+impl Policy {
+    /// `sizes` holds the payload size at each bitwidth the policy may use (`min_bits..=max_bits`).
+    pub fn new(cfg: PolicyConfig, sizes: SizeTable) -> Result<Self, String> {
+        cfg.validate()?;
+        let sizes = SizeTable::new(
+            sizes
+                .entries()
+                .iter()
+                .copied()
+                .filter(|e| e.0.get() >= cfg.min_bits.get() && e.0.get() <= cfg.max_bits.get())
+                .collect(),
+        )
+        .map_err(|e| format!("no bitwidth between min_bits and the plan's: {e}"))?;
+        // Until something is measured, the highest bitwidth: nothing says the link is slow.
+        let start = WindowChoice::single(match cfg.kind {
+            PolicyKind::Fixed => cfg.max_bits,
+            _ => sizes.highest().0,
+        });
+        Ok(Policy {
+            cfg,
+            sizes,
+            choice: start,
+            last_mbps: None,
+            gain: 1.0,
+            credit: 0.0,
+            changed_in_window: false,
+            rises: 0,
+        })
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    pub fn choice(&self) -> WindowChoice {
+        self.choice
+    }
+
+    /// Closes a window: the choice for the next one.
+    pub fn on_window(&mut self, obs: WindowObservation) -> WindowChoice {
+        if let Some(m) = obs.mbps.filter(|m| *m > 0.0 && m.is_finite()) {
+            self.last_mbps = Some(m);
+        }
+        self.choice = match (self.cfg.kind, self.last_mbps) {
+            (PolicyKind::Fixed, _) => WindowChoice::single(self.cfg.max_bits),
+            (_, None) => self.choice,
+            (PolicyKind::Heuristic, Some(mbps)) => self.choose(mbps),
+            (PolicyKind::Controller, Some(mbps)) => {
+                self.update_gain(obs);
+                self.choose(mbps)
+            }
+        };
+        self.choice
+    }
+
+    /// One message's transfer rate, as soon as it is known. A rate well off the window's
+    /// estimate re-chooses at once instead of at the window's end: after a drop, a window's worth
+    /// of messages encoded at a size the link can no longer carry would still be draining in the
+    /// next window ("fast down", on one transfer); after a rise, a window at the old low
+    /// bitwidth is accuracy thrown away (on two transfers in a row, so one lucky message does
+    /// not raise the bits).
+    pub fn on_transfer(&mut self, mbps: f64) -> WindowChoice {
+        if self.cfg.kind == PolicyKind::Fixed || !(mbps > 0.0 && mbps.is_finite()) {
+            return self.choice;
+        }
+        let Some(last) = self.last_mbps else {
+            return self.choice;
+        };
+        let (drop, rise) = (mbps < FAST_DOWN * last, mbps * FAST_DOWN > last);
+        self.rises = if rise { self.rises + 1 } else { 0 };
+        if drop || self.rises >= 2 {
+            self.rises = 0;
+            self.last_mbps = Some(mbps);
+            // A new link state: the correction learnt on the old one does not carry over.
+            self.gain = 1.0;
+            self.changed_in_window = true;
+            self.choice = self.choose(mbps);
+        }
+        self.choice
+    }
+
+    fn choose(&self, mbps: f64) -> WindowChoice {
+        match self.cfg.kind {
+            PolicyKind::Fixed => WindowChoice::single(self.cfg.max_bits),
+            PolicyKind::Heuristic => {
+                WindowChoice::single(self.sizes.largest_fitting(self.budget_bytes(mbps)).0)
+            }
+            PolicyKind::Controller => self.share(self.budget_bytes(mbps) * self.gain),
+        }
+    }
+
+    /// The bitwidth of the next message: `hi` for a `hi_share` of messages, spread evenly.
+    pub fn next_bits(&mut self) -> Bits {
+        self.credit += self.choice.hi_share;
+        if self.credit >= 0.5 {
+            self.credit -= 1.0;
+            self.choice.hi
+        } else {
+            self.choice.lo
+        }
+    }
+
+    /// Bytes one message may carry at `mbps` within the target's time budget.
+    fn budget_bytes(&self, mbps: f64) -> f64 {
+        mbps * 1e6 / 8.0 * self.cfg.time_budget_s()
+    }
+
+    fn update_gain(&mut self, obs: WindowObservation) {
+        // A miss at the lowest bitwidth is the link's, not the budget's; a miss in a window
+        // with a drop is the drop's.
+        let at_floor = self.choice.hi == self.sizes.lowest().0;
+        if std::mem::take(&mut self.changed_in_window) || at_floor {
+            return;
+        }
+        let ratio = obs.items_per_s / self.cfg.target_items_per_s;
+        if ratio < MET && (obs.mbps.is_none() || obs.utilisation >= SATURATED) {
+            // Missed while the link was the bottleneck: the budget was too large.
+            self.gain = (self.gain * ratio.max(0.5)).clamp(GAIN_MIN, GAIN_MAX);
+        } else if ratio >= MET {
+            self.gain = (self.gain * 1.1).clamp(GAIN_MIN, GAIN_MAX);
+        }
+    }
+
+    /// Time-shares the two bitwidths around `budget` so the mean payload equals it.
+    fn share(&self, budget: f64) -> WindowChoice {
+        let (lo, hi) = (self.sizes.lowest(), self.sizes.highest());
+        if budget >= hi.1 as f64 {
+            return WindowChoice::single(hi.0);
+        }
+        if budget < lo.1 as f64 {
+            return WindowChoice::single(lo.0);
+        }
+        let ((lb, ls), (hb, hs)) = self.sizes.bracket(budget).expect("budget within the table");
+        WindowChoice {
+            lo: lb,
+            hi: hb,
+            hi_share: ((budget - ls as f64) / (hs - ls) as f64).clamp(0.0, 1.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: u8) -> Bits {
+        Bits::new(n).unwrap()
+    }
+
+    /// 1000 bytes per bit of width (raw: 32,000), at 10 items/s, 1 item per message: the budget
+    /// is bandwidth / 80 bytes per message, so 8 bits need 0.64 Mbit/s.
+    fn sizes() -> SizeTable {
+        SizeTable::new(
+            crate::adaptive::sizes::allowed_bits(b(1), Bits::RAW)
+                .into_iter()
+                .map(|b| (b, u64::from(b.get()) * 1000))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn cfg(kind: PolicyKind) -> PolicyConfig {
+        PolicyConfig {
+            kind,
+            max_bits: Bits::RAW,
+            min_bits: b(2),
+            target_items_per_s: 10.0,
+            items_per_message: 1.0,
+        }
+    }
+
+    fn obs(mbps: f64, items_per_s: f64, utilisation: f64) -> WindowObservation {
+        WindowObservation {
+            mbps: Some(mbps),
+            utilisation,
+            items_per_s,
+        }
+    }
+
+    #[test]
+    fn policy_names_parse_and_unknown_ones_are_named() {
+        assert_eq!("controller".parse(), Ok(PolicyKind::Controller));
+        let err = "adaptive".parse::<PolicyKind>().unwrap_err();
+        assert!(err.contains("`adaptive`"), "{err}");
+    }
+
+    #[test]
+    fn fixed_ignores_the_link() {
+        let mut p = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
+        assert_eq!(
+            p.on_window(obs(0.01, 0.1, 1.0)),
+            WindowChoice::single(Bits::RAW)
+        );
+        assert_eq!(p.next_bits(), Bits::RAW);
+    }
+
+    #[test]
+    fn heuristic_takes_the_largest_bitwidth_that_fits_the_budget() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        assert_eq!(p.next_bits(), Bits::RAW, "before any measurement");
+        // 0.7 Mbit/s x 0.1 s = 8750 bytes: 8 bits (8000) fits, 9 (9000) does not.
+        assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
+        assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, Bits::RAW);
+        // Nothing fits: the minimum bitwidth, never below.
+        assert_eq!(p.on_window(obs(0.01, 1.0, 1.0)).lo, b(2));
+        // No arrival in a window: the last estimate stands.
+        let same = p.on_window(WindowObservation::default());
+        assert_eq!(same.lo, b(2));
+    }
+
+    #[test]
+    fn controller_time_shares_adjacent_bitwidths_to_the_budget() {
+        let mut p = Policy::new(cfg(PolicyKind::Controller), sizes()).unwrap();
+        // 8750 bytes = 8000 + 0.75 x 1000: 9 bits for 75% of the messages, 8 bits for the rest.
+        let c = p.on_window(obs(0.7, 10.0, 0.5));
+        assert_eq!((c.lo, c.hi), (b(8), b(9)));
+        assert!((c.hi_share - 0.75).abs() < 1e-9, "{c:?}");
+        let sent: Vec<u8> = (0..8).map(|_| p.next_bits().get()).collect();
+        assert_eq!(sent.iter().filter(|&&x| x == 9).count(), 6, "{sent:?}");
+    }
+
+    #[test]
+    fn controller_lowers_its_gain_when_a_saturated_link_misses_the_target() {
+        let mut p = Policy::new(cfg(PolicyKind::Controller), sizes()).unwrap();
+        let first = p.on_window(obs(0.7, 10.0, 0.5)).mean_bits();
+        let missed = p.on_window(obs(0.7, 6.0, 1.0)).mean_bits();
+        assert!(missed < first - 2.0, "{first} -> {missed}");
+        // A compute-bound window (link mostly idle) is no reason to cut bits.
+        let idle = p.on_window(obs(0.7, 6.0, 0.2)).mean_bits();
+        assert!((idle - missed).abs() < 1e-9);
+        // Meeting the target lets the gain recover.
+        let mut last = idle;
+        for _ in 0..10 {
+            last = p.on_window(obs(0.7, 10.0, 0.9)).mean_bits();
+        }
+        assert!((last - first).abs() < 1e-9, "{first} vs {last}");
+    }
+
+    #[test]
+    fn a_slow_transfer_lowers_bits_at_once_and_two_fast_ones_raise_them() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        assert_eq!(p.on_window(obs(100.0, 10.0, 0.5)).lo, Bits::RAW);
+        assert_eq!(p.on_transfer(0.7).lo, b(8));
+        assert_eq!(p.on_transfer(100.0).lo, b(8), "one fast transfer");
+        assert_eq!(p.on_transfer(0.7).lo, b(8));
+        assert_eq!(p.on_transfer(100.0).lo, b(8));
+        assert_eq!(p.on_transfer(100.0).lo, Bits::RAW, "two in a row");
+        let mut f = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
+        assert_eq!(f.on_transfer(0.01).lo, Bits::RAW);
+    }
+
+    #[test]
+    fn min_bits_above_the_plan_or_bad_targets_are_refused() {
+        let mut c = cfg(PolicyKind::Heuristic);
+        c.max_bits = b(4);
+        c.min_bits = b(6);
+        assert!(Policy::new(c, sizes()).unwrap_err().contains("min_bits 6"));
+        let mut c = cfg(PolicyKind::Controller);
+        c.target_items_per_s = 0.0;
+        assert!(Policy::new(c, sizes()).unwrap_err().contains("target"));
+    }
+}
