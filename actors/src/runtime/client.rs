@@ -92,6 +92,16 @@ pub fn wait_for_plan(session: &Session, keys: &Keys, wait: Duration) -> Result<P
 
 /// Streams `texts` through the fleet's pipeline. Opens its own zenoh session.
 pub fn run_texts(settings: &Settings, texts: &[String]) -> Result<RunReport> {
+    run_texts_with_progress(settings, texts, &mut |_| {})
+}
+
+/// Like [`run_texts`], calling `progress` with the number of items answered so far after each
+/// result.
+pub fn run_texts_with_progress(
+    settings: &Settings,
+    texts: &[String],
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunReport> {
     if texts.is_empty() {
         bail!("no input item to run");
     }
@@ -99,7 +109,7 @@ pub fn run_texts(settings: &Settings, texts: &[String]) -> Result<RunReport> {
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
-    let result = run_texts_on(&session, &keys, settings, texts);
+    let result = run_texts_on_with_progress(&session, &keys, settings, texts, progress);
     if let Err(e) = session.close().wait() {
         tracing::warn!("closing the zenoh session: {e}");
     }
@@ -141,6 +151,18 @@ pub fn run_texts_on(
     keys: &Keys,
     settings: &Settings,
     texts: &[String],
+) -> Result<RunReport> {
+    run_texts_on_with_progress(session, keys, settings, texts, &mut |_| {})
+}
+
+/// Like [`run_texts_on`], calling `progress` with the number of items answered so far after
+/// each result.
+pub fn run_texts_on_with_progress(
+    session: &Session,
+    keys: &Keys,
+    settings: &Settings,
+    texts: &[String],
+    progress: &mut dyn FnMut(usize),
 ) -> Result<RunReport> {
     let c = &settings.client;
     // Subscribe before asking for the plan, so no announcement falls between the two.
@@ -196,6 +218,7 @@ pub fn run_texts_on(
 
     let ubatch = plan.ubatch.max(1);
     let batches: Vec<&[String]> = texts.chunks(ubatch).collect();
+    let mut answered_items = 0usize;
     let send = |seq: u64, epoch: u64| -> Result<()> {
         let refs: Vec<&str> = batches[seq as usize].iter().map(|s| s.as_str()).collect();
         let b = tokenizer.encode_batch(&refs)?;
@@ -304,6 +327,8 @@ pub fn run_texts_on(
                 );
                 last_result = Instant::now();
                 latencies.push(sent_at[&out.seq].elapsed().as_secs_f64());
+                answered_items += want as usize;
+                progress(answered_items);
                 outputs.insert(out.seq, out);
                 None
             }

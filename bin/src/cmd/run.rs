@@ -1,7 +1,7 @@
 //! `quantpipe run`: stream inputs through a running fleet and report throughput and latency.
 
 use anyhow::{bail, Context, Result};
-use quantpipe_actors::runtime::client::{run_texts, RunReport};
+use quantpipe_actors::runtime::client::{run_texts_with_progress, RunReport};
 use quantpipe_actors::runtime::config::Settings;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,19 @@ pub fn run(args: Args) -> Result<()> {
     if texts.is_empty() {
         bail!("{} holds no input item", args.input.display());
     }
-    let report = run_texts(&settings, &texts)?;
+    // A progress bar on a terminal; hidden when stderr is not one (CI, logs).
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(texts.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
+            .expect("a valid progress template"),
+    );
+    let report =
+        run_texts_with_progress(&settings, &texts, &mut |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let report = report?;
     let accuracy = match &args.labels {
         None => None,
         Some(path) => {
