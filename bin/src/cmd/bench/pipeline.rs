@@ -6,7 +6,10 @@
 //!
 //! Pipelines on few cores (see DESIGN.md, "Measuring pipelines on a 2-core machine"): each node
 //! runs one intra-op thread, pinned to one core with `taskset` (all its threads: forward, codec,
-//! zenoh), and profiles itself that way at start. With more nodes than cores, the nodes that
+//! zenoh). The profile every node announces is measured once, before any node starts, by a
+//! `quantpipe profile` process with one thread pinned to the core of the bottleneck-to-be (the
+//! one no emulated node shares), so that nodes profiling at once on shared cores do not inflate
+//! it. With more nodes than cores, the nodes that
 //! share a core are emulated slower devices (`device.slowdown`: each forward pass is followed by
 //! a sleep of `(slowdown - 1) x` its time), so they use a fraction of their core and the
 //! bottleneck stage is the one alone on its core; the report says which nodes are emulated.
@@ -83,6 +86,11 @@ struct RunFigures {
     predicted_items_per_s: f64,
     measured_items_per_s: f64,
     ratio_to_bound: f64,
+    /// ubatch / the slowest stage's measured forward time per microbatch in this run: the rate
+    /// the pipeline could reach with the compute it actually got (on a shared machine other
+    /// processes' load moves it away from the profile the plan was made with).
+    measured_bottleneck_items_per_s: f64,
+    ratio_to_measured_bottleneck: f64,
     latency_p50_s: f64,
     max_overhead_share: f64,
     stage: Vec<StageFigures>,
@@ -170,6 +178,49 @@ fn spawn(dir: &Path, name: &str, config: &Path, core: Option<usize>) -> Result<C
         .stdout(log.try_clone()?)
         .stderr(log);
     cmd.spawn().with_context(|| format!("starting node {name}"))
+}
+
+/// Per-unit profile of `model` at `ubatch`, one intra-op thread, pinned to `core` when
+/// possible: the file every node reads (`device.profile_file`; nodes scale it by their slowdown).
+fn measure_profile(
+    model: &Path,
+    ubatch: usize,
+    core: Option<usize>,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the quantpipe binary")?;
+    let mut cmd = match core {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &c.to_string()]).arg(&exe);
+            cmd
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
+        .args(["profile", "--model-dir"])
+        .arg(model)
+        .args(["--threads", "1", "--ubatch", &ubatch.to_string()])
+        .args([
+            "--device-type",
+            "bench",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.join("pipeedge"))
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running quantpipe profile")?;
+    if !out.status.success() {
+        bail!("quantpipe profile failed ({})", out.status);
+    }
+    let path = dir.join("profile.json");
+    std::fs::write(&path, &out.stdout)?;
+    Ok(path)
 }
 
 fn ask_stats(session: &Session, keys: &Keys, node: &str) -> Result<NodeStats> {
@@ -267,7 +318,13 @@ fn stream(
     Ok((arrivals, latencies))
 }
 
-fn run_one(args: &Args, model: &Path, nodes: usize, work: &Path) -> Result<RunFigures> {
+fn run_one(
+    args: &Args,
+    model: &Path,
+    profile: &Path,
+    nodes: usize,
+    work: &Path,
+) -> Result<RunFigures> {
     let dir = work.join(format!("run{nodes}"));
     std::fs::create_dir_all(&dir)?;
     let cores = cores();
@@ -300,8 +357,9 @@ fn run_one(args: &Args, model: &Path, nodes: usize, work: &Path) -> Result<RunFi
         let body = common(name, "device", free_port()?, &to_leader)
             + &format!(
                 "[device]\nthreads = 1\nslowdown = {slowdown}\nbw_mbps = 10000\nmem_mb = 8192\n\
-                 profile_ubatch = {}\nprofile_repeats = 2\n[quantizer]\nclip = \"naive\"\n",
-                args.ubatch
+                 profile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"naive\"\n",
+                args.ubatch,
+                profile.display()
             );
         let path = write_config(&dir, name, &body)?;
         fleet
@@ -413,6 +471,8 @@ fn run_one(args: &Args, model: &Path, nodes: usize, work: &Path) -> Result<RunFi
             })
             .unwrap_or_default();
         let max_overhead_share = stage.iter().map(|s| s.overhead_share).fold(0.0, f64::max);
+        let slowest = stage.iter().map(|s| s.compute_s).fold(0.0, f64::max);
+        let measured_bottleneck = args.ubatch as f64 / slowest.max(1e-9);
         Ok(RunFigures {
             nodes,
             stages: plan.stages.len(),
@@ -422,6 +482,8 @@ fn run_one(args: &Args, model: &Path, nodes: usize, work: &Path) -> Result<RunFi
             predicted_items_per_s: plan.predicted_items_per_s,
             measured_items_per_s: measured,
             ratio_to_bound: measured / plan.predicted_items_per_s,
+            measured_bottleneck_items_per_s: measured_bottleneck,
+            ratio_to_measured_bottleneck: measured / measured_bottleneck,
             latency_p50_s: percentile(&latencies, 50.0),
             max_overhead_share,
             stage,
@@ -456,9 +518,16 @@ pub fn run(args: Args) -> Result<()> {
         &model,
     )
     .with_context(|| format!("exporting preset {}", args.preset))?;
+    // The core no emulated node shares: the last one (round-robin fills the first cores twice).
+    let cores = cores();
+    let core = have_taskset().then_some(cores - 1);
+    let profile = measure_profile(&model, args.ubatch, core, work.path())?;
     let mut runs = Vec::new();
     for &n in &args.stages {
-        runs.push(run_one(&args, &model, n, work.path()).with_context(|| format!("{n} nodes"))?);
+        runs.push(
+            run_one(&args, &model, &profile, n, work.path())
+                .with_context(|| format!("{n} nodes"))?,
+        );
     }
     let report = Report {
         preset: args.preset.clone(),
@@ -475,13 +544,15 @@ pub fn run(args: Args) -> Result<()> {
         let mut out = format!("{} ubatch {} at 32 bits\n", r.preset, r.ubatch);
         for run in &r.runs {
             out += &format!(
-                "{} nodes, {} stages: {:.2} items/s measured, {:.2} predicted bound ({:.0}%); \
-                 overhead up to {:.1}% of stage compute; bottleneck {}\n",
+                "{} nodes, {} stages: {:.2} items/s measured, {:.2} predicted bound ({:.0}%), \
+                 {:.0}% of the measured slowest stage; overhead up to {:.1}% of stage compute; \
+                 bottleneck {}\n",
                 run.nodes,
                 run.stages,
                 run.measured_items_per_s,
                 run.predicted_items_per_s,
                 run.ratio_to_bound * 100.0,
+                run.ratio_to_measured_bottleneck * 100.0,
                 run.max_overhead_share * 100.0,
                 run.bottleneck
             );
