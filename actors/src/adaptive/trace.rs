@@ -175,6 +175,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_trace_in_config_parses() {
+        let t = Trace::parse(include_str!("../../../config/traces/step-200-20-5-200.csv")).unwrap();
+        assert_eq!(
+            t.steps(),
+            &[(0.0, 200.0), (8.0, 20.0), (16.0, 5.0), (24.0, 200.0)]
+        );
+    }
+
+    #[test]
     fn transfers_cross_rate_changes() {
         let t = Trace::new(vec![(0.0, 8.0), (1.0, 1.0)]).unwrap();
         // 1 MB = 8 Mbit: 1 s at 8 Mbit/s.
