@@ -506,7 +506,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.microbatches < 2 || args.window == 0 || args.ubatch == 0 {
         bail!("--microbatches must be >= 2, --window and --ubatch >= 1");
     }
-    if !(args.shared_core_slowdown >= 1.0) {
+    if args.shared_core_slowdown.is_nan() || args.shared_core_slowdown < 1.0 {
         bail!("--shared-core-slowdown must be >= 1");
     }
     let work = tempfile::tempdir()?;
