@@ -9,7 +9,10 @@
 use quantpipe_actors::runtime::wire::{
     self, Activation, Assignment, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
 };
-use quantpipe_integration::fleet::{long_texts, node_toml};
+use quantpipe_integration::fleet::{
+    assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
+    write_uniform_minilm_profile,
+};
 use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
@@ -219,23 +222,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     std::fs::write(&input, texts.join("\n")).unwrap();
     // A profile file spares the nodes a measurement the forced plan does not use.
     let profile = dir.path().join("profile.json");
-    let units: Vec<String> = (1..=24)
-        .map(|u| {
-            format!(
-                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
-                 \"output_elements\":1}}"
-            )
-        })
-        .collect();
-    std::fs::write(
-        &profile,
-        format!(
-            "{{\"model\":\"minilm\",\"ubatch\":{UBATCH},\"threads\":1,\"input_elements\":128,\
-             \"units\":[{}]}}",
-            units.join(",")
-        ),
-    )
-    .unwrap();
+    write_uniform_minilm_profile(&profile, UBATCH);
 
     let ports = free_ports(5);
     let ep = |p: u16| vec![format!("tcp/127.0.0.1:{p}")];
@@ -346,37 +333,8 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     // padding of each microbatch is the same in both).
     let pipeline: Vec<Vec<f32>> =
         serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
-    let single = procs.run_to_end(
-        "infer",
-        &bin,
-        &[
-            "infer",
-            "--model-dir",
-            model.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--ubatch",
-            &UBATCH.to_string(),
-            "--threads",
-            "1",
-            "--json",
-        ],
-        Duration::from_secs(120),
-    );
-    let single: serde_json::Value = serde_json::from_str(single.trim()).expect("infer --json");
-    let single: Vec<Vec<f32>> = serde_json::from_value(single["outputs"].clone()).unwrap();
-    assert_eq!(pipeline.len(), single.len());
-    for (i, (p, s)) in pipeline.iter().zip(&single).enumerate() {
-        let differ = p
-            .iter()
-            .zip(s)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert!(
-            p.len() == s.len() && differ == 0,
-            "item {i}: {differ} values differ"
-        );
-    }
+    let single = single_process_outputs(&mut procs, "infer", &bin, &model, &input, UBATCH);
+    assert_bitwise_equal(&pipeline, &single);
     eprintln!(
         "hostile messages test took {:.0} s",
         started.elapsed().as_secs_f64()

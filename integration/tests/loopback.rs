@@ -2,6 +2,9 @@
 //! and after u2 (unit 3, the post-GELU pair) at 32 bits must give exactly (bitwise) the outputs
 //! of single-process inference of the same microbatches.
 
+use quantpipe_integration::fleet::{
+    assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
+};
 use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
 use std::path::Path;
 use std::time::Duration;
@@ -52,14 +55,7 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     std::fs::write(&input, SENTENCES.join("\n")).unwrap();
     // A profile file spares the nodes a measurement the forced plan does not use.
     let profile = dir.path().join("profile.json");
-    let units: Vec<String> = (1..=24)
-        .map(|u| format!("{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\"output_elements\":1}}"))
-        .collect();
-    std::fs::write(
-        &profile,
-        format!("{{\"model\":\"minilm\",\"ubatch\":4,\"threads\":1,\"input_elements\":128,\"units\":[{}]}}", units.join(",")),
-    )
-    .unwrap();
+    write_uniform_minilm_profile(&profile, 4);
 
     let ports = free_ports(5);
     let fleet = format!("it{}", std::process::id());
@@ -127,39 +123,14 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     for (i, chunk) in SENTENCES.chunks(4).enumerate() {
         let part = dir.path().join(format!("part{i}.txt"));
         std::fs::write(&part, chunk.join("\n")).unwrap();
-        let out = procs.run_to_end(
+        single.extend(single_process_outputs(
+            &mut procs,
             &format!("infer{i}"),
             &bin,
-            &[
-                "infer",
-                "--model-dir",
-                model.to_str().unwrap(),
-                "--input",
-                part.to_str().unwrap(),
-                "--ubatch",
-                "4",
-                "--threads",
-                "1",
-                "--json",
-            ],
-            Duration::from_secs(120),
-        );
-        let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
-        single.extend(serde_json::from_value::<Vec<Vec<f32>>>(out["outputs"].clone()).unwrap());
+            &model,
+            &part,
+            4,
+        ));
     }
-    assert_eq!(pipeline.len(), single.len());
-    for (i, (p, s)) in pipeline.iter().zip(&single).enumerate() {
-        assert_eq!(p.len(), s.len(), "item {i}");
-        let differ = p
-            .iter()
-            .zip(s)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(
-            differ,
-            0,
-            "item {i}: {differ} of {} values differ from single-process inference",
-            p.len()
-        );
-    }
+    assert_bitwise_equal(&pipeline, &single);
 }

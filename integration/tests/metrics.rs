@@ -2,6 +2,7 @@
 //! and a leader on loopback, logging as JSON (`--log-format json`); during a client run every
 //! node appends per-window rows, and the windows the run went through show non-zero items/s.
 
+use quantpipe_integration::fleet::write_uniform_minilm_profile;
 use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,14 +66,7 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
         .collect();
     std::fs::write(&input, lines.join("\n")).unwrap();
     let profile = dir.path().join("profile.json");
-    let units: Vec<String> = (1..=24)
-        .map(|u| format!("{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\"output_elements\":1}}"))
-        .collect();
-    std::fs::write(
-        &profile,
-        format!("{{\"model\":\"minilm\",\"ubatch\":4,\"threads\":1,\"input_elements\":128,\"units\":[{}]}}", units.join(",")),
-    )
-    .unwrap();
+    write_uniform_minilm_profile(&profile, 4);
 
     let ports = free_ports(4);
     let fleet = format!("metrics{}", std::process::id());

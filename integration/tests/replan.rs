@@ -4,6 +4,9 @@
 //! microbatch not answered yet again under the new epoch, and the run completes with every output
 //! bitwise equal (32 bits) to single-process inference.
 
+use quantpipe_integration::fleet::{
+    assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
+};
 use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,14 +136,7 @@ impl TestFleet {
         std::fs::write(dir.path().join("texts.txt"), texts(items).join("\n")).unwrap();
         // Equal profiles: the planner spreads the 24 units over every node it has.
         let profile = dir.path().join("profile.json");
-        let units: Vec<String> = (1..=24)
-            .map(|u| format!("{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\"output_elements\":1}}"))
-            .collect();
-        std::fs::write(
-            &profile,
-            format!("{{\"model\":\"minilm\",\"ubatch\":4,\"threads\":1,\"input_elements\":128,\"units\":[{}]}}", units.join(",")),
-        )
-        .unwrap();
+        write_uniform_minilm_profile(&profile, 4);
         let device = format!(
             "[device]\nthreads = 1\nslowdown = {slowdown}\nprofile_ubatch = 4\nprofile_file = \"{}\"\n",
             profile.display()
@@ -313,38 +309,9 @@ impl TestFleet {
         let pipeline: Vec<Vec<f32>> =
             serde_json::from_slice(&std::fs::read(self.path("outputs.json")).unwrap()).unwrap();
         let input = self.path("texts.txt");
-        let out = self.procs.run_to_end(
-            "infer",
-            &self.bin,
-            &[
-                "infer",
-                "--model-dir",
-                self.model.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--ubatch",
-                "4",
-                "--threads",
-                "1",
-                "--json",
-            ],
-            Duration::from_secs(120),
-        );
-        let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
-        let single: Vec<Vec<f32>> = serde_json::from_value(out["outputs"].clone()).unwrap();
-        assert_eq!(pipeline.len(), single.len());
-        for (i, (p, s)) in pipeline.iter().zip(&single).enumerate() {
-            let differ = p
-                .iter()
-                .zip(s)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert!(
-                p.len() == s.len() && differ == 0,
-                "item {i}: {differ} of {} values differ from single-process inference",
-                p.len()
-            );
-        }
+        let single =
+            single_process_outputs(&mut self.procs, "infer", &self.bin, &self.model, &input, 4);
+        assert_bitwise_equal(&pipeline, &single);
     }
 
     /// The run used more than one epoch and the leader logged a plan at its last one.
