@@ -6,24 +6,20 @@ mod chart;
 mod cmd;
 mod datasets;
 mod eval;
+mod logging;
 mod model_args;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use logging::LogFormat;
 
 #[derive(Parser)]
 #[command(name = "quantpipe", version, about)]
 struct Cli {
-    /// Log format on stderr (level from RUST_LOG, default info).
+    /// Log format on stderr (level from RUST_LOG, default info; zenoh at warn).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -57,15 +53,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Infer(args) => cmd::infer::run(args),
         Command::Profile(args) => cmd::profile::run(args),
@@ -74,7 +62,7 @@ fn main() {
         Command::Scaling(args) => cmd::scaling::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Run(args) => cmd::run::run(args),
-        Command::Demo(args) => cmd::demo::run(args),
+        Command::Demo(args) => cmd::demo::run(args, cli.log_format),
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::TrainVit(args) => cmd::train_vit::run(args),
         Command::EvalQuant(args) => cmd::eval_quant::run(args),

@@ -81,8 +81,9 @@ pub struct DeviceSettings {
     pub device_type: Option<String>,
     /// libtorch intra-op threads.
     pub threads: i32,
-    /// Emulated slowdown factor (>= 1): every forward pass is followed by a sleep of
-    /// `(slowdown - 1) x` its duration. Emulation, for fleets of identical hosts.
+    /// Emulated slowdown factor (>= 1): every forward pass is padded to `slowdown x` the node's
+    /// profiled time for its units (see `runtime::emulation`). Emulation, for fleets of identical
+    /// hosts.
     pub slowdown: f64,
     /// Memory offered to the model, MiB.
     pub mem_mb: f64,

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod config;
+pub mod emulation;
 pub mod inflight;
 pub mod membership;
 pub mod metrics;

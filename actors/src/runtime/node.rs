@@ -8,6 +8,7 @@
 //! until SIGINT or SIGTERM.
 
 use crate::runtime::config::{Role, Settings};
+use crate::runtime::emulation::Pacing;
 use crate::runtime::planner_actor::{MakePlan, PlannerActor};
 use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::{parse_clip, QuantizerActor};
@@ -97,10 +98,16 @@ pub fn run_node(settings: Settings) -> Result<()> {
     tch::set_num_threads(settings.device.threads);
     let keys = Keys::new(&settings.fleet);
     let hosts_stage = settings.role != Role::Leader;
+    // The profile (scaled by the slowdown) an emulated device paces its forward passes by.
+    let mut pacing = None;
     let info = if hosts_stage {
         let source = ModelSource::open_dir(&settings.model_dir)
             .with_context(|| format!("opening model folder {}", settings.model_dir.display()))?;
         let profile = node_profile(&settings, &source)?;
+        pacing = Some(Pacing {
+            unit_times_s: profile.time_s.clone(),
+            ubatch: profile.ubatch,
+        });
         Some(DeviceInfo {
             version: WIRE_VERSION,
             fleet: settings.fleet.clone(),
@@ -145,7 +152,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
                 };
                 let forward = SyncArbiter::start(1, move || {
                     tch::set_num_threads(threads);
-                    ForwardWorker::new(model_dir.clone(), slowdown)
+                    ForwardWorker::new(model_dir.clone(), slowdown, pacing.clone())
                 });
                 let quant = SyncArbiter::start(1, move || QuantizerActor {
                     method: clip,

@@ -3,6 +3,7 @@
 //! (TransportActor). Everything that computes or may block runs on SyncArbiter threads; the
 //! StageActor itself only routes and counts, on the node's arbiter.
 
+use crate::runtime::emulation::Pacing;
 use crate::runtime::metrics::{unix_s, MetricsWriter, WindowAccumulator};
 use crate::runtime::probe::{Arrived, BandwidthProbeActor, Links};
 use crate::runtime::quantizer::{
@@ -26,16 +27,20 @@ use zenoh::query::Query;
 /// Holds the node's shard and runs its forward passes on a SyncArbiter thread.
 pub struct ForwardWorker {
     pub model_dir: PathBuf,
-    /// Emulated slowdown (>= 1): each pass is followed by a sleep of `(slowdown - 1) x` its time.
+    /// Emulated slowdown (>= 1): each pass is padded to `slowdown x` its profiled time
+    /// ([`Pacing`]); without a profile, followed by a sleep of `(slowdown - 1) x` its time.
     pub slowdown: f64,
+    pacing: Option<Pacing>,
     shard: Option<(u64, Shard)>,
 }
 
 impl ForwardWorker {
-    pub fn new(model_dir: PathBuf, slowdown: f64) -> Self {
+    /// `pacing` is the node's profile scaled by `slowdown` (used only when `slowdown > 1`).
+    pub fn new(model_dir: PathBuf, slowdown: f64, pacing: Option<Pacing>) -> Self {
         ForwardWorker {
             model_dir,
             slowdown,
+            pacing,
             shard: None,
         }
     }
@@ -109,7 +114,15 @@ impl Handler<Forward> for ForwardWorker {
         let out = tch::no_grad(|| shard.forward(&msg.input))?;
         let took = start.elapsed();
         if self.slowdown > 1.0 {
-            std::thread::sleep(took.mul_f64(self.slowdown - 1.0));
+            let range = shard.range();
+            let items = msg.input.batch().max(0) as usize;
+            let pad = self
+                .pacing
+                .as_ref()
+                .and_then(|p| p.pad_s(range.start, range.end, items, took.as_secs_f64()))
+                .map(std::time::Duration::from_secs_f64)
+                .unwrap_or_else(|| took.mul_f64(self.slowdown - 1.0));
+            std::thread::sleep(pad);
         }
         Ok((out, start.elapsed().as_secs_f64()))
     }

@@ -150,8 +150,8 @@ pub struct DeviceInfo {
     pub mem_bytes: u64,
     /// libtorch intra-op threads of its forward passes.
     pub threads: i32,
-    /// Emulated slowdown (1 = none): each forward pass is followed by a sleep of
-    /// `(slowdown - 1) x` its duration, so the node behaves like a device that much slower.
+    /// Emulated slowdown (1 = none): each forward pass is padded to `slowdown x` its profiled
+    /// time, so the node behaves like a device that much slower.
     pub slowdown: f64,
     /// Nominal link bandwidth, Mbit/s.
     pub bw_mbps: f64,

@@ -2,13 +2,14 @@
 //! loopback, MiniLM over the BBC News test articles, compared with one device at fp32.
 //!
 //! Heterogeneity: the nodes get different libtorch thread counts and an *emulated* slowdown factor
-//! (each forward pass is followed by a sleep of `(factor - 1) x` its duration), so a 2-core
-//! machine stands in for a fleet of slower boards; sleeping stages leave the cores to the others,
-//! which keeps the emulated devices' speed from depending on how the real cores are shared.
+//! (each forward pass is padded to `factor x` its profiled time), so a 2-core machine stands in
+//! for a fleet of slower boards; padded stages leave the cores to the others, which keeps the
+//! emulated devices' speed from depending on how the real cores are shared.
 
 use crate::chart::{write_chart, ChartData, StageBar, Timeline};
 use crate::datasets::bbc::{Article, Corpus};
 use crate::eval::metrics::nearest_neighbour;
+use crate::logging::LogFormat;
 use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
 use quantpipe_actors::runtime::config::Settings;
@@ -69,17 +70,17 @@ const DEVICES: [DemoDevice; 3] = [
     DemoDevice {
         name: "board-a",
         threads: 1,
-        slowdown: 2.0,
+        slowdown: 4.0,
     },
     DemoDevice {
         name: "board-b",
         threads: 1,
-        slowdown: 3.0,
+        slowdown: 6.0,
     },
     DemoDevice {
         name: "laptop-c",
         threads: 2,
-        slowdown: 1.5,
+        slowdown: 3.0,
     },
 ];
 
@@ -194,7 +195,7 @@ fn embed_local(
     Ok((rows, secs))
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
     if !args.model_dir.join("config.json").exists() {
         bail!(
             "no model in {} (run scripts/setup to fetch MiniLM)",
@@ -300,6 +301,7 @@ pub fn run(args: Args) -> Result<()> {
         let log = out.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)?;
         let child = Command::new(&exe)
+            .args(["--log-format", log_format.as_arg()])
             .arg("node")
             .arg("--config")
             .arg(&path)
@@ -338,7 +340,10 @@ pub fn run(args: Args) -> Result<()> {
             Err(_) => {}
         }
     };
-    print_plan(&plan);
+    // With --json, stdout carries the report alone (the plan is in it).
+    if !args.json {
+        print_plan(&plan);
+    }
     let report = run_texts_on(&session, &keys, &settings, &test_texts)?;
     let pred = nearest_neighbour(&reference, &train_labels, &report.outputs);
     let acc = |p: &[usize]| {

@@ -1,0 +1,37 @@
+//! Logging set-up shared by every subcommand, and passed on to the processes `demo` starts.
+
+use clap::ValueEnum;
+
+/// Log format on stderr.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl LogFormat {
+    /// The `--log-format` value that selects this format in a child `quantpipe` process.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Default filter when RUST_LOG is unset: quantpipe at info; zenoh only at warn, since its
+/// info lines (session ids, scouting) say nothing a fleet's operator acts on.
+const DEFAULT_FILTER: &str = "info,zenoh=warn";
+
+/// Installs the tracing subscriber on stderr.
+pub fn init(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
