@@ -5,6 +5,7 @@
 //!   only time the link was transmitting (idle gaps and a busy receiver are not low bandwidth).
 //! - [`sizes`]: the codec's exact wire size of a cut's payload at every bitwidth.
 //! - [`policy`]: the bitwidth policies (`fixed`, `heuristic`, `controller`).
+//! - [`link_policy`]: a policy whose size table follows the shapes a node actually sends.
 //! - [`trace`]: the bandwidth-trace file format users write (`at_s, mbit` lines).
 //! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
 //!   figures judged on it: recovery after a step, mean bitwidth against an oracle.
@@ -13,6 +14,7 @@
 //! directly; the BandwidthProbeActor and QuantizerActor are thin shells over it.
 
 pub mod estimator;
+pub mod link_policy;
 pub mod policy;
 pub mod simulate;
 pub mod sizes;

@@ -186,6 +186,23 @@ impl Policy {
         })
     }
 
+    /// New payload sizes (the shapes sent changed: another microbatch size or sequence length)
+    /// and the items each message now carries. The link state learnt so far (estimate, gain) is
+    /// kept; the choice is made again against the new sizes.
+    pub fn set_sizes(&mut self, sizes: SizeTable, items_per_message: f64) -> Result<(), String> {
+        let mut cfg = self.cfg.clone();
+        cfg.items_per_message = items_per_message;
+        let fresh = Policy::new(cfg, sizes)?;
+        self.cfg = fresh.cfg;
+        self.sizes = fresh.sizes;
+        if let (PolicyKind::Heuristic | PolicyKind::Controller, Some(mbps)) =
+            (self.cfg.kind, self.last_mbps)
+        {
+            self.choice = self.choose(mbps);
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
     }
@@ -405,6 +422,29 @@ mod tests {
         assert_eq!(p.on_transfer(100.0).lo, Bits::RAW, "two in a row");
         let mut f = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
         assert_eq!(f.on_transfer(0.01).lo, Bits::RAW);
+    }
+
+    #[test]
+    fn new_sizes_keep_the_estimate_and_choose_again() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
+        // Messages half the size (shorter sequences): the same 8750-byte budget now fits
+        // 16 bits (8000 bytes), not raw f32 (16,000).
+        let half = SizeTable::new(
+            sizes()
+                .entries()
+                .iter()
+                .map(|&(bits, bytes)| (bits, bytes / 2))
+                .collect(),
+        )
+        .unwrap();
+        p.set_sizes(half.clone(), 1.0).unwrap();
+        assert_eq!(p.choice().lo, b(16), "{:?}", p.choice());
+        // Twice the items per message doubles the budget: raw f32 fits.
+        p.set_sizes(half.clone(), 2.0).unwrap();
+        assert_eq!(p.choice().lo, Bits::RAW);
+        assert_eq!(p.config().items_per_message, 2.0);
+        assert!(p.set_sizes(half, 0.0).unwrap_err().contains("items per message"));
     }
 
     #[test]
