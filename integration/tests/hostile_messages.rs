@@ -178,6 +178,7 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
                 r: stage.r,
                 next: wire::NextHop::Client,
                 out_bits: 32,
+                target_items_per_s: 0.0,
             };
             let mut old = a.clone();
             old.version = WIRE_VERSION + 1;

@@ -5,6 +5,8 @@
 //!   only time the link was transmitting (idle gaps and a busy receiver are not low bandwidth).
 //! - [`sizes`]: the codec's exact wire size of a cut's payload at every bitwidth.
 //! - [`policy`]: the bitwidth policies (`fixed`, `heuristic`, `controller`).
+//! - [`link_monitor`]: what a sender learns of its outgoing link from the receiver's
+//!   acknowledgements (transfer intervals, bandwidth, items carried) per window.
 //! - [`link_policy`]: a policy whose size table follows the shapes a node actually sends.
 //! - [`trace`]: the bandwidth-trace file format users write (`at_s, mbit` lines).
 //! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
@@ -14,6 +16,7 @@
 //! directly; the BandwidthProbeActor and QuantizerActor are thin shells over it.
 
 pub mod estimator;
+pub mod link_monitor;
 pub mod link_policy;
 pub mod policy;
 pub mod simulate;

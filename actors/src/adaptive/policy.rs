@@ -444,7 +444,10 @@ mod tests {
         p.set_sizes(half.clone(), 2.0).unwrap();
         assert_eq!(p.choice().lo, Bits::RAW);
         assert_eq!(p.config().items_per_message, 2.0);
-        assert!(p.set_sizes(half, 0.0).unwrap_err().contains("items per message"));
+        assert!(p
+            .set_sizes(half, 0.0)
+            .unwrap_err()
+            .contains("items per message"));
     }
 
     #[test]

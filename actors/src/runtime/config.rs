@@ -116,13 +116,54 @@ impl Default for DeviceSettings {
 pub struct QuantizerSettings {
     /// Clipping of quantized outputs: `naive`, `aciq` or `ds-aciq`.
     pub clip: String,
+    /// Bitwidth policy of this node's outgoing link: `fixed` (the plan's bitwidth), `heuristic`
+    /// or `controller` (adapt to the measured bandwidth, at most the plan's bitwidth).
+    pub policy: String,
+    /// Lowest bitwidth an adaptive policy may send at (the accuracy budget).
+    pub min_bits: u8,
+    /// Items/s the link must carry; 0 takes the plan's predicted throughput.
+    pub target_items_per_s: f64,
+    /// Measurement window of the link's bandwidth, seconds.
+    pub window_s: f64,
+    /// Bytes of the filler message sent on an idle outgoing link each window so that its
+    /// estimate stays current (0: no active probes).
+    pub probe_bytes: usize,
 }
 
 impl Default for QuantizerSettings {
     fn default() -> Self {
         QuantizerSettings {
             clip: "aciq".into(),
+            policy: "fixed".into(),
+            min_bits: 2,
+            target_items_per_s: 0.0,
+            window_s: 1.0,
+            probe_bytes: 32 * 1024,
         }
+    }
+}
+
+impl QuantizerSettings {
+    pub fn validate(&self) -> Result<()> {
+        self.policy_kind()?;
+        quantpipe_messages::Bits::new(self.min_bits)
+            .map_err(|e| anyhow::anyhow!("quantizer.min_bits: {e}"))?;
+        if !(self.target_items_per_s >= 0.0 && self.target_items_per_s.is_finite()) {
+            bail!(
+                "quantizer.target_items_per_s must be >= 0 (0: the plan's), got {}",
+                self.target_items_per_s
+            );
+        }
+        if !(self.window_s > 0.0 && self.window_s.is_finite()) {
+            bail!("quantizer.window_s must be > 0, got {}", self.window_s);
+        }
+        Ok(())
+    }
+
+    pub fn policy_kind(&self) -> Result<crate::adaptive::policy::PolicyKind> {
+        self.policy
+            .parse()
+            .map_err(|e| anyhow::anyhow!("quantizer.policy: {e}"))
     }
 }
 
@@ -291,6 +332,7 @@ impl Settings {
             bail!("leader.ubatch must be >= 1");
         }
         crate::runtime::quantizer::parse_clip(&self.quantizer.clip)?;
+        self.quantizer.validate()?;
         if !(self.metrics.window_s > 0.0 && self.metrics.window_s.is_finite()) {
             bail!(
                 "metrics.window_s must be > 0, got {}",

@@ -66,6 +66,22 @@ pub struct MetricsRow {
     /// Messages dropped (malformed, foreign fleet, stale epoch, wrong stage) or failed.
     pub dropped: u64,
     pub links: Vec<LinkWindow>,
+    /// The outgoing link as last measured (the quantizer's window, see `quantizer.window_s`).
+    #[serde(default)]
+    pub out_link: Option<OutLinkWindow>,
+}
+
+/// The outgoing link's latest measurement and what the policy made of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutLinkWindow {
+    /// Bandwidth while transmitting, Mbit/s (0: nothing acknowledged in the window).
+    pub mbps: f64,
+    pub utilisation: f64,
+    /// Items acknowledged by the next stage per second.
+    pub items_per_s: f64,
+    /// Mean bitwidth of the messages sent in the window, and the policy's target rate.
+    pub bits_mean: f64,
+    pub target_items_per_s: f64,
 }
 
 /// Accumulates one node's events between window boundaries.
@@ -184,6 +200,7 @@ impl WindowAccumulator {
             in_flight_max: self.in_flight_max,
             dropped: dropped_total.saturating_sub(self.dropped_before),
             links,
+            out_link: None,
         };
         *self = WindowAccumulator {
             start_unix_s: now_unix_s,
@@ -221,7 +238,8 @@ impl MetricsFormat {
 pub const CSV_HEADER: &str =
     "node,stage,epoch,start_unix_s,window_s,microbatches,items,items_per_s,\
 busy_forward_s,busy_codec_s,busy_fraction,in_flight_end,in_flight_max,dropped,\
-in_bytes_per_s,out_bytes_per_s,out_bits,links";
+in_bytes_per_s,out_bytes_per_s,out_bits,links,\
+out_mbps,out_utilisation,out_bits_mean,target_items_per_s";
 
 /// One row as a CSV line (no newline).
 pub fn csv_line(r: &MetricsRow) -> String {
@@ -250,8 +268,9 @@ pub fn csv_line(r: &MetricsRow) -> String {
             format!("{d}:{}:{:.1}:{}", l.key, l.bytes_per_s, l.bits)
         })
         .collect();
+    let o = r.out_link.unwrap_or_default();
     format!(
-        "{},{},{},{:.3},{:.3},{},{},{:.3},{:.6},{:.6},{:.4},{},{},{},{:.1},{:.1},{},{}",
+        "{},{},{},{:.3},{:.3},{},{},{:.3},{:.6},{:.6},{:.4},{},{},{},{:.1},{:.1},{},{},{:.3},{:.3},{:.2},{:.3}",
         csv_field(&r.node),
         r.stage.map(|s| s.to_string()).unwrap_or_default(),
         r.epoch,
@@ -269,7 +288,11 @@ pub fn csv_line(r: &MetricsRow) -> String {
         sum(Direction::In),
         sum(Direction::Out),
         out_bits,
-        csv_field(&links.join(" "))
+        csv_field(&links.join(" ")),
+        o.mbps,
+        o.utilisation,
+        o.bits_mean,
+        o.target_items_per_s
     )
 }
 
@@ -453,7 +476,15 @@ mod tests {
         let mut acc = WindowAccumulator::new(5.0);
         acc.accepted("qp/f/stage/0/in", 300);
         acc.finished(8, 0.25, 0.125, "qp/f/stage/1/in", 500, 6);
-        acc.close(6.0, "board,a", Some(0), 2, 0)
+        let mut row = acc.close(6.0, "board,a", Some(0), 2, 0);
+        row.out_link = Some(OutLinkWindow {
+            mbps: 19.5,
+            utilisation: 0.9,
+            items_per_s: 40.0,
+            bits_mean: 6.5,
+            target_items_per_s: 42.0,
+        });
+        row
     }
 
     #[test]
@@ -480,8 +511,10 @@ mod tests {
         let rest = lines[1].split_once("\",").unwrap().1;
         assert_eq!(rest.split(',').count(), columns - 1, "{}", lines[1]);
         assert!(
-            lines[1]
-                .ends_with(",300.0,500.0,6,in:qp/f/stage/0/in:300.0:0 out:qp/f/stage/1/in:500.0:6"),
+            lines[1].ends_with(
+                ",300.0,500.0,6,in:qp/f/stage/0/in:300.0:0 out:qp/f/stage/1/in:500.0:6,\
+19.500,0.900,6.50,42.000"
+            ),
             "{}",
             lines[1]
         );

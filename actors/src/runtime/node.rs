@@ -137,6 +137,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
         _ => None,
     };
     let window_s = settings.metrics.window_s;
+    let quantizer = settings.quantizer.clone();
     let (stage, planner) = system.block_on({
         let session = session.clone();
         let keys = keys.clone();
@@ -154,11 +155,19 @@ pub fn run_node(settings: Settings) -> Result<()> {
                     tch::set_num_threads(threads);
                     ForwardWorker::new(model_dir.clone(), slowdown, pacing.clone())
                 });
-                let quant = SyncArbiter::start(1, move || QuantizerActor {
-                    method: clip,
-                    limits: DecodeLimits::default(),
+                // One thread: the outgoing link's policy state lives in the actor.
+                let quant = SyncArbiter::start(1, move || {
+                    QuantizerActor::new(clip, DecodeLimits::default())
                 });
-                let stage = StageActor::new(keys.clone(), name, forward, quant, transport, probe);
+                let stage = StageActor::new(
+                    keys.clone(),
+                    name,
+                    forward,
+                    quant,
+                    transport,
+                    probe,
+                    quantizer,
+                );
                 match metrics {
                     Some(writer) => stage.with_metrics(writer, window_s),
                     None => stage,

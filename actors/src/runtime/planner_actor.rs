@@ -449,6 +449,7 @@ impl PlannerActor {
                     NextHop::Stage(i + 1)
                 },
                 out_bits: s.out_bits,
+                target_items_per_s: plan.predicted_items_per_s,
             };
             let replies = self
                 .session

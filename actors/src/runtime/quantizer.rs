@@ -2,10 +2,17 @@
 //! [`BoundaryPayload`] bytes at the link's bitwidth (encode on send), and received bytes back to
 //! tensors (decode on receive).
 //!
-//! The bitwidth policy is fixed per plan: the leader gives each stage the bitwidth of its output
-//! cut. The `main` tensor after a u2 cut (post-GELU) is clipped as one-sided, everything else as
-//! two-sided; 32 bits is raw f32, bit-exact.
+//! The bitwidth of each message is the node's `quantizer.policy` ([`LinkPolicy`]): `fixed` sends
+//! at the bitwidth the plan gave the stage's output cut; `heuristic` and `controller` adapt to
+//! the outgoing link's measured bandwidth (fed by the BandwidthProbeActor through the
+//! StageActor), at most the plan's bitwidth and at least `quantizer.min_bits`. Each payload
+//! names its bitwidth, so receivers need no control message. The `main` tensor after a u2 cut
+//! (post-GELU) is clipped as one-sided, everything else as two-sided; 32 bits is raw f32,
+//! bit-exact.
 
+use crate::adaptive::link_policy::LinkPolicy;
+use crate::adaptive::policy::{PolicyConfig, PolicyKind, WindowChoice, WindowObservation};
+use crate::runtime::config::QuantizerSettings;
 use crate::runtime::wire::{Mask, Tokens};
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context, Result};
@@ -135,23 +142,83 @@ pub fn mask_from_wire(m: &Mask) -> Result<Tensor> {
         .view([b as i64, n as i64]))
 }
 
-/// Encodes and decodes activations for its node, off the actix arbiter (a SyncArbiter thread).
+/// The policy of a stage's outgoing link under `settings`, for an assignment whose output cut
+/// is at `plan_bits` with predicted throughput `plan_items_per_s` (0 when forced).
+pub fn link_policy(
+    settings: &QuantizerSettings,
+    plan_bits: Bits,
+    plan_items_per_s: f64,
+) -> Result<LinkPolicy> {
+    let kind = settings.policy_kind()?;
+    let target = if settings.target_items_per_s > 0.0 {
+        settings.target_items_per_s
+    } else {
+        plan_items_per_s
+    };
+    if kind != PolicyKind::Fixed && !(target > 0.0 && target.is_finite()) {
+        bail!(
+            "quantizer.policy `{kind}` needs a target rate: the plan was forced (no predicted \
+             throughput), so set quantizer.target_items_per_s"
+        );
+    }
+    let cfg = PolicyConfig {
+        kind,
+        max_bits: plan_bits,
+        min_bits: Bits::new(settings.min_bits).map_err(|e| anyhow!("quantizer.min_bits: {e}"))?,
+        // Fixed never looks at the rate; the others replace items per message per message.
+        target_items_per_s: if target > 0.0 { target } else { 1.0 },
+        items_per_message: 1.0,
+    };
+    LinkPolicy::new(cfg).map_err(|e| anyhow!("quantizer policy `{kind}`: {e}"))
+}
+
+/// Encodes and decodes activations for its node, off the actix arbiter (one SyncArbiter thread:
+/// the link policy's state lives here, so there must be exactly one).
 pub struct QuantizerActor {
     pub method: ClipMethod,
     pub limits: DecodeLimits,
+    /// The outgoing link's policy; `None` before an assignment and on the last stage.
+    pub policy: Option<LinkPolicy>,
+}
+
+impl QuantizerActor {
+    pub fn new(method: ClipMethod, limits: DecodeLimits) -> Self {
+        QuantizerActor {
+            method,
+            limits,
+            policy: None,
+        }
+    }
 }
 
 impl Actor for QuantizerActor {
     type Context = SyncContext<Self>;
 }
 
-/// Encode a stage's output at `bits`; answers the payload bytes and the seconds it took.
+/// The outgoing link's policy from now on (a new assignment).
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<u8>, f64)>")]
+#[rtype(result = "()")]
+pub struct SetPolicy(pub Option<LinkPolicy>);
+
+/// One message's transfer rate on the outgoing link, Mbit/s.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransferObserved {
+    pub mbps: f64,
+}
+
+/// A closed window of the outgoing link; answers the policy's choice for the next one.
+#[derive(Message)]
+#[rtype(result = "Option<WindowChoice>")]
+pub struct WindowObserved(pub WindowObservation);
+
+/// Encode a stage's output at the bitwidth the link's policy chooses; answers the payload bytes,
+/// the seconds it took, and the bitwidth.
+#[derive(Message)]
+#[rtype(result = "Result<(Vec<u8>, f64, Bits)>")]
 pub struct Encode {
     pub tensors: Vec<Tensor>,
     pub cut: usize,
-    pub bits: Bits,
 }
 
 /// Decode received payload bytes; answers the tensors and the seconds it took.
@@ -162,11 +229,44 @@ pub struct Decode {
 }
 
 impl Handler<Encode> for QuantizerActor {
-    type Result = Result<(Vec<u8>, f64)>;
+    type Result = Result<(Vec<u8>, f64, Bits)>;
     fn handle(&mut self, msg: Encode, _: &mut SyncContext<Self>) -> Self::Result {
         let start = Instant::now();
-        let bytes = encode_boundary(&msg.tensors, msg.cut, msg.bits, self.method)?;
-        Ok((bytes, start.elapsed().as_secs_f64()))
+        let policy = self
+            .policy
+            .as_mut()
+            .ok_or_else(|| anyhow!("no output policy: the stage has no assignment"))?;
+        let shapes: Vec<Vec<usize>> = msg
+            .tensors
+            .iter()
+            .map(|t| t.size().iter().map(|&d| d.max(0) as usize).collect())
+            .collect();
+        let bits = policy.bits_for(&shapes).map_err(|e| anyhow!(e))?;
+        let bytes = encode_boundary(&msg.tensors, msg.cut, bits, self.method)?;
+        Ok((bytes, start.elapsed().as_secs_f64(), bits))
+    }
+}
+
+impl Handler<SetPolicy> for QuantizerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetPolicy, _: &mut SyncContext<Self>) {
+        self.policy = msg.0;
+    }
+}
+
+impl Handler<TransferObserved> for QuantizerActor {
+    type Result = ();
+    fn handle(&mut self, msg: TransferObserved, _: &mut SyncContext<Self>) {
+        if let Some(p) = &mut self.policy {
+            p.on_transfer(msg.mbps);
+        }
+    }
+}
+
+impl Handler<WindowObserved> for QuantizerActor {
+    type Result = Option<WindowChoice>;
+    fn handle(&mut self, msg: WindowObserved, _: &mut SyncContext<Self>) -> Self::Result {
+        self.policy.as_mut().and_then(|p| p.on_window(msg.0))
     }
 }
 
@@ -213,6 +313,70 @@ mod tests {
             err <= range / 255.0 * 0.5 + 1e-5,
             "8-bit error {err} over range {range}"
         );
+    }
+
+    fn settings(policy: &str, min_bits: u8, target: f64) -> QuantizerSettings {
+        QuantizerSettings {
+            policy: policy.into(),
+            min_bits,
+            target_items_per_s: target,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn adaptive_policies_take_the_plan_rate_unless_the_node_sets_one() {
+        let b8 = Bits::new(8).unwrap();
+        // No rate anywhere: a clear error naming the setting.
+        let err = link_policy(&settings("controller", 2, 0.0), b8, 0.0).unwrap_err();
+        assert!(
+            err.to_string().contains("quantizer.target_items_per_s"),
+            "{err}"
+        );
+        assert!(link_policy(&settings("controller", 2, 0.0), b8, 40.0).is_ok());
+        assert!(link_policy(&settings("heuristic", 2, 25.0), b8, 0.0).is_ok());
+        // Fixed needs no rate; min_bits above the plan's bitwidth is refused only when adapting.
+        assert!(link_policy(&settings("fixed", 16, 0.0), b8, 0.0).is_ok());
+        let err = link_policy(&settings("heuristic", 16, 10.0), b8, 0.0).unwrap_err();
+        assert!(err.to_string().contains("min_bits 16"), "{err}");
+    }
+
+    #[test]
+    fn encode_uses_the_policy_bitwidth_and_refuses_without_one() {
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let q = SyncArbiter::start(1, || {
+                QuantizerActor::new(ClipMethod::Aciq, DecodeLimits::default())
+            });
+            let t = Tensor::randn([4, 100], (Kind::Float, tch::Device::Cpu));
+            let enc = || Encode {
+                tensors: vec![t.shallow_clone()],
+                cut: 3,
+            };
+            let err = q.send(enc()).await.unwrap().unwrap_err();
+            assert!(err.to_string().contains("no output policy"), "{err}");
+            let p = link_policy(&settings("heuristic", 2, 10.0), Bits::RAW, 0.0).unwrap();
+            q.send(SetPolicy(Some(p))).await.unwrap();
+            // Nothing measured yet: the highest bitwidth.
+            let (_, _, bits) = q.send(enc()).await.unwrap().unwrap();
+            assert_eq!(bits, Bits::RAW);
+            // 0.01 Mbit/s over the 0.4 s budget of 4 items at 10 items/s is 500 B: 4 x 100 raw
+            // f32 (1.6 kB) no longer fit; the policy picks a lower bitwidth.
+            let choice = q
+                .send(WindowObserved(WindowObservation {
+                    mbps: Some(0.01),
+                    utilisation: 1.0,
+                    items_per_s: 10.0,
+                }))
+                .await
+                .unwrap()
+                .unwrap();
+            let (bytes, _, bits) = q.send(enc()).await.unwrap().unwrap();
+            assert_eq!(bits, choice.lo);
+            assert!(bits.get() < 32);
+            let back = decode_payload(&bytes, &DecodeLimits::default()).unwrap();
+            assert_eq!(back[0].size(), vec![4, 100]);
+        });
     }
 
     #[test]

@@ -2,19 +2,30 @@
 //! decode (QuantizerActor) -> forward (ForwardWorker) -> encode (QuantizerActor) -> send
 //! (TransportActor). Everything that computes or may block runs on SyncArbiter threads; the
 //! StageActor itself only routes and counts, on the node's arbiter.
+//!
+//! It also closes the loop of the outgoing link's bitwidth: it acknowledges every message it
+//! accepts to the stage before it ([`LinkAck`]), hands the acknowledgements of its own messages
+//! to the BandwidthProbeActor, and every `quantizer.window_s` routes the probe's window to the
+//! QuantizerActor's policy (sending a small probe message when the link was idle).
 
+use crate::adaptive::link_monitor::LinkWindow;
+use crate::adaptive::policy::PolicyKind;
+use crate::runtime::config::QuantizerSettings;
 use crate::runtime::emulation::Pacing;
-use crate::runtime::metrics::{unix_s, MetricsWriter, WindowAccumulator};
-use crate::runtime::probe::{Arrived, BandwidthProbeActor, Links};
+use crate::runtime::metrics::{unix_s, MetricsWriter, OutLinkWindow, WindowAccumulator};
+use crate::runtime::probe::{
+    Acked, Arrived, BandwidthProbeActor, CloseWindow, Links, Outgoing, Watch, WatchLink,
+};
 use crate::runtime::quantizer::{
-    mask_from_wire, mask_to_wire, tokens_from_wire, Decode, Encode, QuantizerActor,
+    link_policy, mask_from_wire, mask_to_wire, tokens_from_wire, Decode, Encode, QuantizerActor,
+    SetPolicy, TransferObserved, WindowObserved,
 };
 use crate::runtime::transport::{
     unix_ns, Put, Received, Reply, Subscribe, TransportActor, UnsubscribeOthers,
 };
 use crate::runtime::wire::{
-    self, Activation, AssignAck, Assignment, Body, Keys, NextHop, NodeStats, Output, WireError,
-    WIRE_VERSION,
+    self, Activation, AssignAck, Assignment, Body, Keys, LinkAck, NextHop, NodeStats, Output,
+    WireError, WIRE_VERSION,
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -155,9 +166,16 @@ pub struct StageActor {
     pub quant: Addr<QuantizerActor>,
     pub transport: Addr<TransportActor>,
     pub probe: Addr<BandwidthProbeActor>,
+    quantizer: QuantizerSettings,
     current: Option<Assignment>,
     stats: NodeStats,
     metrics: Option<StageMetrics>,
+    /// The outgoing link's last window, for metrics rows.
+    out_link: Option<OutLinkWindow>,
+    /// Whether the next stage acknowledged a message of the current plan (probe messages are
+    /// sent only then: a put to a stage not yet listening would hold the transport).
+    link_live: bool,
+    probes_sent: u64,
 }
 
 /// The per-window metrics of a stage: the accumulator, where rows go, and the window length.
@@ -175,6 +193,7 @@ impl StageActor {
         quant: Addr<QuantizerActor>,
         transport: Addr<TransportActor>,
         probe: Addr<BandwidthProbeActor>,
+        quantizer: QuantizerSettings,
     ) -> Self {
         let stats = NodeStats {
             version: WIRE_VERSION,
@@ -189,9 +208,13 @@ impl StageActor {
             quant,
             transport,
             probe,
+            quantizer,
             current: None,
             stats,
             metrics: None,
+            out_link: None,
+            link_live: false,
+            probes_sent: 0,
         }
     }
 
@@ -213,7 +236,8 @@ impl StageActor {
             + s.dropped_wrong_stage
             + s.failed;
         if let Some(m) = &mut self.metrics {
-            let row = m.acc.close(unix_s(), &self.name, s.stage, s.epoch, dropped);
+            let mut row = m.acc.close(unix_s(), &self.name, s.stage, s.epoch, dropped);
+            row.out_link = self.out_link;
             if let Err(e) = m.writer.write(&row) {
                 tracing::warn!("{}: metrics: {e:#}", self.name);
             }
@@ -243,6 +267,158 @@ impl Actor for StageActor {
             let every = std::time::Duration::from_secs_f64(m.window_s);
             ctx.run_interval(every, |act, _| act.close_metrics_window());
         }
+        let every = std::time::Duration::from_secs_f64(self.quantizer.window_s);
+        ctx.run_interval(every, |act, ctx| act.close_link_window(ctx));
+    }
+}
+
+impl StageActor {
+    /// Closes the outgoing link's window: the probe's observation goes to the policy; an idle
+    /// link gets a probe message so that its estimate is current when traffic resumes.
+    fn close_link_window(&mut self, ctx: &mut Context<Self>) {
+        let probe = self.probe.send(CloseWindow);
+        let quant = self.quant.clone();
+        let fut = async move {
+            let w: Option<LinkWindow> = probe.await.ok().flatten();
+            let choice = match &w {
+                Some(w) => quant
+                    .send(WindowObserved(w.observation))
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            (w, choice)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(w, choice), act, _| {
+            let (Some(w), Some(a)) = (w, act.current.clone()) else {
+                act.out_link = None;
+                return;
+            };
+            let target = link_target(&act.quantizer, &a);
+            act.out_link = Some(OutLinkWindow {
+                mbps: w.observation.mbps.unwrap_or(0.0),
+                utilisation: w.observation.utilisation,
+                items_per_s: w.observation.items_per_s,
+                bits_mean: choice.map_or(f64::from(a.out_bits), |c| c.mean_bits()),
+                target_items_per_s: target,
+            });
+            if let Some(c) = choice {
+                tracing::debug!(
+                    "{}: link {:.2} Mbit/s ({:.0}% busy), {:.1} items/s: next window {}/{} bits ({:.0}% at {})",
+                    act.name,
+                    w.observation.mbps.unwrap_or(0.0),
+                    100.0 * w.observation.utilisation,
+                    w.observation.items_per_s,
+                    c.lo.get(),
+                    c.hi.get(),
+                    100.0 * c.hi_share,
+                    c.hi.get()
+                );
+            }
+            if w.sent == 0 && act.link_live && act.quantizer.probe_bytes > 0 {
+                act.send_probe(&a);
+            }
+        }));
+    }
+
+    /// A filler message to the next stage, acknowledged like a payload and discarded there.
+    fn send_probe(&mut self, a: &Assignment) {
+        let NextHop::Stage(next) = a.next else {
+            return;
+        };
+        self.probes_sent += 1;
+        let msg = Activation {
+            version: WIRE_VERSION,
+            fleet: self.keys.fleet.clone(),
+            run: 0,
+            client: self.name.clone(),
+            seq: self.probes_sent,
+            epoch: a.epoch,
+            stage: next,
+            sent_unix_ns: unix_ns(),
+            body: Body::Probe(vec![0; self.quantizer.probe_bytes]),
+            mask: None,
+        };
+        self.transport.do_send(Put {
+            key: self.keys.stage_in(next),
+            bytes: wire::to_bytes(&msg),
+            control: false,
+        });
+    }
+
+    /// Acknowledges an accepted message to the stage that sent it.
+    fn acknowledge(&self, act: &Activation, bytes: u64, arrived_unix_ns: u64) {
+        let Some(sender) = act.stage.checked_sub(1) else {
+            return;
+        };
+        let ack = LinkAck {
+            version: WIRE_VERSION,
+            fleet: self.keys.fleet.clone(),
+            epoch: act.epoch,
+            stage: sender,
+            run: act.run,
+            seq: act.seq,
+            bytes,
+            sent_unix_ns: act.sent_unix_ns,
+            arrived_unix_ns,
+        };
+        self.transport.do_send(Put {
+            key: self.keys.link_ack(sender),
+            bytes: wire::to_bytes(&ack),
+            control: true,
+        });
+    }
+
+    /// An acknowledgement of one of this stage's messages: to the probe, and the message's
+    /// transfer rate on to the policy.
+    fn on_link_ack(&mut self, msg: Received, ctx: &mut Context<Self>) {
+        let ack: LinkAck = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+            Ok(a) => a,
+            Err(WireError::ForeignFleet { found, .. }) => {
+                self.stats.dropped_foreign_fleet += 1;
+                tracing::warn!("{}: dropped an ack of fleet `{found}`", self.name);
+                return;
+            }
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                tracing::warn!("{}: dropped a message on {}: {e}", self.name, msg.key);
+                return;
+            }
+        };
+        match &self.current {
+            Some(a) if a.epoch == ack.epoch && a.stage == ack.stage => {}
+            _ => {
+                self.stats.dropped_stale_epoch += 1;
+                tracing::debug!(
+                    "{}: ignored an ack of stage {} epoch {}",
+                    self.name,
+                    ack.stage,
+                    ack.epoch
+                );
+                return;
+            }
+        }
+        self.link_live = true;
+        let probe = self.probe.send(Acked(ack));
+        let quant = self.quant.clone();
+        ctx.spawn(
+            async move {
+                if let Ok(Some(mbps)) = probe.await {
+                    quant.do_send(TransferObserved { mbps });
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// The target rate the outgoing link's policy works to (0 under `fixed`).
+fn link_target(q: &QuantizerSettings, a: &Assignment) -> f64 {
+    match q.policy_kind() {
+        Ok(PolicyKind::Fixed) | Err(_) => 0.0,
+        _ if q.target_items_per_s > 0.0 => q.target_items_per_s,
+        _ => a.target_items_per_s,
     }
 }
 
@@ -266,10 +442,36 @@ impl Handler<AssignQuery> for StageActor {
                 return;
             }
         }
-        if let Err(e) = Bits::new(a.out_bits) {
-            self.ack(msg.query, a.epoch, Some(format!("out_bits: {e}")));
-            return;
-        }
+        let plan_bits = match Bits::new(a.out_bits) {
+            Ok(b) => b,
+            Err(e) => {
+                self.ack(msg.query, a.epoch, Some(format!("out_bits: {e}")));
+                return;
+            }
+        };
+        let last = a.next == NextHop::Client;
+        let policy = if last {
+            None
+        } else {
+            match link_policy(&self.quantizer, plan_bits, a.target_items_per_s) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!("{}: refusing the assignment: {e:#}", self.name);
+                    self.ack(msg.query, a.epoch, Some(format!("{e:#}")));
+                    return;
+                }
+            }
+        };
+        let watch = match a.next {
+            NextHop::Stage(next) if !last => Some(Watch {
+                key: self.keys.stage_in(next),
+                stage: a.stage,
+                epoch: a.epoch,
+                window_s: self.quantizer.window_s,
+                target_items_per_s: link_target(&self.quantizer, &a),
+            }),
+            _ => None,
+        };
         tracing::info!(
             "{}: assigned stage {} of {}, units {}..{}, epoch {}, output at {} bits",
             self.name,
@@ -286,19 +488,37 @@ impl Handler<AssignQuery> for StageActor {
             l: a.l,
             r: a.r,
         });
-        let key = self.keys.stage_in(a.stage);
+        let mut keys = vec![self.keys.stage_in(a.stage)];
+        if !last {
+            keys.push(self.keys.link_ack(a.stage));
+        }
         let transport = self.transport.clone();
+        let (quant, probe) = (self.quant.clone(), self.probe.clone());
         let me = ctx.address().recipient::<Received>();
         let fut = async move {
             load.await.map_err(|e| anyhow!("forward worker: {e}"))??;
+            quant
+                .send(SetPolicy(policy))
+                .await
+                .map_err(|e| anyhow!("quantizer: {e}"))?;
+            probe
+                .send(WatchLink(watch))
+                .await
+                .map_err(|e| anyhow!("probe: {e}"))?
+                .map_err(|e| anyhow!("quantizer.window_s: {e}"))?;
             transport
-                .send(UnsubscribeOthers { keep: key.clone() })
+                .send(UnsubscribeOthers { keep: keys.clone() })
                 .await
                 .map_err(|e| anyhow!("transport: {e}"))?;
-            transport
-                .send(Subscribe { key, to: me })
-                .await
-                .map_err(|e| anyhow!("transport: {e}"))??;
+            for key in keys {
+                transport
+                    .send(Subscribe {
+                        key,
+                        to: me.clone(),
+                    })
+                    .await
+                    .map_err(|e| anyhow!("transport: {e}"))??;
+            }
             Ok::<(), anyhow::Error>(())
         };
         let query = msg.query;
@@ -309,6 +529,8 @@ impl Handler<AssignQuery> for StageActor {
                 Ok(()) => {
                     act.stats.epoch = epoch;
                     act.stats.stage = Some(a.stage);
+                    act.link_live = false;
+                    act.out_link = None;
                     act.current = Some(a);
                     act.ack(query, epoch, None);
                 }
@@ -330,6 +552,20 @@ enum Failure {
 impl Handler<Received> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: Received, ctx: &mut Context<Self>) {
+        let is_ack = self
+            .current
+            .as_ref()
+            .is_some_and(|a| msg.key == self.keys.link_ack(a.stage));
+        if is_ack {
+            self.on_link_ack(msg, ctx);
+        } else {
+            self.on_activation(msg, ctx);
+        }
+    }
+}
+
+impl StageActor {
+    fn on_activation(&mut self, msg: Received, ctx: &mut Context<Self>) {
         let act: Activation = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
             Ok(a) => a,
             Err(WireError::ForeignFleet { found, .. }) => {
@@ -379,6 +615,12 @@ impl Handler<Received> for StageActor {
             );
             return;
         }
+        if matches!(act.body, Body::Payload(_) | Body::Probe(_)) {
+            self.acknowledge(&act, msg.bytes.len() as u64, msg.received_unix_ns);
+        }
+        if matches!(act.body, Body::Probe(_)) {
+            return;
+        }
         if let Some(m) = &mut self.metrics {
             m.acc.accepted(&msg.key, msg.bytes.len() as u64);
         }
@@ -393,8 +635,7 @@ impl Handler<Received> for StageActor {
         let keys = self.keys.clone();
         let last = a.next == NextHop::Client;
         let header = (act.run, act.seq, act.epoch, act.client.clone());
-        // The last stage sends raw f32 rows to the client.
-        let out_bits = if last { 32 } else { a.out_bits };
+        let probe = self.probe.clone();
         let fut = async move {
             let mask = act
                 .mask
@@ -405,6 +646,7 @@ impl Handler<Received> for StageActor {
             let mut codec_s = 0.0;
             let tensors = match act.body {
                 Body::Tokens(t) => vec![tokens_from_wire(&t).map_err(Failure::Malformed)?],
+                Body::Probe(_) => unreachable!("probes are acknowledged and dropped above"),
                 Body::Payload(bytes) => {
                     let (t, s) = quant
                         .send(Decode { bytes })
@@ -424,6 +666,8 @@ impl Handler<Received> for StageActor {
                 .map_err(|e| Failure::Failed(anyhow!("forward worker: {e}")))?
                 .map_err(Failure::Failed)?;
             let items = out.batch().max(0) as u64;
+            // The last stage sends raw f32 rows to the client.
+            let mut out_bits = 32;
             let bytes = if last {
                 let t = &out.tensors[0];
                 let values = Vec::<f32>::try_from(&t.contiguous().view(-1))
@@ -439,16 +683,22 @@ impl Handler<Received> for StageActor {
                     error: None,
                 })
             } else {
-                let (payload, s) = quant
+                let (payload, s, bits) = quant
                     .send(Encode {
                         tensors: out.tensors,
                         cut: a.r,
-                        bits: Bits::new(a.out_bits).expect("checked on assignment"),
                     })
                     .await
                     .map_err(|e| Failure::Failed(anyhow!("quantizer: {e}")))?
                     .map_err(Failure::Failed)?;
                 codec_s += s;
+                out_bits = bits.get();
+                probe.do_send(Outgoing {
+                    run: act.run,
+                    seq: act.seq,
+                    items,
+                    bits: out_bits,
+                });
                 wire::to_bytes(&Activation {
                     version: WIRE_VERSION,
                     fleet: keys.fleet.clone(),
@@ -480,10 +730,10 @@ impl Handler<Received> for StageActor {
                 .await
                 .map_err(|e| Failure::Failed(anyhow!("transport: {e}")))?
                 .map_err(Failure::Failed)?;
-            Ok::<_, Failure>((items, forward_s, codec_s, sent))
+            Ok::<_, Failure>((items, forward_s, codec_s, sent, out_bits))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _| match res {
-            Ok((items, forward_s, codec_s, (key, bytes))) => {
+            Ok((items, forward_s, codec_s, (key, bytes), out_bits)) => {
                 if let Some(m) = &mut act.metrics {
                     m.acc
                         .finished(items, forward_s, codec_s, &key, bytes, out_bits);

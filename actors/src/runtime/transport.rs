@@ -68,7 +68,8 @@ pub struct Put {
     pub control: bool,
 }
 
-/// Subscribe to `key`, delivering samples to `to` (replaces an earlier subscription on it).
+/// Subscribe to `key`, delivering samples to `to`; a key already subscribed keeps its
+/// subscription (re-declaring it would briefly deliver samples twice, or not at all).
 #[derive(Message)]
 #[rtype(result = "Result<()>")]
 pub struct Subscribe {
@@ -76,11 +77,11 @@ pub struct Subscribe {
     pub to: Recipient<Received>,
 }
 
-/// Drop every subscription except `keep`.
+/// Drop every subscription except those on the keys in `keep`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UnsubscribeOthers {
-    pub keep: String,
+    pub keep: Vec<String>,
 }
 
 /// Answer a query (replies travel at the query's priority: control queries ask at
@@ -148,6 +149,9 @@ impl Handler<Put> for TransportActor {
 impl Handler<Subscribe> for TransportActor {
     type Result = Result<()>;
     fn handle(&mut self, msg: Subscribe, _: &mut SyncContext<Self>) -> Result<()> {
+        if self.subscribers.contains_key(&msg.key) {
+            return Ok(());
+        }
         let to = msg.to;
         let key = msg.key.clone();
         let sub = self
@@ -171,7 +175,7 @@ impl Handler<Subscribe> for TransportActor {
 impl Handler<UnsubscribeOthers> for TransportActor {
     type Result = ();
     fn handle(&mut self, msg: UnsubscribeOthers, _: &mut SyncContext<Self>) {
-        self.subscribers.retain(|k, _| *k == msg.keep);
+        self.subscribers.retain(|k, _| msg.keep.contains(k));
     }
 }
 

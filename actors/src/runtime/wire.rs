@@ -9,7 +9,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of the messages in this module.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// Key expressions of one fleet.
 #[derive(Debug, Clone)]
@@ -51,6 +51,11 @@ impl Keys {
     /// Input of pipeline stage `i` (0 is where clients send).
     pub fn stage_in(&self, stage: u32) -> String {
         format!("qp/{}/stage/{stage}/in", self.fleet)
+    }
+    /// Where stage `i + 1` acknowledges each message it accepted from stage `i` ([`LinkAck`],
+    /// control priority): how stage `i` measures its outgoing link.
+    pub fn link_ack(&self, stage: u32) -> String {
+        format!("qp/{}/stage/{stage}/ack", self.fleet)
     }
     /// Where the last stage sends a client's results.
     pub fn result(&self, client: &str) -> String {
@@ -194,8 +199,12 @@ pub struct Assignment {
     pub r: usize,
     pub next: NextHop,
     /// Bitwidth of this stage's output (32 = raw f32); ignored by the last stage. The node
-    /// clips quantized outputs with its own `quantizer.clip` method.
+    /// clips quantized outputs with its own `quantizer.clip` method. Under an adaptive
+    /// `quantizer.policy` it is the highest bitwidth the stage sends at.
     pub out_bits: u8,
+    /// The plan's predicted throughput, items/s (0 when the plan was forced): the target rate
+    /// of adaptive bitwidth policies unless the node sets its own.
+    pub target_items_per_s: f64,
 }
 
 /// A node's answer to an [`Assignment`].
@@ -260,6 +269,10 @@ pub enum Body {
     /// what crosses a cut.
     #[serde(with = "serde_bytes")]
     Payload(Vec<u8>),
+    /// Filler a stage sends on an idle outgoing link so that the link's bandwidth estimate
+    /// stays current; the receiver acknowledges it like a payload and discards it.
+    #[serde(with = "serde_bytes")]
+    Probe(Vec<u8>),
 }
 
 /// One microbatch travelling the pipeline.
@@ -278,6 +291,25 @@ pub struct Activation {
     pub sent_unix_ns: u64,
     pub body: Body,
     pub mask: Option<Mask>,
+}
+
+/// A receiving stage's acknowledgement of one message from the stage before it, on
+/// [`Keys::link_ack`] of the sender: when the message was sent and when it arrived, by the
+/// sender's and receiver's clocks (the sender turns them into transfer intervals: see
+/// [`crate::adaptive::estimator`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkAck {
+    pub version: u16,
+    pub fleet: String,
+    pub epoch: u64,
+    /// The stage that sent the acknowledged message.
+    pub stage: u32,
+    pub run: u64,
+    pub seq: u64,
+    /// Size of the acknowledged message as received, bytes.
+    pub bytes: u64,
+    pub sent_unix_ns: u64,
+    pub arrived_unix_ns: u64,
 }
 
 /// What the last stage returns for one microbatch.
@@ -313,8 +345,8 @@ pub struct NodeStats {
     pub dropped_stale_epoch: u64,
     pub dropped_wrong_stage: u64,
     pub failed: u64,
-    /// Per destination key: bytes sent, seconds spent in `put`, and the send-side bandwidth
-    /// estimate in Mbit/s.
+    /// Per destination key: what was sent and the link's measured bandwidth; per source key:
+    /// what arrived.
     pub links: Vec<LinkStats>,
 }
 
@@ -324,7 +356,17 @@ pub struct LinkStats {
     pub messages: u64,
     pub bytes: u64,
     pub put_s: f64,
+    /// The link's bandwidth while transmitting over the last window, from the receiver's
+    /// acknowledgements, Mbit/s (0 before any).
     pub mbps: f64,
+    /// Share of the last window the link was transmitting.
+    pub utilisation: f64,
+    /// Items acknowledged per second over the last window.
+    pub items_per_s: f64,
+    /// Mean bitwidth of the messages sent in the last window, and the policy's target rate
+    /// (0 under `fixed`).
+    pub bits_mean: f64,
+    pub target_items_per_s: f64,
     /// Mean of receiver clock minus sender clock over received messages on this link (only
     /// meaningful where the clocks agree, e.g. loopback), seconds.
     pub transfer_s_mean: f64,
