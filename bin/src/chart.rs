@@ -46,7 +46,7 @@ const FONT_FILES: [&str; 3] = [
 ];
 
 /// Registers DejaVu Sans as plotters' `sans-serif` once per process.
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let path = FONT_FILES
@@ -97,7 +97,7 @@ fn draw(rgb: &mut [u8], data: &ChartData) -> DrawResult {
     Ok(())
 }
 
-fn palette(i: usize) -> RGBColor {
+pub(crate) fn palette(i: usize) -> RGBColor {
     const C: [RGBColor; 6] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),

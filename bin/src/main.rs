@@ -8,6 +8,7 @@ mod datasets;
 mod eval;
 mod logging;
 mod model_args;
+mod timeline_chart;
 
 use clap::{Parser, Subcommand};
 use logging::LogFormat;

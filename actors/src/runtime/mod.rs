@@ -9,6 +9,11 @@
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
 //! also hosts the [`planner_actor::PlannerActor`]. Membership comes from zenoh liveliness tokens.
 //! Messages and key expressions: [`wire`]. Per-window metrics files: [`metrics`].
+//!
+//! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
+//! which measures its outgoing link from those acknowledgements and lets its QuantizerActor's
+//! policy choose each message's bitwidth (see [`crate::adaptive`]). A client's `--report`
+//! samples every node's stats into a [`timeline`].
 
 pub mod client;
 pub mod config;
@@ -21,5 +26,6 @@ pub mod planner_actor;
 pub mod probe;
 pub mod quantizer;
 pub mod stage;
+pub mod timeline;
 pub mod transport;
 pub mod wire;

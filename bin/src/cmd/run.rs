@@ -1,10 +1,15 @@
 //! `quantpipe run`: stream inputs through a running fleet and report throughput and latency.
 
 use anyhow::{bail, Context, Result};
-use quantpipe_actors::runtime::client::{run_texts_with_progress, RunReport};
+use quantpipe_actors::runtime::client::{run_texts_on_with_progress, RunReport};
 use quantpipe_actors::runtime::config::Settings;
+use quantpipe_actors::runtime::timeline::{AccuracyTable, TimelineSampler};
+use quantpipe_actors::runtime::wire::Keys;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use zenoh::Wait;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,6 +32,22 @@ pub struct Args {
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Write the run's timeline to this folder: timeline.csv (written as the run goes),
+    /// timeline.png and report.json. Per window: throughput against target, and per
+    /// inter-stage link its measured bandwidth, mean bitwidth and accuracy cost.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Window of the timeline, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    report_window_s: f64,
+    /// `quantpipe eval-quant --json` output for this model: the accuracy cost of each bitwidth.
+    #[arg(long)]
+    accuracy_table: Option<PathBuf>,
+    /// Rows of the accuracy table to use: clipping method and cut name.
+    #[arg(long, default_value = "aciq")]
+    accuracy_clip: String,
+    #[arg(long, default_value = "mid")]
+    accuracy_cut: String,
 }
 
 #[derive(Serialize)]
@@ -79,10 +100,42 @@ pub fn run(args: Args) -> Result<()> {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
             .expect("a valid progress template"),
     );
-    let report =
-        run_texts_with_progress(&settings, &texts, &mut |done| bar.set_position(done as u64));
+    let accuracy_table = args
+        .accuracy_table
+        .as_ref()
+        .map(|p| AccuracyTable::read(p, &args.accuracy_clip, &args.accuracy_cut))
+        .transpose()?;
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the report folder {}", dir.display()))?;
+    }
+    let keys = Keys::new(&settings.fleet);
+    let session = zenoh::open(settings.zenoh_config()?)
+        .wait()
+        .map_err(|e| anyhow::anyhow!("opening the zenoh session: {e}"))?;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let sampler = match &args.report {
+        Some(dir) => Some(TimelineSampler::start(
+            session.clone(),
+            keys.clone(),
+            args.report_window_s,
+            answered.clone(),
+            &dir.join("timeline.csv"),
+            accuracy_table,
+        )?),
+        None => None,
+    };
+    let report = run_texts_on_with_progress(&session, &keys, &settings, &texts, &mut |done| {
+        answered.store(done, Ordering::Relaxed);
+        bar.set_position(done as u64)
+    });
     bar.finish_and_clear();
+    let timeline = sampler.map(TimelineSampler::finish).transpose();
+    if let Err(e) = session.close().wait() {
+        tracing::warn!("closing the zenoh session: {e}");
+    }
     let report = report?;
+    let timeline = timeline?;
     let accuracy = match &args.labels {
         None => None,
         Some(path) => {
@@ -115,6 +168,26 @@ pub fn run(args: Args) -> Result<()> {
             Some(correct as f64 / labels.len() as f64)
         }
     };
+    if let (Some(dir), Some(rows)) = (&args.report, &timeline) {
+        std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_vec_pretty(&Report {
+                run: &report,
+                accuracy,
+            })?,
+        )
+        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+        let title = format!(
+            "{} on {} stage(s): adaptive quantization timeline",
+            report.plan.model,
+            report.plan.stages.len()
+        );
+        match crate::timeline_chart::write_timeline_chart(&dir.join("timeline.png"), &title, rows) {
+            Ok(()) => {}
+            // A run shorter than a window has no timeline to draw; the CSV says so too.
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+    }
     if let Some(path) = &args.save_outputs {
         std::fs::write(path, serde_json::to_vec(&report.outputs)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -1,0 +1,212 @@
+//! The PNG of a run's adaptive-quantization timeline (`quantpipe run --report DIR`): throughput
+//! against target, each inter-stage link's measured bandwidth, its mean bitwidth, and the
+//! accuracy cost of that bitwidth, on one time axis.
+
+use crate::chart::{palette, register_font};
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::prelude::*;
+use quantpipe_actors::runtime::timeline::TimelineRow;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 1100;
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws `rows` (a timeline) to `path` as a PNG titled `title`.
+pub fn write_timeline_chart(path: &Path, title: &str, rows: &[TimelineRow]) -> Result<()> {
+    if rows.is_empty() {
+        bail!("timeline chart: no window to draw (the run ended within its first window)");
+    }
+    register_font()?;
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(&mut rgb, title, rows).map_err(|e| anyhow!("drawing the timeline: {e}"))?;
+    let img = image::RgbImage::from_raw(WIDTH, HEIGHT, rgb).expect("buffer matches the size");
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// One series per link, labelled by its sending node and stage.
+fn per_link(
+    rows: &[TimelineRow],
+    value: impl Fn(&TimelineRow) -> f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut by: BTreeMap<(Option<u32>, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.stage.is_some()) {
+        by.entry((r.stage, r.node.clone()))
+            .or_default()
+            .push((r.t_s, value(r)));
+    }
+    by.into_iter()
+        .map(|((stage, node), pts)| {
+            let s = stage.unwrap_or(0);
+            (format!("{node}: stage {s} -> {}", s + 1), pts)
+        })
+        .collect()
+}
+
+fn draw(rgb: &mut [u8], title: &str, rows: &[TimelineRow]) -> DrawResult {
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let with_cost = rows.iter().any(|r| r.accuracy_cost_pct.is_some());
+    let panels = root.split_evenly((if with_cost { 4 } else { 3 }, 1));
+    let x_max = rows.iter().map(|r| r.t_s).fold(1.0, f64::max);
+
+    // The client's rate, once per window, and the target.
+    let mut client: Vec<(f64, f64)> = Vec::new();
+    let mut target: Vec<(f64, f64)> = Vec::new();
+    for r in rows {
+        if client.last().map(|p| p.0) != Some(r.t_s) {
+            client.push((r.t_s, r.items_per_s));
+            target.push((r.t_s, r.target_items_per_s));
+        }
+    }
+    let mut series = vec![("pipeline (client)".to_string(), client)];
+    if target.iter().any(|p| p.1 > 0.0) {
+        series.push(("target".to_string(), target));
+    }
+    line_panel(&panels[0], "Throughput", "items/s", x_max, &series, false)?;
+    line_panel(
+        &panels[1],
+        "Measured link bandwidth while transmitting",
+        "Mbit/s",
+        x_max,
+        &per_link(rows, |r| r.mbps),
+        true,
+    )?;
+    line_panel(
+        &panels[2],
+        "Mean bitwidth sent",
+        "bits",
+        x_max,
+        &per_link(rows, |r| r.bits_mean),
+        false,
+    )?;
+    if with_cost {
+        line_panel(
+            &panels[3],
+            "Accuracy cost of the bitwidth (eval-quant table)",
+            "points lost",
+            x_max,
+            &per_link(rows, |r| r.accuracy_cost_pct.unwrap_or(0.0)),
+            false,
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn line_panel(
+    area: &Area<'_>,
+    caption: &str,
+    unit: &str,
+    x_max: f64,
+    series: &[(String, Vec<(f64, f64)>)],
+    log_y: bool,
+) -> DrawResult {
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(1e-3, f64::max)
+        * 1.15;
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60);
+    if log_y {
+        let mut chart =
+            builder.build_cartesian_2d(0f64..x_max, (0.5f64..y_max.max(1.0)).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc(unit)
+            .draw()?;
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let color = palette(i);
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1.max(0.5))),
+                    color.stroke_width(2),
+                ))?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        legend(&mut chart, !series.is_empty())
+    } else {
+        let mut chart = builder.build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc(unit)
+            .draw()?;
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let color = palette(i);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        legend(&mut chart, !series.is_empty())
+    }
+}
+
+fn legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    any: bool,
+) -> DrawResult
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    if any {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t_s: f64, stage: u32, mbps: f64, bits: f64) -> TimelineRow {
+        TimelineRow {
+            t_s,
+            unix_s: 1e9 + t_s,
+            items_per_s: 20.0,
+            target_items_per_s: 20.0,
+            node: format!("n{stage}"),
+            stage: Some(stage),
+            mbps,
+            utilisation: 0.9,
+            bits_mean: bits,
+            accuracy_cost_pct: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn writes_a_png_of_the_timeline_and_refuses_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.png");
+        let rows: Vec<TimelineRow> = (1..10)
+            .flat_map(|t| [row(t as f64, 0, 200.0, 32.0), row(t as f64, 1, 5.0, 3.5)])
+            .collect();
+        write_timeline_chart(&path, "test", &rows).unwrap();
+        let img = image::open(&path).unwrap();
+        assert_eq!((img.width(), img.height()), (WIDTH, HEIGHT));
+        assert!(write_timeline_chart(&path, "test", &[]).is_err());
+    }
+}
