@@ -146,3 +146,4 @@ impl Drop for Procs {
 
 pub mod fleet;
 pub mod netns;
+pub mod trace_fleet;

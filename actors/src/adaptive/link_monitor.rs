@@ -33,6 +33,16 @@ pub struct LinkWindow {
     pub estimate: Option<Estimate>,
     /// Messages sent in the window, acknowledged or not.
     pub sent: u64,
+    /// Messages sent and not acknowledged yet, at the window's end.
+    pub unacknowledged: usize,
+}
+
+impl LinkWindow {
+    /// Nothing was sent in the window and nothing is on its way: the link is idle (a sender
+    /// blocked on a slow link has sent nothing new either, but its last message is pending).
+    pub fn idle(&self) -> bool {
+        self.sent == 0 && self.unacknowledged == 0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +123,7 @@ impl LinkMonitor {
             },
             estimate,
             sent,
+            unacknowledged: self.pending.len(),
         }
     }
 }
@@ -142,12 +153,20 @@ mod tests {
         m.on_ack(ack(1, 125_000, 10.2, 10.3)).unwrap();
         let w = m.close_window(10.5);
         assert_eq!(w.sent, 2);
+        assert!(!w.idle(), "it sent");
         assert!((w.observation.mbps.unwrap() - 10.0).abs() < 1e-6);
         assert!((w.observation.utilisation - 0.2).abs() < 1e-6);
         assert!((w.observation.items_per_s - 16.0).abs() < 1e-9);
         // The next window saw nothing: no estimate, no items, nothing sent.
         let w = m.close_window(11.6);
         assert_eq!(w.sent, 0);
+        assert!(w.idle());
+        // A message on its way keeps the link busy though nothing new was sent.
+        m.on_send(1, 2, 8);
+        m.close_window(11.7);
+        let w = m.close_window(12.8);
+        assert_eq!((w.sent, w.unacknowledged), (0, 1));
+        assert!(!w.idle());
         assert_eq!(w.observation.mbps, None);
         assert_eq!(w.observation.items_per_s, 0.0);
     }

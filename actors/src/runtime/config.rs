@@ -62,6 +62,10 @@ pub struct ZenohSettings {
     pub extra: BTreeMap<String, String>,
 }
 
+/// How long a blocked put may wait before zenoh closes the transport, µs (zenoh's default: 5 s;
+/// a `zenoh.extra` entry overrides it).
+pub const BLOCK_WAIT_BEFORE_CLOSE_US: u64 = 120_000_000;
+
 impl Default for ZenohSettings {
     fn default() -> Self {
         ZenohSettings {
@@ -369,6 +373,14 @@ impl Settings {
             "scouting/multicast/enabled",
             z.multicast_scouting.to_string(),
         )?;
+        // zenoh closes a transport whose blocking message waited 5 s for a free batch. Here
+        // back-pressure is the design: a stage behind a degraded link blocks for as long as the
+        // link needs, and must not lose its session (and be re-planned away) for it.
+        set(
+            &mut c,
+            "transport/link/tx/queue/congestion_control/block/wait_before_close",
+            BLOCK_WAIT_BEFORE_CLOSE_US.to_string(),
+        )?;
         for (k, v) in &z.extra {
             set(&mut c, k, v.clone())?;
         }
@@ -453,5 +465,67 @@ stages = [{ node = "a", units = [1, 24] }]
         std::fs::write(&path, format!("{base}[metrics]\nwindow_s = 0\n")).unwrap();
         let err = format!("{:#}", Settings::load(&path).unwrap_err());
         assert!(err.contains("metrics.window_s"), "{err}");
+    }
+
+    #[test]
+    fn every_example_in_config_fleet_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/fleet");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Settings::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "examples in {}", dir.display());
+    }
+
+    #[test]
+    fn quantizer_section_rejects_unknown_policies_and_bad_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n[quantizer]\n";
+        for (section, needle) in [
+            ("policy = \"greedy\"", "unknown policy `greedy`"),
+            ("min_bits = 0", "quantizer.min_bits"),
+            ("target_items_per_s = -1", "quantizer.target_items_per_s"),
+            ("window_s = 0", "quantizer.window_s"),
+        ] {
+            std::fs::write(&path, format!("{base}{section}\n")).unwrap();
+            let err = format!("{:#}", Settings::load(&path).unwrap_err());
+            assert!(err.contains(needle), "{section}: {err}");
+        }
+        std::fs::write(
+            &path,
+            format!("{base}policy = \"heuristic\"\nmin_bits = 4\n"),
+        )
+        .unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(
+            (s.quantizer.policy.as_str(), s.quantizer.min_bits),
+            ("heuristic", 4)
+        );
+    }
+
+    #[test]
+    fn blocked_puts_wait_long_before_zenoh_closes_the_transport_unless_overridden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        let key = "transport/link/tx/queue/congestion_control/block/wait_before_close";
+        let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n";
+        std::fs::write(&path, base).unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(
+            c.get_json(key).unwrap(),
+            BLOCK_WAIT_BEFORE_CLOSE_US.to_string()
+        );
+        std::fs::write(
+            &path,
+            format!("{base}[zenoh.extra]\n\"{key}\" = \"1000\"\n"),
+        )
+        .unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(c.get_json(key).unwrap(), "1000");
     }
 }

@@ -32,7 +32,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use quantpipe_messages::Bits;
 use quantpipe_model_shards::{Boundary, ModelSource, Shard, UnitRange};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::Semaphore;
 use zenoh::query::Query;
 
 /// Holds the node's shard and runs its forward passes on a SyncArbiter thread.
@@ -176,6 +178,10 @@ pub struct StageActor {
     /// sent only then: a put to a stage not yet listening would hold the transport).
     link_live: bool,
     probes_sent: u64,
+    /// One microbatch at a time is encoded and sent: the next one is encoded only once the
+    /// link took the previous one, so its bitwidth is chosen with what the link is doing now
+    /// rather than queued behind the link at a bitwidth chosen before a drop.
+    send_slot: Arc<Semaphore>,
 }
 
 /// The per-window metrics of a stage: the accumulator, where rows go, and the window length.
@@ -215,6 +221,7 @@ impl StageActor {
             out_link: None,
             link_live: false,
             probes_sent: 0,
+            send_slot: Arc::new(Semaphore::new(1)),
         }
     }
 
@@ -316,7 +323,7 @@ impl StageActor {
                     c.hi.get()
                 );
             }
-            if w.sent == 0 && act.link_live && act.quantizer.probe_bytes > 0 {
+            if w.idle() && act.link_live && act.quantizer.probe_bytes > 0 {
                 act.send_probe(&a);
             }
         }));
@@ -331,7 +338,7 @@ impl StageActor {
         let msg = Activation {
             version: WIRE_VERSION,
             fleet: self.keys.fleet.clone(),
-            run: 0,
+            run: PROBE_RUN,
             client: self.name.clone(),
             seq: self.probes_sent,
             epoch: a.epoch,
@@ -400,11 +407,15 @@ impl StageActor {
             }
         }
         self.link_live = true;
+        // A probe is small: over a token-bucket shaper it can pass within the bucket's burst
+        // and read far above the link's rate, so it feeds the window's estimate only, never
+        // the policy's per-message fast path.
+        let is_probe = ack.run == PROBE_RUN;
         let probe = self.probe.send(Acked(ack));
         let quant = self.quant.clone();
         ctx.spawn(
             async move {
-                if let Ok(Some(mbps)) = probe.await {
+                if let (Ok(Some(mbps)), false) = (probe.await, is_probe) {
                     quant.do_send(TransferObserved { mbps });
                 }
             }
@@ -412,6 +423,9 @@ impl StageActor {
         );
     }
 }
+
+/// The run id of probe messages (clients draw theirs at random; 0 is never one in practice).
+const PROBE_RUN: u64 = 0;
 
 /// The target rate the outgoing link's policy works to (0 under `fixed`).
 fn link_target(q: &QuantizerSettings, a: &Assignment) -> f64 {
@@ -636,6 +650,7 @@ impl StageActor {
         let last = a.next == NextHop::Client;
         let header = (act.run, act.seq, act.epoch, act.client.clone());
         let probe = self.probe.clone();
+        let send_slot = self.send_slot.clone();
         let fut = async move {
             let mask = act
                 .mask
@@ -666,6 +681,12 @@ impl StageActor {
                 .map_err(|e| Failure::Failed(anyhow!("forward worker: {e}")))?
                 .map_err(Failure::Failed)?;
             let items = out.batch().max(0) as u64;
+            // Held until the put returns (microbatches leave the forward worker in order, and
+            // the semaphore is fair, so they keep their order).
+            let _sending = send_slot
+                .acquire_owned()
+                .await
+                .map_err(|e| Failure::Failed(anyhow!("send slot: {e}")))?;
             // The last stage sends raw f32 rows to the client.
             let mut out_bits = 32;
             let bytes = if last {
