@@ -79,6 +79,18 @@ impl Procs {
         self.children.push((name.to_owned(), child));
     }
 
+    /// Kills the spawned process `name` (a node that is to die) and reaps it.
+    pub fn kill(&mut self, name: &str) {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name} was spawned"));
+        let (_, mut c) = self.children.remove(i);
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// Every log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

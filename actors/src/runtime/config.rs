@@ -18,6 +18,22 @@ pub enum Role {
     Leader,
     /// Hosts the planner and a stage.
     Both,
+    /// Hosts a stage and may be elected leader: when no leader (configured, or an elected
+    /// candidate) is alive, the alive candidate with the smallest name starts the planner (see
+    /// [`crate::runtime::membership::elected`]). An elected leader plans with its own `[leader]`
+    /// section, so every candidate of a fleet should carry the same `[leader]` section.
+    Candidate,
+}
+
+impl Role {
+    /// Configured leaders host the planner from the start, for the node's whole life.
+    pub fn is_configured_leader(self) -> bool {
+        matches!(self, Role::Leader | Role::Both)
+    }
+    /// Every role but `leader` hosts a stage.
+    pub fn hosts_stage(self) -> bool {
+        self != Role::Leader
+    }
 }
 
 /// Settings of a node (`quantpipe node`) or a client (`quantpipe run`).
@@ -428,6 +444,15 @@ stages = [{ node = "a", units = [1, 24] }]
         assert_eq!(s.role, Role::Device);
         s.zenoh_config().unwrap();
 
+        std::fs::write(
+            &path,
+            "fleet = \"f\"\nname = \"a\"\nrole = \"candidate\"\nmodel_dir = \"m\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.role, Role::Candidate);
+        assert!(s.role.hosts_stage() && !s.role.is_configured_leader());
+
         std::fs::write(&path, "fleet = \"f/x\"\nname = \"a\"\nmodel_dir = \"m\"\n").unwrap();
         let err = Settings::load(&path).unwrap_err().to_string();
         assert!(err.contains("fleet `f/x`"), "{err}");
@@ -439,6 +464,16 @@ stages = [{ node = "a", units = [1, 24] }]
         let err = Settings::load(&path).unwrap_err().to_string();
         assert!(err.contains("slowdown"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_candidate_example_is_a_candidate_that_can_lead_three() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/fleet/candidate.toml");
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.role, Role::Candidate);
+        assert_eq!(s.leader.expected, ["cand-a", "cand-b", "cand-c"]);
+        assert_eq!(s.leader.ubatch, s.device.profile_ubatch);
+        s.zenoh_config().unwrap();
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Membership decisions as plain functions of who is alive: when the leader plans again, which
-//! epoch the new plan gets, and whether a joining device is worth a re-plan.
+//! Membership decisions as plain functions of who is alive: which candidate leads when no leader
+//! is configured, when the leader plans again, which epoch the new plan gets, and whether a
+//! joining device is worth a re-plan.
 //!
-//! The leader learns who is alive from zenoh liveliness tokens (`qp/<fleet>/node/<name>`); these
-//! functions only see the names.
+//! The leader learns who is alive from zenoh liveliness tokens (`qp/<fleet>/node/<name>`), and
+//! candidates learn who leads from `qp/<fleet>/leader/<name>` and `qp/<fleet>/candidate/<name>`;
+//! these functions only see the names.
 
 use std::collections::BTreeSet;
 
@@ -36,6 +38,30 @@ pub fn change(
             .cloned()
             .collect(),
     }
+}
+
+/// The candidate that leads the fleet, or `None` when a configured leader leads (or no candidate
+/// is alive).
+///
+/// `leaders` are the alive leader tokens: configured leaders (role `leader` or `both`) hold one
+/// for life, an elected candidate while it leads. `candidates` are the alive candidate tokens; a
+/// leader token whose name is not among them is a configured leader's.
+///
+/// The rule, in order:
+/// 1. a configured leader is alive: it leads, and a candidate acting as leader steps down;
+/// 2. a candidate already acts as leader: it keeps leading (a smaller-named candidate joining
+///    later does not depose a working leader); when two candidates claimed at once, the smaller
+///    name keeps leading;
+/// 3. nobody leads: the alive candidate with the smallest name is elected.
+pub fn elected(leaders: &BTreeSet<String>, candidates: &BTreeSet<String>) -> Option<String> {
+    if leaders.iter().any(|l| !candidates.contains(l)) {
+        return None;
+    }
+    leaders
+        .iter()
+        .next()
+        .or_else(|| candidates.iter().next())
+        .cloned()
 }
 
 /// The epoch of the next plan: the leader's clock in milliseconds, but always above the
@@ -88,6 +114,44 @@ mod tests {
     fn a_known_device_that_is_not_alive_has_not_joined() {
         let c = change(&set(&["a"]), &set(&["a"]), &set(&["a", "gone"]));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn with_nobody_leading_the_smallest_candidate_is_elected() {
+        assert_eq!(
+            elected(&set(&[]), &set(&["c", "a", "b"])),
+            Some("a".to_string())
+        );
+        assert_eq!(elected(&set(&[]), &set(&["b"])), Some("b".to_string()));
+    }
+
+    #[test]
+    fn a_candidate_acting_as_leader_is_never_deposed_by_a_smaller_one() {
+        assert_eq!(
+            elected(&set(&["b"]), &set(&["a", "b", "c"])),
+            Some("b".to_string())
+        );
+    }
+
+    #[test]
+    fn of_two_candidates_that_claimed_at_once_the_smaller_keeps_leading() {
+        assert_eq!(
+            elected(&set(&["c", "b"]), &set(&["a", "b", "c"])),
+            Some("b".to_string())
+        );
+    }
+
+    #[test]
+    fn a_configured_leader_is_preferred_to_every_candidate() {
+        // `boss` holds a leader token but no candidate token: a configured leader.
+        assert_eq!(elected(&set(&["boss"]), &set(&["a", "b"])), None);
+        // A candidate that took over before the configured leader came up steps down.
+        assert_eq!(elected(&set(&["a", "boss"]), &set(&["a", "b"])), None);
+    }
+
+    #[test]
+    fn without_candidates_nobody_is_elected() {
+        assert_eq!(elected(&set(&[]), &set(&[])), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! the [`stage::ForwardWorker`] (libtorch), [`quantizer::QuantizerActor`] (codec) and
 //! [`transport::TransportActor`] (zenoh puts, which block under `CongestionControl::Block`) run
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
-//! also hosts the [`planner_actor::PlannerActor`]. Membership comes from zenoh liveliness tokens.
+//! also hosts the [`planner_actor::PlannerActor`]; without a configured leader, `candidate` nodes
+//! elect one ([`election`]). Membership comes from zenoh liveliness tokens.
 //! Messages and key expressions: [`wire`]. Per-window metrics files: [`metrics`].
 //!
 //! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod election;
 pub mod emulation;
 pub mod inflight;
 pub mod membership;

@@ -4,12 +4,14 @@
 //! session, start the actors (StageActor on the arbiter; ForwardWorker, QuantizerActor and
 //! TransportActor on SyncArbiter threads; BandwidthProbeActor), declare the device-info,
 //! assignment and stats queryables, then the liveliness token `qp/<fleet>/node/<name>`, and, on a
-//! leader, ask the PlannerActor to plan; it then re-plans as tokens come and go. The node runs
-//! until SIGINT or SIGTERM.
+//! configured leader, ask the PlannerActor to plan; it then re-plans as tokens come and go. A
+//! `candidate` also declares `qp/<fleet>/candidate/<name>` and starts the PlannerActor when it is
+//! elected leader (see [`crate::runtime::election`]). The node runs until SIGINT or SIGTERM.
 
 use crate::runtime::config::{Role, Settings};
+use crate::runtime::election::{watch_tokens, Leadership};
 use crate::runtime::emulation::Pacing;
-use crate::runtime::planner_actor::{MakePlan, PlannerActor};
+use crate::runtime::planner_actor::start_leading;
 use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::{parse_clip, QuantizerActor};
 use crate::runtime::stage::{AssignQuery, ForwardWorker, StageActor, StatsQuery};
@@ -97,7 +99,7 @@ fn read_profile(path: &Path) -> Result<UnitTimes> {
 pub fn run_node(settings: Settings) -> Result<()> {
     tch::set_num_threads(settings.device.threads);
     let keys = Keys::new(&settings.fleet);
-    let hosts_stage = settings.role != Role::Leader;
+    let hosts_stage = settings.role.hosts_stage();
     // The profile (scaled by the slowdown) an emulated device paces its forward passes by.
     let mut pacing = None;
     let info = if hosts_stage {
@@ -138,12 +140,13 @@ pub fn run_node(settings: Settings) -> Result<()> {
     };
     let window_s = settings.metrics.window_s;
     let quantizer = settings.quantizer.clone();
-    let (stage, planner) = system.block_on({
+    let (stage, leadership) = system.block_on({
         let session = session.clone();
         let keys = keys.clone();
         let name = settings.name.clone();
+        let me = settings.name.clone();
         let leader = settings.leader.clone();
-        let is_leader = settings.role != Role::Device;
+        let role = settings.role;
         async move {
             let stage = hosts_stage.then(|| {
                 let probe = BandwidthProbeActor::default().start();
@@ -174,13 +177,9 @@ pub fn run_node(settings: Settings) -> Result<()> {
                 }
                 .start()
             });
-            let planner = is_leader.then(|| {
-                let (s, k) = (session.clone(), keys.clone());
-                SyncArbiter::start(1, move || {
-                    PlannerActor::new(s.clone(), k.clone(), leader.clone())
-                })
-            });
-            (stage, planner)
+            let leadership = (role == Role::Candidate)
+                .then(|| Leadership::new(session.clone(), keys.clone(), me, leader).start());
+            (stage, leadership)
         }
     });
 
@@ -240,31 +239,35 @@ pub fn run_node(settings: Settings) -> Result<()> {
         settings.device.slowdown
     );
 
-    // The planner's address lives as long as the node: its actor owns the plan queryable.
-    let keep_planner = planner.clone();
-    let result = system.block_on(async move {
-        if let Some(planner) = planner {
-            actix::spawn(async move {
-                match planner.send(MakePlan).await {
-                    Ok(Ok(plan)) => tracing::info!(
-                        "plan epoch {} ready: {} stage(s) ({})",
-                        plan.epoch,
-                        plan.stages.len(),
-                        plan.source
-                    ),
-                    Ok(Err(e)) => {
-                        tracing::error!("planning failed: {e:#}");
-                        // A leader without a plan is useless: stop so the operator sees it.
-                        std::process::exit(2);
-                    }
-                    Err(e) => tracing::error!("planner actor: {e}"),
-                }
-            });
+    // A candidate's token goes up with the node's: from then on it may be elected.
+    let _candidate_token = match &leadership {
+        Some(_) => Some(
+            session
+                .liveliness()
+                .declare_token(keys.candidate(&settings.name))
+                .wait()
+                .map_err(|e| anyhow!("declaring the candidate token: {e}"))?,
+        ),
+        None => None,
+    };
+    let _election = match leadership {
+        Some(l) => Some(watch_tokens(session.clone(), keys.clone(), l)?),
+        None => None,
+    };
+
+    let result = system.block_on({
+        let (session, keys) = (session.clone(), keys.clone());
+        let (name, leader) = (settings.name.clone(), settings.leader.clone());
+        let configured_leader = settings.role.is_configured_leader();
+        async move {
+            // The planner's address lives as long as the node: its actor owns the plan
+            // queryable and the leader token.
+            let _planner = configured_leader.then(|| start_leading(session, keys, name, leader));
+            wait_for_signal().await
         }
-        wait_for_signal().await
     });
+    drop(_election);
     drop(stage);
-    drop(keep_planner);
     drop(queryables);
     if let Err(e) = session.close().wait() {
         tracing::warn!("closing the zenoh session: {e}");

@@ -13,19 +13,29 @@
 //! flight, so a device that would not speed the pipeline up stays idle; a forced plan is kept on a
 //! join. Clients move to the new epoch and resend (see [`crate::runtime::inflight`]).
 //!
+//! Taking over: while it hosts the planner, a node holds the liveliness token
+//! `qp/<fleet>/leader/<name>` (candidates elect a leader only when none is held, see
+//! [`membership::elected`]). Before its first plan the actor asks every alive node for its stats:
+//! when stages already run a plan (a candidate taking over from a leader that died, or a leader
+//! restarting), the first plan gets an epoch above the highest one running, so the stages accept
+//! it, and it is made at once over the alive nodes instead of waiting for `leader.expected`.
+//!
 //! It runs on a SyncArbiter thread: gathering and assigning wait on the network.
 
 use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
 use crate::runtime::config::{ForcedStage, LeaderSettings};
 use crate::runtime::membership;
 use crate::runtime::wire::{
-    self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, PlanInfo, PlanStage, WIRE_VERSION,
+    self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, PlanInfo, PlanStage,
+    WIRE_VERSION,
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::query::Queryable;
@@ -157,10 +167,61 @@ pub fn forced_stages(
         .collect())
 }
 
+/// Why a stage did not take its assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The stage runs a plan of a newer epoch (it refuses older ones): plan again above it.
+    Stale { node: String, running: u64 },
+    /// Anything else: a bad assignment, a shard that failed to load.
+    Failed { node: String, reason: String },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Stale { node, running } => {
+                write!(
+                    f,
+                    "node {node} refused its assignment: it runs plan epoch {running}"
+                )
+            }
+            Refusal::Failed { node, reason } => {
+                write!(f, "node {node} refused its assignment: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// What `node`'s answer to an assignment of `epoch` says: `None` when it took it. A refusal
+/// naming a newer epoch than `epoch` is a stale one (the stage's ack names the epoch it runs).
+pub fn refusal(node: &str, epoch: u64, ack: &AssignAck) -> Option<Refusal> {
+    let reason = ack.error.clone()?;
+    Some(if ack.epoch > epoch {
+        Refusal::Stale {
+            node: node.to_owned(),
+            running: ack.epoch,
+        }
+    } else {
+        Refusal::Failed {
+            node: node.to_owned(),
+            reason,
+        }
+    })
+}
+
 pub struct PlannerActor {
     pub session: Session,
     pub keys: Keys,
+    /// The hosting node's name: its leader token says who leads.
+    pub name: String,
     pub settings: LeaderSettings,
+    /// `qp/<fleet>/leader/<name>`, held while this actor leads.
+    token: Option<LivelinessToken>,
+    /// Set when the host steps down ([`Leading::step_down`]): the actor no longer plans,
+    /// answers or watches. Shared, so a first plan still waiting for nodes sees it at once.
+    retired: Arc<AtomicBool>,
     plan: Option<PlanInfo>,
     /// What the plan queryable answers: the current plan's bytes.
     plan_bytes: Arc<RwLock<Vec<u8>>>,
@@ -174,11 +235,14 @@ pub struct PlannerActor {
 }
 
 impl PlannerActor {
-    pub fn new(session: Session, keys: Keys, settings: LeaderSettings) -> Self {
+    pub fn new(session: Session, keys: Keys, name: String, settings: LeaderSettings) -> Self {
         PlannerActor {
             session,
             keys,
+            name,
             settings,
+            token: None,
+            retired: Arc::new(AtomicBool::new(false)),
             plan: None,
             plan_bytes: Arc::new(RwLock::new(Vec::new())),
             queryable: None,
@@ -207,6 +271,38 @@ impl PlannerActor {
             }
         }
         Ok(names)
+    }
+
+    /// The highest plan epoch the alive nodes' stages run (0 when none runs a plan yet), from
+    /// their stats queryables.
+    fn highest_running_epoch(&self, alive: &BTreeSet<String>) -> Result<u64> {
+        let mut pending = Vec::new();
+        for name in alive {
+            let replies = self
+                .session
+                .get(self.keys.stats(name))
+                .priority(Priority::InteractiveHigh)
+                .timeout(Duration::from_secs(2))
+                .wait()
+                .map_err(|e| anyhow!("stats query of {name}: {e}"))?;
+            pending.push(replies);
+        }
+        let mut highest = 0;
+        for replies in pending {
+            // A node without a stage (a leader-only node, a client) answers nothing.
+            while let Ok(reply) = replies.recv() {
+                if let Ok(sample) = reply.result() {
+                    match wire::from_bytes::<NodeStats>(
+                        &sample.payload().to_bytes(),
+                        &self.keys.fleet,
+                    ) {
+                        Ok(stats) => highest = highest.max(stats.epoch),
+                        Err(e) => tracing::warn!("ignoring a stats answer: {e}"),
+                    }
+                }
+            }
+        }
+        Ok(highest)
     }
 
     fn device_info(&self, name: &str) -> Result<DeviceInfo> {
@@ -250,10 +346,32 @@ impl PlannerActor {
         }
     }
 
+    fn stepped_down(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
     fn make_plan(&mut self) -> Result<PlanInfo> {
+        if self.stepped_down() {
+            bail!("{} stepped down as leader", self.name);
+        }
         let expected: BTreeSet<String> = self.settings.expected.iter().cloned().collect();
-        let deadline = Instant::now() + Duration::from_secs_f64(self.settings.wait_s);
+        let running = self.highest_running_epoch(&self.alive()?)?;
+        // Stages already run a plan: the fleet is up, so plan at once over whoever is alive.
+        let wait_s = if running > 0 {
+            tracing::warn!(
+                "{} takes over as leader: stages run plan epoch {running}, planning now over \
+                 the alive nodes",
+                self.name
+            );
+            0.0
+        } else {
+            self.settings.wait_s
+        };
+        let deadline = Instant::now() + Duration::from_secs_f64(wait_s);
         let alive = loop {
+            if self.stepped_down() {
+                bail!("{} stepped down as leader", self.name);
+            }
             let alive = self.alive()?;
             if !expected.is_empty() && expected.is_subset(&alive) {
                 break alive;
@@ -261,16 +379,12 @@ impl PlannerActor {
             if Instant::now() >= deadline {
                 if alive.is_empty() {
                     bail!(
-                        "no node of fleet {} came up within {}s",
-                        self.keys.fleet,
-                        self.settings.wait_s
+                        "no node of fleet {} came up within {wait_s}s",
+                        self.keys.fleet
                     );
                 }
                 let missing: Vec<_> = expected.difference(&alive).collect();
-                tracing::warn!(
-                    "planning without {missing:?}: not up after {}s",
-                    self.settings.wait_s
-                );
+                tracing::warn!("planning without {missing:?}: not up after {wait_s}s");
                 break alive;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -282,9 +396,21 @@ impl PlannerActor {
         };
         self.learn_devices(&candidates);
         let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
-        let plan = self.plan_for(&infos, 0)?;
-        self.assign(&plan)?;
-        Ok(plan)
+        let plan = self.plan_for(&infos, running)?;
+        match self.assign(&plan) {
+            Ok(()) => Ok(plan),
+            Err(e) => {
+                // A stage whose stats did not answer in time runs a newer plan than `running`:
+                // its refusal names the epoch, so plan once more above it.
+                let Some(Refusal::Stale { running, .. }) = e.downcast_ref::<Refusal>() else {
+                    return Err(e);
+                };
+                tracing::warn!("{e}: planning again above epoch {running}");
+                let plan = self.plan_for(&infos, *running)?;
+                self.assign(&plan)?;
+                Ok(plan)
+            }
+        }
     }
 
     /// A plan over `infos` at an epoch above `previous`: the forced one of the settings when
@@ -469,8 +595,8 @@ impl PlannerActor {
                 .result()
                 .map_err(|e| anyhow!("node {node} answered an error: {e:?}"))?;
             let ack: AssignAck = wire::from_bytes(&sample.payload().to_bytes(), &self.keys.fleet)?;
-            if let Some(err) = ack.error {
-                bail!("node {node} refused its assignment: {err}");
+            if let Some(r) = refusal(&node, plan.epoch, &ack) {
+                return Err(r.into());
             }
         }
         Ok(())
@@ -492,7 +618,99 @@ impl Actor for PlannerActor {
             Ok(w) => self.watcher = Some(w),
             Err(e) => tracing::error!("watching the fleet's liveliness tokens: {e}"),
         }
+        // Candidates elect nobody while this token is alive.
+        match self
+            .session
+            .liveliness()
+            .declare_token(self.keys.leader(&self.name))
+            .wait()
+        {
+            Ok(t) => self.token = Some(t),
+            Err(e) => tracing::error!("declaring the leader token: {e}"),
+        }
     }
+}
+
+/// Stop leading (a configured leader, or a candidate with a smaller name, leads): withdraw the
+/// leader token, the plan queryable and the membership watcher. The watcher's callback holds
+/// this actor's address, so dropping it lets the actor end once its host drops its address.
+/// Sent by [`Leading::step_down`].
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StepDown;
+
+impl Handler<StepDown> for PlannerActor {
+    type Result = ();
+    fn handle(&mut self, _: StepDown, _: &mut SyncContext<Self>) {
+        tracing::warn!("{} steps down as leader", self.name);
+        self.retired.store(true, Ordering::Relaxed);
+        self.token = None;
+        self.queryable = None;
+        self.watcher = None;
+        self.plan = None;
+    }
+}
+
+/// A node's hosted planner; the node leads while it holds this.
+pub struct Leading {
+    planner: Addr<PlannerActor>,
+    retired: Arc<AtomicBool>,
+}
+
+impl Leading {
+    /// Stops leading: a first plan still waiting for nodes gives up, and the actor withdraws
+    /// the leader token, the plan queryable and its watcher.
+    pub fn step_down(self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.planner.do_send(StepDown);
+    }
+}
+
+/// Starts a PlannerActor on its own SyncArbiter thread and asks it for the first plan; a leader
+/// that cannot plan (and did not step down meanwhile) stops the process, so the operator (or
+/// the next candidate) sees it. Call on an actix arbiter.
+pub fn start_leading(
+    session: Session,
+    keys: Keys,
+    name: String,
+    settings: LeaderSettings,
+) -> Leading {
+    let retired = Arc::new(AtomicBool::new(false));
+    let planner = {
+        let retired = retired.clone();
+        SyncArbiter::start(1, move || {
+            let mut p = PlannerActor::new(
+                session.clone(),
+                keys.clone(),
+                name.clone(),
+                settings.clone(),
+            );
+            p.retired = retired.clone();
+            p
+        })
+    };
+    let first = planner.clone();
+    let gave_up = retired.clone();
+    actix::spawn(async move {
+        match first.send(MakePlan).await {
+            Ok(Ok(plan)) => tracing::info!(
+                "plan epoch {} ready: {} stage(s) ({})",
+                plan.epoch,
+                plan.stages.len(),
+                plan.source
+            ),
+            Ok(Err(e)) if gave_up.load(Ordering::Relaxed) => {
+                tracing::info!("first plan abandoned: {e:#}")
+            }
+            Ok(Err(e)) => {
+                tracing::error!("planning failed: {e:#}");
+                // A leader without a plan is useless: stop so the operator sees it.
+                std::process::exit(2);
+            }
+            Err(e) => tracing::error!("planner actor: {e}"),
+        }
+    });
+    Leading { planner, retired }
 }
 
 /// Plan now (waiting for the nodes), assign, and publish the plan.
@@ -504,6 +722,9 @@ impl Handler<MakePlan> for PlannerActor {
     type Result = Result<PlanInfo>;
     fn handle(&mut self, _: MakePlan, _: &mut SyncContext<Self>) -> Result<PlanInfo> {
         let plan = self.make_plan()?;
+        if self.stepped_down() {
+            bail!("{} stepped down as leader before publishing", self.name);
+        }
         self.publish(plan.clone())?;
         Ok(plan)
     }
@@ -551,6 +772,39 @@ mod tests {
                 output_elements: vec![1000; 8],
             },
         }
+    }
+
+    fn ack(epoch: u64, error: Option<&str>) -> AssignAck {
+        AssignAck {
+            version: WIRE_VERSION,
+            fleet: "f".into(),
+            node: "b".into(),
+            epoch,
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_refusal_naming_a_newer_epoch_is_stale_and_says_which() {
+        assert_eq!(refusal("b", 7, &ack(7, None)), None);
+        assert_eq!(
+            refusal("b", 7, &ack(9, Some("assignment of epoch 7 after epoch 9"))),
+            Some(Refusal::Stale {
+                node: "b".into(),
+                running: 9
+            })
+        );
+        let failed = refusal("b", 7, &ack(7, Some("no such unit"))).unwrap();
+        assert!(matches!(failed, Refusal::Failed { .. }), "{failed:?}");
+        assert_eq!(
+            failed.to_string(),
+            "node b refused its assignment: no such unit"
+        );
+        // A malformed assignment is answered with epoch 0: not stale.
+        assert!(matches!(
+            refusal("b", 7, &ack(0, Some("bad assignment"))),
+            Some(Refusal::Failed { .. })
+        ));
     }
 
     #[test]

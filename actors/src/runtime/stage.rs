@@ -452,7 +452,9 @@ impl Handler<AssignQuery> for StageActor {
             if a.epoch < cur.epoch {
                 self.stats.dropped_stale_epoch += 1;
                 let err = format!("assignment of epoch {} after epoch {}", a.epoch, cur.epoch);
-                self.ack(msg.query, a.epoch, Some(err));
+                // The ack names the epoch this stage runs: a leader that took over learns from
+                // it which epoch its plan must exceed.
+                self.ack(msg.query, cur.epoch, Some(err));
                 return;
             }
         }

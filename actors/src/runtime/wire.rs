@@ -31,6 +31,31 @@ impl Keys {
     pub fn nodes(&self) -> String {
         format!("qp/{}/node/*", self.fleet)
     }
+    /// Liveliness token of a node that may be elected leader (role `candidate`).
+    pub fn candidate(&self, name: &str) -> String {
+        format!("qp/{}/candidate/{name}", self.fleet)
+    }
+    /// Every candidate's liveliness token.
+    pub fn candidates(&self) -> String {
+        format!("qp/{}/candidate/*", self.fleet)
+    }
+    /// Liveliness token of the node acting as leader: a configured leader (role `leader` or
+    /// `both`) for its whole life, an elected candidate while it leads.
+    pub fn leader(&self, name: &str) -> String {
+        format!("qp/{}/leader/{name}", self.fleet)
+    }
+    /// Every acting leader's liveliness token.
+    pub fn leaders(&self) -> String {
+        format!("qp/{}/leader/*", self.fleet)
+    }
+    /// The name in a token key of this fleet, `qp/<fleet>/<kind>/<name>`.
+    pub fn token_name<'a>(&self, kind: &str, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix("qp/")?
+            .strip_prefix(self.fleet.as_str())?
+            .strip_prefix('/')?
+            .strip_prefix(kind)?
+            .strip_prefix('/')
+    }
     /// Queryable answering a node's [`DeviceInfo`].
     pub fn device(&self, name: &str) -> String {
         format!("qp/{}/device/{name}", self.fleet)
@@ -213,6 +238,8 @@ pub struct AssignAck {
     pub version: u16,
     pub fleet: String,
     pub node: String,
+    /// The assignment's epoch; when the stage refused it as older than the plan it runs, the
+    /// epoch it runs (so a new leader can plan above it).
     pub epoch: u64,
     /// `None` when the shard is loaded and the stage listens; else why not.
     pub error: Option<String>,
@@ -392,6 +419,15 @@ mod tests {
                 values: vec![1, 1, 0],
             }),
         }
+    }
+
+    #[test]
+    fn token_names_are_read_back_from_their_keys() {
+        let k = Keys::new("f");
+        assert_eq!(k.token_name("candidate", &k.candidate("b")), Some("b"));
+        assert_eq!(k.token_name("leader", &k.leader("a")), Some("a"));
+        assert_eq!(k.token_name("leader", &k.candidate("a")), None);
+        assert_eq!(k.token_name("node", "qp/ff/node/a"), None);
     }
 
     #[test]
