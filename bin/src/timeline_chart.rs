@@ -28,12 +28,12 @@ pub fn write_timeline_chart(path: &Path, title: &str, rows: &[TimelineRow]) -> R
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// (t_s, value) points of one series.
+type Points = Vec<(f64, f64)>;
+
 /// One series per link, labelled by its sending node and stage.
-fn per_link(
-    rows: &[TimelineRow],
-    value: impl Fn(&TimelineRow) -> f64,
-) -> Vec<(String, Vec<(f64, f64)>)> {
-    let mut by: BTreeMap<(Option<u32>, String), Vec<(f64, f64)>> = BTreeMap::new();
+fn per_link(rows: &[TimelineRow], value: impl Fn(&TimelineRow) -> f64) -> Vec<(String, Points)> {
+    let mut by: BTreeMap<(Option<u32>, String), Points> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.stage.is_some()) {
         by.entry((r.stage, r.node.clone()))
             .or_default()

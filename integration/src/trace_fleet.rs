@@ -54,7 +54,9 @@ impl Default for Params {
             seq_len: 128,
             hidden: 384,
             target_items_per_s: 20.0,
-            window_s: 1.0,
+            // Two seconds: at the step from 20 to 5 Mbit/s, the messages already on the link
+            // (0.7 MB each at 15 bits) take over a second each to drain.
+            window_s: 2.0,
             report_window_s: 1.0,
             slowdown: 4.0,
             min_bits: 2,
@@ -118,6 +120,33 @@ pub struct TraceRun {
     pub plateaus: Vec<Plateau>,
     /// From starting the processes to the first result, seconds.
     pub startup_s: f64,
+    /// Nodes the leader saw leave during the run (their lease ran out), from its log.
+    pub lost_nodes: Vec<String>,
+}
+
+impl TraceRun {
+    /// Nodes that left the fleet, or stopped answering the client's stats queries for
+    /// `windows` timeline windows in a row while others answered.
+    pub fn unresponsive_nodes(&self, windows: usize) -> Vec<String> {
+        let mut out = self.lost_nodes.clone();
+        let ends: Vec<f64> = client_rates(&self.rows).iter().map(|r| r.0).collect();
+        let mut nodes: Vec<&str> = self.rows.iter().map(|r| r.node.as_str()).collect();
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            let (mut gap, mut longest) = (0, 0);
+            for end in &ends {
+                let present = self.rows.iter().any(|r| r.unix_s == *end && r.node == node);
+                gap = if present { 0 } else { gap + 1 };
+                longest = longest.max(gap);
+            }
+            if longest >= windows && !out.iter().any(|n| n == node) {
+                out.push(node.to_owned());
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 /// Runs the fleet with `policy` (`fixed`, `heuristic`, `controller`) through `trace`, holding
@@ -274,6 +303,7 @@ pub fn run_trace(
         (end - unix_s()).max(0.0) + p.report_window_s + 0.5,
     ));
     drop(procs);
+    let leader_log = std::fs::read_to_string(dir.join("leader.log")).unwrap_or_default();
     let text =
         std::fs::read_to_string(&csv).map_err(|e| format!("reading {}: {e}", csv.display()))?;
     let rows = read_csv(&text).map_err(|e| format!("{e:#}"))?;
@@ -282,7 +312,30 @@ pub fn run_trace(
         rows,
         plateaus,
         startup_s,
+        lost_nodes: lost_nodes(&leader_log),
     })
+}
+
+/// Nodes a leader's log says left the fleet (`["a"] left: re-planning ...`).
+pub fn lost_nodes(leader_log: &str) -> Vec<String> {
+    let mut out: Vec<String> = leader_log
+        .lines()
+        .filter_map(|l| {
+            l.split_once("] left: re-planning")?
+                .0
+                .rsplit_once('[')
+                .map(|p| p.1)
+        })
+        .flat_map(|names| {
+            names
+                .split(',')
+                .map(|n| n.trim().trim_matches('"').to_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What one plateau showed.
@@ -387,7 +440,10 @@ mod tests {
 
     #[test]
     fn figures_judge_each_plateau_after_two_windows() {
-        let p = Params::default();
+        let p = Params {
+            window_s: 1.0,
+            ..Params::default()
+        };
         // A plateau from 100 to 108: the rate dips for two windows after the step, then holds.
         let rates = [10.0, 12.0, 20.0, 21.0, 22.0, 20.0, 19.0, 21.0];
         let rows: Vec<TimelineRow> = rates
@@ -407,6 +463,7 @@ mod tests {
                 to: 108.0,
             }],
             startup_s: 0.0,
+            lost_nodes: vec![],
         };
         let f = &figures(&run, &p)[0];
         assert!(f.feasible);
@@ -415,6 +472,39 @@ mod tests {
         assert_eq!(f.regained_after_s, Some(3.0));
         assert_eq!(f.mean_bits, Some(17.0));
         assert!(f.oracle_bits > 16.0 && f.oracle_bits < 32.0, "{f:?}");
+    }
+
+    #[test]
+    fn nodes_that_left_are_read_from_the_leader_log() {
+        let log = "2026-11-24T22:20:30Z  WARN planner_actor: [\"a\"] left: re-planning from epoch 1 to 2 over [\"b\", \"c\"]\n\
+                   2026-11-24T22:20:31Z  INFO planner_actor: [\"a\"] joined; keeping plan epoch 2\n\
+                   2026-11-24T22:20:40Z  WARN planner_actor: [\"b\", \"c\"] left: re-planning from epoch 2 to 3 over [\"a\"]\n";
+        assert_eq!(lost_nodes(log), ["a", "b", "c"]);
+        assert!(lost_nodes("plan epoch 1 ready: 3 stage(s)\n").is_empty());
+    }
+
+    #[test]
+    fn a_node_missing_from_the_timeline_for_windows_in_a_row_is_unresponsive() {
+        // n1 answers every window; n0 misses windows 3..=6 (four in a row).
+        let rows: Vec<TimelineRow> = (0..10)
+            .flat_map(|i| {
+                let end = 101.0 + i as f64;
+                let mut v = vec![row(end, 1, 20.0, 16.0)];
+                if !(3..=6).contains(&i) {
+                    v.push(row(end, 0, 20.0, 16.0));
+                }
+                v
+            })
+            .collect();
+        let run = TraceRun {
+            policy: "controller".into(),
+            rows,
+            plateaus: vec![],
+            startup_s: 0.0,
+            lost_nodes: vec![],
+        };
+        assert_eq!(run.unresponsive_nodes(4), ["n0"]);
+        assert!(run.unresponsive_nodes(5).is_empty());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
 //! which measures its outgoing link from those acknowledgements and lets its QuantizerActor's
-//! policy choose each message's bitwidth (see [`crate::adaptive`]). A client's `--report`
+//! policy choose each message's bitwidth (see [`crate::adaptive`]); the same acknowledgements
+//! bound what a stage has queued ahead of its link ([`link_credits`]). A client's `--report`
 //! samples every node's stats into a [`timeline`].
 
 pub mod client;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod election;
 pub mod emulation;
 pub mod inflight;
+pub mod link_credits;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -12,6 +12,7 @@ use crate::adaptive::link_monitor::LinkWindow;
 use crate::adaptive::policy::PolicyKind;
 use crate::runtime::config::QuantizerSettings;
 use crate::runtime::emulation::Pacing;
+use crate::runtime::link_credits::LinkCredits;
 use crate::runtime::metrics::{unix_s, MetricsWriter, OutLinkWindow, WindowAccumulator};
 use crate::runtime::probe::{
     Acked, Arrived, BandwidthProbeActor, CloseWindow, Links, Outgoing, Watch, WatchLink,
@@ -182,6 +183,9 @@ pub struct StageActor {
     /// link took the previous one, so its bitwidth is chosen with what the link is doing now
     /// rather than queued behind the link at a bitwidth chosen before a drop.
     send_slot: Arc<Semaphore>,
+    /// Messages on the outgoing link not yet acknowledged, bounded (see [`LinkCredits`]);
+    /// renewed with each assignment, so credits of an older plan's messages do not count.
+    credits: LinkCredits,
 }
 
 /// The per-window metrics of a stage: the accumulator, where rows go, and the window length.
@@ -222,6 +226,7 @@ impl StageActor {
             link_live: false,
             probes_sent: 0,
             send_slot: Arc::new(Semaphore::new(1)),
+            credits: LinkCredits::new(LINK_CREDITS, ACK_TIMEOUT),
         }
     }
 
@@ -407,6 +412,7 @@ impl StageActor {
             }
         }
         self.link_live = true;
+        self.credits.acknowledged((ack.run, ack.seq));
         // A probe is small: over a token-bucket shaper it can pass within the bucket's burst
         // and read far above the link's rate, so it feeds the window's estimate only, never
         // the policy's per-message fast path.
@@ -423,6 +429,13 @@ impl StageActor {
         );
     }
 }
+
+/// Messages a stage may have on its outgoing link unacknowledged: one crossing it, one queued
+/// behind so that the link does not idle for the acknowledgement's round trip.
+const LINK_CREDITS: usize = 2;
+/// When an acknowledgement is taken for lost: far beyond a message's time on any link a
+/// pipeline runs over (1.6 MB at 1 Mbit/s is 13 s).
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The run id of probe messages (clients draw theirs at random; 0 is never one in practice).
 const PROBE_RUN: u64 = 0;
@@ -547,6 +560,7 @@ impl Handler<AssignQuery> for StageActor {
                     act.stats.stage = Some(a.stage);
                     act.link_live = false;
                     act.out_link = None;
+                    act.credits = LinkCredits::new(LINK_CREDITS, ACK_TIMEOUT);
                     act.current = Some(a);
                     act.ack(query, epoch, None);
                 }
@@ -653,6 +667,7 @@ impl StageActor {
         let header = (act.run, act.seq, act.epoch, act.client.clone());
         let probe = self.probe.clone();
         let send_slot = self.send_slot.clone();
+        let credits = self.credits.clone();
         let fut = async move {
             let mask = act
                 .mask
@@ -689,6 +704,12 @@ impl StageActor {
                 .acquire_owned()
                 .await
                 .map_err(|e| Failure::Failed(anyhow!("send slot: {e}")))?;
+            if !last {
+                credits
+                    .take((act.run, act.seq))
+                    .await
+                    .map_err(|e| Failure::Failed(anyhow!("link credits: {e}")))?;
+            }
             // The last stage sends raw f32 rows to the client.
             let mut out_bits = 32;
             let bytes = if last {

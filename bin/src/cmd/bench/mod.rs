@@ -1,5 +1,6 @@
 //! `quantpipe bench ...`: benchmarks that print figures, never pass/fail timings.
 
+pub mod adaptive;
 pub mod codec;
 pub mod pipeline;
 pub mod planner;
@@ -19,6 +20,10 @@ pub enum Bench {
     /// ViT pipelines of node processes on loopback: throughput against the planner's bound, and
     /// transport + codec overhead per microbatch as a share of stage compute.
     Pipeline(pipeline::Args),
+    /// A 3-stage MiniLM fleet on network-namespace links following a bandwidth trace, per
+    /// bitwidth policy: recovery after drops, throughput held, mean bitwidth against an oracle.
+    /// Needs root.
+    Adaptive(adaptive::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -27,6 +32,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Codec(args) => codec::run(args),
         Bench::Planner(args) => planner::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
+        Bench::Adaptive(args) => adaptive::run(args),
     }
 }
 
