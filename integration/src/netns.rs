@@ -141,10 +141,14 @@ pub mod commands {
         format!("v{i}")
     }
 
-    /// Token-bucket burst for a rate: 20 ms worth of it, at least 64 KiB so that one GSO
-    /// segment of a veth (up to 64 KiB) always fits (a smaller bucket stalls or drops it).
+    /// Token-bucket burst for a rate: 20 ms worth of it, at least 128 KiB so that any GSO
+    /// packet of a veth fits. A packet longer than the bucket can never be sent: tbf checks
+    /// lengths only as packets enter, so one queued under a fast rate's large bucket blocks
+    /// the queue for good once a rate change shrinks the bucket below it. A 64 KiB GSO packet
+    /// counts its segments' headers too (about 68 KB), so a 64 KiB bucket is not enough: the
+    /// link goes silent at the first step down from a fast rate and wakes at the next step up.
     pub fn burst_bytes(rate_mbit: f64) -> u64 {
-        ((rate_mbit * 1e6 / 8.0 * 0.020) as u64).max(64 * 1024)
+        ((rate_mbit * 1e6 / 8.0 * 0.020) as u64).max(128 * 1024)
     }
 
     /// `tc` arguments that install or replace a `tbf` shaping `dev` in `ns` to `rate_mbit`
@@ -478,13 +482,13 @@ mod tests {
     fn tbf_replaces_the_root_qdisc_at_the_rate_in_kbit() {
         assert_eq!(
             tbf_replace("m", "eth0", 20.0).join(" "),
-            "-n m qdisc replace dev eth0 root tbf rate 20000kbit burst 65536 latency 100ms"
+            "-n m qdisc replace dev eth0 root tbf rate 20000kbit burst 131072 latency 100ms"
         );
         // Fast links get 20 ms of burst.
         assert_eq!(burst_bytes(1000.0), 2_500_000);
         assert_eq!(
             tbf_replace("m", "eth0", 0.5).join(" "),
-            "-n m qdisc replace dev eth0 root tbf rate 500kbit burst 65536 latency 100ms"
+            "-n m qdisc replace dev eth0 root tbf rate 500kbit burst 131072 latency 100ms"
         );
     }
 

@@ -287,6 +287,9 @@ pub fn run_trace(
         if wait > 0.0 {
             std::thread::sleep(Duration::from_secs_f64(wait));
         }
+        // The shapers' counters (sent, dropped, overlimits, backlog) as each plateau ends,
+        // kept beside the logs: what a link did when a run goes wrong.
+        snapshot_qdiscs(net, &dir, &format!("before {mbit} Mbit/s"));
         for m in [1, 2] {
             net.set_rate(Link::egress(m), mbit)
                 .map_err(|e| e.to_string())?;
@@ -302,6 +305,7 @@ pub fn run_trace(
     std::thread::sleep(Duration::from_secs_f64(
         (end - unix_s()).max(0.0) + p.report_window_s + 0.5,
     ));
+    snapshot_qdiscs(net, &dir, "at the end");
     drop(procs);
     let leader_log = std::fs::read_to_string(dir.join("leader.log")).unwrap_or_default();
     let text =
@@ -314,6 +318,22 @@ pub fn run_trace(
         startup_s,
         lost_nodes: lost_nodes(&leader_log),
     })
+}
+
+/// Appends `tc -s qdisc` of both shaped links to `dir/qdiscs.txt`.
+fn snapshot_qdiscs(net: &Netns, dir: &Path, when: &str) {
+    use std::io::Write;
+    let mut text = format!("== {when} (unix {:.3})\n", unix_s());
+    for m in [1, 2] {
+        text += &net.qdisc_stats(Link::egress(m));
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("qdiscs.txt"))
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
 }
 
 /// Nodes a leader's log says left the fleet (`["a"] left: re-planning ...`).

@@ -55,6 +55,8 @@ pub struct LinkMonitor {
     /// (arrival, items) of acknowledged messages, oldest first.
     arrivals: VecDeque<(f64, u64)>,
     sent_in_window: u64,
+    /// Messages of this link (not probes) acknowledged in the window.
+    acked_in_window: u64,
 }
 
 impl LinkMonitor {
@@ -66,6 +68,7 @@ impl LinkMonitor {
             order: VecDeque::new(),
             arrivals: VecDeque::new(),
             sent_in_window: 0,
+            acked_in_window: 0,
         })
     }
 
@@ -87,6 +90,7 @@ impl LinkMonitor {
     /// already acknowledged) still counts for the bandwidth, not for the items.
     pub fn on_ack(&mut self, ack: Ack) -> Option<f64> {
         if let Some(items) = self.pending.remove(&(ack.run, ack.seq)) {
+            self.acked_in_window += 1;
             self.order.retain(|k| *k != (ack.run, ack.seq));
             if ack.arrived_s.is_finite() {
                 self.arrivals.push_back((ack.arrived_s, items));
@@ -115,11 +119,13 @@ impl LinkMonitor {
             .sum();
         let estimate = self.estimator.estimate(now_s);
         let sent = std::mem::take(&mut self.sent_in_window);
+        let acked = std::mem::take(&mut self.acked_in_window);
         LinkWindow {
             observation: WindowObservation {
                 mbps: estimate.map(|e| e.mbps),
                 utilisation: estimate.map_or(0.0, |e| e.utilisation),
                 items_per_s: items as f64 / window_s,
+                probes_only: estimate.is_some() && acked == 0,
             },
             estimate,
             sent,
@@ -194,6 +200,10 @@ mod tests {
         assert!(m.on_ack(ack(7, 1000, 0.1, 0.2)).is_some());
         let w = m.close_window(0.5);
         assert_eq!(w.observation.items_per_s, 8.0);
+        assert!(!w.observation.probes_only);
+        // A window with acknowledgements of probes (messages it never sent) only.
+        m.on_ack(ack(8, 1000, 0.6, 0.7));
+        assert!(m.close_window(1.0).observation.probes_only);
         // Stamps running backwards (clocks that disagree) are no transfer at all.
         assert_eq!(m.on_ack(ack(9, 1000, 5.0, 4.0)), None);
     }

@@ -112,6 +112,7 @@ mod tests {
                 mbps: Some(0.2),
                 utilisation: 1.0,
                 items_per_s: 10.0,
+                probes_only: false,
             })
             .unwrap();
         assert_eq!(c.lo.get(), 16);

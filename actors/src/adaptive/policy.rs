@@ -106,6 +106,10 @@ pub struct WindowObservation {
     pub utilisation: f64,
     /// Items that crossed the link per second.
     pub items_per_s: f64,
+    /// Only probe messages were acknowledged in the window (the link was idle). A probe is
+    /// small enough to pass within a shaper's burst and read far above the link's rate, so it
+    /// may lower the estimate, never raise it.
+    pub probes_only: bool,
 }
 
 /// The window's choice: `hi` for a `hi_share` of the messages, `lo` for the rest.
@@ -147,6 +151,8 @@ const SATURATED: f64 = 0.5;
 /// A transfer slower than this share of the estimate is a drop, acted on at once. Looser
 /// bounds mistake a token bucket's jitter (a message that waited for tokens) for a new link.
 const DROP: f64 = 0.5;
+/// Transfers after a drop whose lower rates are taken at once (see [`Policy::on_transfer`]).
+const SETTLING_TRANSFERS: u32 = 2;
 /// A window's estimate within this factor of the last one is the same link, smoothed into it;
 /// beyond it, the link changed and the estimate jumps.
 const SAME_LINK: f64 = 2.0;
@@ -172,6 +178,10 @@ pub struct Policy {
     changed_in_window: bool,
     /// Transfers in a row far above the estimate.
     rises: u32,
+    /// Windows in a row whose estimate was far above the last one.
+    window_rises: u32,
+    /// Transfers after a drop that may still lower the estimate by any amount.
+    settling: u32,
 }
 
 impl Policy {
@@ -202,6 +212,8 @@ impl Policy {
             share_of_target: None,
             changed_in_window: false,
             rises: 0,
+            window_rises: 0,
+            settling: 0,
         })
     }
 
@@ -232,16 +244,32 @@ impl Policy {
 
     /// Closes a window: the choice for the next one.
     pub fn on_window(&mut self, obs: WindowObservation) -> WindowChoice {
-        if let Some(m) = obs.mbps.filter(|m| *m > 0.0 && m.is_finite()) {
-            self.last_mbps = Some(match self.last_mbps {
+        let dropped_in_window = self.changed_in_window;
+        let rises = |m: f64, last: Option<f64>| last.is_some_and(|l| m > l);
+        if let Some(m) = obs
+            .mbps
+            .filter(|m| *m > 0.0 && m.is_finite())
+            .filter(|m| !(obs.probes_only && rises(*m, self.last_mbps)))
+        {
+            let far_above = self.last_mbps.is_some_and(|l| m >= l * SAME_LINK);
+            self.window_rises = if far_above { self.window_rises + 1 } else { 0 };
+            self.last_mbps = match self.last_mbps {
+                // A drop was acted on in this window, on one transfer that may have straddled
+                // the step (and read faster than the new link); the window's estimate may
+                // lower it further, while its transfers from before the step must not raise it.
+                Some(last) if dropped_in_window => Some(m.min(last)),
                 Some(last) if m < last * SAME_LINK && m * SAME_LINK > last => {
-                    last + SMOOTHING * (m - last)
+                    Some(last + SMOOTHING * (m - last))
                 }
+                // Far above: a new link only when the next window agrees (after an idle
+                // spell, a shaper's full bucket lets one window's messages through fast).
+                Some(last) if far_above && self.window_rises < 2 => Some(last),
                 _ => {
+                    self.window_rises = 0;
                     self.changed_in_window = true;
-                    m
+                    Some(m)
                 }
-            });
+            };
         }
         let changed = std::mem::take(&mut self.changed_in_window);
         self.choice = match (self.cfg.kind, self.last_mbps) {
@@ -276,7 +304,14 @@ impl Policy {
         };
         let rise = mbps > SAME_LINK * last;
         self.rises = if rise { self.rises + 1 } else { 0 };
-        if mbps < DROP * last || self.rises >= 2 {
+        // Just after a drop, the transfer that revealed it may have begun before the step (and
+        // read faster than the new link): the next ones lower the estimate by any amount.
+        let settling_lower = self.settling > 0 && mbps < last;
+        self.settling = self.settling.saturating_sub(1);
+        if mbps < DROP * last || settling_lower || self.rises >= 2 {
+            if !rise {
+                self.settling = SETTLING_TRANSFERS;
+            }
             self.rises = 0;
             self.last_mbps = Some(mbps);
             self.changed_in_window = true;
@@ -387,6 +422,7 @@ mod tests {
             mbps: Some(mbps),
             utilisation,
             items_per_s,
+            probes_only: false,
         }
     }
 
@@ -413,6 +449,7 @@ mod tests {
         assert_eq!(p.next_bits(), Bits::RAW, "before any measurement");
         // 0.7 Mbit/s x 0.1 s = 8750 bytes: 8 bits (8000) fits, 9 (9000) does not.
         assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
+        p.on_window(obs(100.0, 10.0, 0.1));
         assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, Bits::RAW);
         // Nothing fits: the minimum bitwidth, never below.
         assert_eq!(p.on_window(obs(0.01, 1.0, 1.0)).lo, b(2));
@@ -472,9 +509,37 @@ mod tests {
         // Token-bucket jitter: 0.6 is the same link, half-way there.
         p.on_window(obs(0.6, 10.0, 0.5));
         assert!((p.last_mbps.unwrap() - 0.7).abs() < 1e-9);
-        // Ten times faster: a new link, taken as measured.
+        // Ten times faster: a new link, taken as measured once a second window agrees (one
+        // window can be a shaper's burst after an idle spell).
+        p.on_window(obs(7.0, 10.0, 0.1));
+        assert!((p.last_mbps.unwrap() - 0.7).abs() < 1e-9);
         p.on_window(obs(7.0, 10.0, 0.1));
         assert_eq!(p.last_mbps, Some(7.0));
+        // Ten times slower: at once.
+        p.on_window(obs(0.7, 10.0, 0.1));
+        assert_eq!(p.last_mbps, Some(0.7));
+    }
+
+    #[test]
+    fn a_window_of_probes_only_lowers_the_estimate_but_never_raises_it() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        p.on_window(obs(0.7, 10.0, 0.5));
+        let probes = |mbps| WindowObservation {
+            probes_only: true,
+            ..obs(mbps, 0.0, 0.01)
+        };
+        assert_eq!(
+            p.on_window(probes(100.0)).lo,
+            b(8),
+            "a probe within the burst"
+        );
+        assert_eq!(p.last_mbps, Some(0.7));
+        p.on_window(probes(0.1));
+        assert_eq!(p.last_mbps, Some(0.1));
+        // Data messages raise it again (a rise this large: once two windows agree).
+        p.on_window(obs(0.7, 10.0, 0.5));
+        p.on_window(obs(0.7, 10.0, 0.5));
+        assert_eq!(p.last_mbps, Some(0.7));
     }
 
     #[test]
@@ -493,7 +558,12 @@ mod tests {
             "two far faster in a row"
         );
         assert_eq!(p.on_transfer(0.7).lo, b(8));
-        assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, Bits::RAW);
+        // Right after a drop, a slower transfer lowers the estimate further, by any amount
+        // (the one that revealed the drop may have begun before it).
+        assert_eq!(p.on_transfer(0.5).lo, b(6));
+        assert_eq!(p.on_transfer(0.7).lo, b(6), "not raised");
+        // The window that saw the drop also saw fast transfers from before it.
+        assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, b(6));
         let mut f = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
         assert_eq!(f.on_transfer(0.01).lo, Bits::RAW);
     }

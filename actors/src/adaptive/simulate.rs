@@ -139,6 +139,7 @@ pub fn simulate(
             mbps: e.map(|e| e.mbps),
             utilisation: e.map_or(1.0, |e| e.utilisation),
             items_per_s,
+            probes_only: false,
         });
         win_start = win_end;
     }

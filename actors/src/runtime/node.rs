@@ -154,6 +154,10 @@ pub fn run_node(settings: Settings) -> Result<()> {
                     let (s, p) = (session.clone(), probe.clone());
                     SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
                 };
+                let control = {
+                    let (s, p) = (session.clone(), probe.clone());
+                    SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
+                };
                 let forward = SyncArbiter::start(1, move || {
                     tch::set_num_threads(threads);
                     ForwardWorker::new(model_dir.clone(), slowdown, pacing.clone())
@@ -170,7 +174,8 @@ pub fn run_node(settings: Settings) -> Result<()> {
                     transport,
                     probe,
                     quantizer,
-                );
+                )
+                .with_control_transport(control);
                 match metrics {
                     Some(writer) => stage.with_metrics(writer, window_s),
                     None => stage,

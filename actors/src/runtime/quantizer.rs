@@ -367,6 +367,7 @@ mod tests {
                     mbps: Some(0.01),
                     utilisation: 1.0,
                     items_per_s: 10.0,
+                    probes_only: false,
                 }))
                 .await
                 .unwrap()

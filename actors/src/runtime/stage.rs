@@ -168,6 +168,10 @@ pub struct StageActor {
     pub forward: Addr<ForwardWorker>,
     pub quant: Addr<QuantizerActor>,
     pub transport: Addr<TransportActor>,
+    /// Where acknowledgements, replies and error results go: a transport of their own, so
+    /// that they never wait behind a tensor put blocked on a slow link (the stage before
+    /// this one sends only as fast as its acknowledgements come back).
+    control: Addr<TransportActor>,
     pub probe: Addr<BandwidthProbeActor>,
     quantizer: QuantizerSettings,
     current: Option<Assignment>,
@@ -216,6 +220,7 @@ impl StageActor {
             name,
             forward,
             quant,
+            control: transport.clone(),
             transport,
             probe,
             quantizer,
@@ -228,6 +233,13 @@ impl StageActor {
             send_slot: Arc::new(Semaphore::new(1)),
             credits: LinkCredits::new(LINK_CREDITS, ACK_TIMEOUT),
         }
+    }
+
+    /// Sends control traffic (acknowledgements, replies) through `control` instead of the
+    /// tensor transport.
+    pub fn with_control_transport(mut self, control: Addr<TransportActor>) -> Self {
+        self.control = control;
+        self
     }
 
     /// Appends a metrics row to `writer` every `window_s` seconds while the actor runs.
@@ -264,7 +276,7 @@ impl StageActor {
             epoch,
             error,
         };
-        self.transport.do_send(Reply {
+        self.control.do_send(Reply {
             query,
             bytes: wire::to_bytes(&ack),
         });
@@ -375,7 +387,7 @@ impl StageActor {
             sent_unix_ns: act.sent_unix_ns,
             arrived_unix_ns,
         };
-        self.transport.do_send(Put {
+        self.control.do_send(Put {
             key: self.keys.link_ack(sender),
             bytes: wire::to_bytes(&ack),
             control: true,
@@ -821,7 +833,7 @@ impl StageActor {
                     values: vec![],
                     error: Some(format!("{}: {e:#}", act.name)),
                 };
-                act.transport.do_send(Put {
+                act.control.do_send(Put {
                     key: act.keys.result(&header.3),
                     bytes: wire::to_bytes(&out),
                     control: true,
@@ -851,12 +863,12 @@ impl Handler<StatsQuery> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: StatsQuery, ctx: &mut Context<Self>) {
         let me = ctx.address();
-        let transport = self.transport.clone();
+        let control = self.control.clone();
         let fleet = self.keys.fleet.clone();
         actix::spawn(async move {
             if let Ok(stats) = me.send(GetStats).await {
                 debug_assert_eq!(stats.fleet, fleet);
-                transport.do_send(Reply {
+                control.do_send(Reply {
                     query: msg.query,
                     bytes: wire::to_bytes(&stats),
                 });

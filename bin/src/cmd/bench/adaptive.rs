@@ -6,6 +6,7 @@
 //!
 //! Needs root (network namespaces, `tc`) and MiniLM in `data/minilm` (`scripts/setup`).
 
+use crate::timeline_chart::write_timeline_chart;
 use anyhow::{anyhow, bail, Result};
 use quantpipe_actors::adaptive::trace::Trace;
 use quantpipe_integration::netns::Netns;
@@ -55,7 +56,11 @@ struct PolicyFigures {
     /// Mean bitwidth over the feasible plateaus, and the oracle's.
     mean_bits: Option<f64>,
     oracle_mean_bits: f64,
+    /// Nodes that left or stopped answering for 8 windows in a row: a transport fault that
+    /// makes the run's figures say nothing about the policy.
+    unresponsive_nodes: Vec<String>,
     timeline: PathBuf,
+    chart: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -105,6 +110,14 @@ pub fn run(args: Args) -> Result<()> {
         )
         .map_err(|e| anyhow!(e))?;
         let plateaus = figures(&run, &params);
+        let report_dir = args.out.join(policy).join("report");
+        // The client is stopped when the trace ends, before it draws its own chart.
+        let chart = report_dir.join("timeline.png");
+        write_timeline_chart(
+            &chart,
+            &format!("{policy}: {} items/s target", params.target_items_per_s),
+            &run.rows,
+        )?;
         let feasible: Vec<&PlateauFigures> = plateaus.iter().filter(|p| p.feasible).collect();
         // Plateaus entered by a drop: recovery is the figure of interest there.
         let drops = plateaus
@@ -123,8 +136,10 @@ pub fn run(args: Args) -> Result<()> {
             mean_bits: (!bits.is_empty()).then(|| bits.iter().sum::<f64>() / bits.len() as f64),
             oracle_mean_bits: feasible.iter().map(|p| p.oracle_bits).sum::<f64>()
                 / feasible.len().max(1) as f64,
+            unresponsive_nodes: run.unresponsive_nodes(8),
             plateaus,
-            timeline: args.out.join(policy).join("report/timeline.csv"),
+            timeline: report_dir.join("timeline.csv"),
+            chart,
         });
     }
     let report = Report {
@@ -137,12 +152,20 @@ pub fn run(args: Args) -> Result<()> {
         let mut s = String::new();
         for p in &r.policies {
             s += &format!(
-                "{}: worst recovery after a drop {} windows; mean bits {} (oracle {:.2})\n",
+                "{}: worst recovery after a drop {} windows; mean bits {} (oracle {:.2}){}\n",
                 p.policy,
                 p.worst_recovery_windows_after_drops
                     .map_or("never".into(), |w| format!("{w:.1}")),
                 p.mean_bits.map_or("-".into(), |b| format!("{b:.2}")),
-                p.oracle_mean_bits
+                p.oracle_mean_bits,
+                if p.unresponsive_nodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; TRANSPORT FAULT: {:?} stopped answering",
+                        p.unresponsive_nodes
+                    )
+                }
             );
             for f in &p.plateaus {
                 s += &format!(
