@@ -54,9 +54,10 @@ impl Default for Params {
             seq_len: 128,
             hidden: 384,
             target_items_per_s: 20.0,
-            // Two seconds: at the step from 20 to 5 Mbit/s, the messages already on the link
-            // (0.7 MB each at 15 bits) take over a second each to drain.
-            window_s: 2.0,
+            // Three seconds: a window must hold a whole message's transfer on the slowest link
+            // (a raw 1.57 MB cut takes 2.5 s at 5 Mbit/s), and at a step down the messages
+            // already on the link (about 1 MB each at 20 bits) take 1.7 s each to drain.
+            window_s: 3.0,
             report_window_s: 1.0,
             slowdown: 4.0,
             min_bits: 2,
@@ -130,7 +131,13 @@ impl TraceRun {
     pub fn unresponsive_nodes(&self, windows: usize) -> Vec<String> {
         let mut out = self.lost_nodes.clone();
         let ends: Vec<f64> = client_rates(&self.rows).iter().map(|r| r.0).collect();
-        let mut nodes: Vec<&str> = self.rows.iter().map(|r| r.node.as_str()).collect();
+        // Rows of windows where no stage answered carry the client's rate under no node.
+        let mut nodes: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|r| !r.node.is_empty())
+            .map(|r| r.node.as_str())
+            .collect();
         nodes.sort();
         nodes.dedup();
         for node in nodes {
@@ -523,6 +530,11 @@ mod tests {
             startup_s: 0.0,
             lost_nodes: vec![],
         };
+        let mut run = run;
+        // A window where no stage answered: a row under no node, which is no node gone.
+        let mut empty = row(111.0, 0, 0.0, 0.0);
+        empty.node = String::new();
+        run.rows.push(empty);
         assert_eq!(run.unresponsive_nodes(4), ["n0"]);
         assert!(run.unresponsive_nodes(5).is_empty());
     }

@@ -141,6 +141,11 @@ pub struct ArrivalIntervals {
 }
 
 impl ArrivalIntervals {
+    /// When the last message arrived.
+    pub fn last_arrival_s(&self) -> Option<f64> {
+        self.last_arrival_s
+    }
+
     /// The transfer of a message of `bytes` stamped `sent_s` by its sender and `arrived_s` here;
     /// `None` when the stamps run backwards (clocks that disagree) or repeat an earlier arrival.
     pub fn on_arrival(&mut self, bytes: u64, sent_s: f64, arrived_s: f64) -> Option<Transfer> {

@@ -9,7 +9,7 @@
 //! (gone, or a stage of an older plan) cannot grow the table without bound.
 
 use crate::adaptive::estimator::{ArrivalIntervals, BandwidthEstimator, Estimate, Transfer};
-use crate::adaptive::policy::WindowObservation;
+use crate::adaptive::policy::{TransferRate, WindowObservation};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Most messages awaiting an acknowledgement that a link remembers.
@@ -85,10 +85,10 @@ impl LinkMonitor {
         }
     }
 
-    /// An acknowledgement; answers the message's own transfer rate (Mbit/s) when its stamps
-    /// make a transfer interval. An acknowledgement of a message this link did not send (or
+    /// An acknowledgement; answers the message's own transfer rate when its stamps make a
+    /// transfer interval (queued: sent before the previous message arrived). An acknowledgement of a message this link did not send (or
     /// already acknowledged) still counts for the bandwidth, not for the items.
-    pub fn on_ack(&mut self, ack: Ack) -> Option<f64> {
+    pub fn on_ack(&mut self, ack: Ack) -> Option<TransferRate> {
         if let Some(items) = self.pending.remove(&(ack.run, ack.seq)) {
             self.acked_in_window += 1;
             self.order.retain(|k| *k != (ack.run, ack.seq));
@@ -96,12 +96,19 @@ impl LinkMonitor {
                 self.arrivals.push_back((ack.arrived_s, items));
             }
         }
+        let queued = self
+            .intervals
+            .last_arrival_s()
+            .is_some_and(|prev| ack.sent_s < prev);
         let t: Transfer = self
             .intervals
             .on_arrival(ack.bytes, ack.sent_s, ack.arrived_s)?;
         self.estimator.record(t);
         let secs = t.end_s - t.start_s;
-        (secs > 0.0).then(|| t.bytes as f64 * 8.0 / secs / 1e6)
+        (secs > 0.0).then(|| TransferRate {
+            mbps: t.bytes as f64 * 8.0 / secs / 1e6,
+            queued,
+        })
     }
 
     /// Closes the window ending at `now_s`.
@@ -155,7 +162,7 @@ mod tests {
         m.on_send(1, 0, 8);
         m.on_send(1, 1, 8);
         let r = m.on_ack(ack(0, 125_000, 10.0, 10.1)).unwrap();
-        assert!((r - 10.0).abs() < 1e-6, "{r}");
+        assert!((r.mbps - 10.0).abs() < 1e-6, "{r:?}");
         m.on_ack(ack(1, 125_000, 10.2, 10.3)).unwrap();
         let w = m.close_window(10.5);
         assert_eq!(w.sent, 2);
@@ -175,6 +182,19 @@ mod tests {
         assert!(!w.idle());
         assert_eq!(w.observation.mbps, None);
         assert_eq!(w.observation.items_per_s, 0.0);
+    }
+
+    #[test]
+    fn a_message_sent_before_the_previous_one_arrived_is_queued() {
+        let mut m = LinkMonitor::new(1.0).unwrap();
+        let first = m.on_ack(ack(0, 125_000, 10.0, 10.1)).unwrap();
+        assert!(!first.queued, "the first message had the link to itself");
+        // Sent after the previous arrival: the link idled in between.
+        assert!(!m.on_ack(ack(1, 125_000, 10.2, 10.3)).unwrap().queued);
+        // Sent before the previous arrival: it waited for the link.
+        let t = m.on_ack(ack(2, 125_000, 10.25, 10.4)).unwrap();
+        assert!(t.queued);
+        assert!((t.mbps - 10.0).abs() < 1e-6, "{t:?}");
     }
 
     #[test]

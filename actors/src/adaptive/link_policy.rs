@@ -8,7 +8,9 @@
 //! about the link. Observations that arrive before any message (there can be none: they are
 //! acknowledgements of messages) are ignored.
 
-use crate::adaptive::policy::{Policy, PolicyConfig, PolicyKind, WindowChoice, WindowObservation};
+use crate::adaptive::policy::{
+    Policy, PolicyConfig, PolicyKind, TransferRate, WindowChoice, WindowObservation,
+};
 use crate::adaptive::sizes::{allowed_bits, SizeTable};
 use quantpipe_messages::Bits;
 
@@ -67,9 +69,9 @@ impl LinkPolicy {
         Ok(self.policy.as_mut().expect("built above").next_bits())
     }
 
-    /// One message's transfer rate (Mbit/s), as soon as its arrival is known.
-    pub fn on_transfer(&mut self, mbps: f64) -> Option<WindowChoice> {
-        self.policy.as_mut().map(|p| p.on_transfer(mbps))
+    /// One message's transfer, as soon as its arrival is known.
+    pub fn on_transfer(&mut self, t: TransferRate) -> Option<WindowChoice> {
+        self.policy.as_mut().map(|p| p.on_transfer(t))
     }
 
     /// A closed measurement window.
@@ -102,7 +104,11 @@ mod tests {
     #[test]
     fn adaptive_sizes_follow_the_shapes_sent() {
         let mut l = LinkPolicy::new(cfg(PolicyKind::Heuristic, 32, 2)).unwrap();
-        assert!(l.on_transfer(1.0).is_none(), "nothing sent yet");
+        let t = TransferRate {
+            mbps: 1.0,
+            queued: true,
+        };
+        assert!(l.on_transfer(t).is_none(), "nothing sent yet");
         // Before any measurement, the highest bitwidth.
         assert_eq!(l.bits_for(&[vec![4, 1000]]).unwrap(), Bits::RAW);
         // 4 items of 1000 values at 10 items/s: a 0.4 s budget. At 0.2 Mbit/s that is 10 kB,

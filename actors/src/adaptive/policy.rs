@@ -112,6 +112,17 @@ pub struct WindowObservation {
     pub probes_only: bool,
 }
 
+/// One message's transfer, as its acknowledgement tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransferRate {
+    pub mbps: f64,
+    /// The message was sent before the previous one arrived: the link was busy right up to
+    /// its start, with no idle spell in which a shaper's bucket could refill. Only such
+    /// transfers can say the link got faster: after an idle spell, a message passes partly
+    /// within the bucket's burst and reads far above the link's rate.
+    pub queued: bool,
+}
+
 /// The window's choice: `hi` for a `hi_share` of the messages, `lo` for the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowChoice {
@@ -140,7 +151,7 @@ const GAIN_MIN: f64 = 0.25;
 const GAIN_MAX: f64 = 1.0;
 /// The share of the target the controller steers to: a little above it, so that a window's
 /// shortfall still leaves the target met on average.
-const SETPOINT: f64 = 1.05;
+const SETPOINT: f64 = 1.1;
 /// Largest change of the gain in one window, down and up.
 const STEP_DOWN: f64 = 0.8;
 const STEP_UP: f64 = 1.1;
@@ -295,14 +306,15 @@ impl Policy {
     /// next window (on one transfer). After a rise, a window at the old low bitwidth is
     /// accuracy thrown away (on two transfers in a row far above the estimate: a message can
     /// pass within a shaper's burst and read above the link's rate).
-    pub fn on_transfer(&mut self, mbps: f64) -> WindowChoice {
+    pub fn on_transfer(&mut self, t: TransferRate) -> WindowChoice {
+        let mbps = t.mbps;
         if self.cfg.kind == PolicyKind::Fixed || !(mbps > 0.0 && mbps.is_finite()) {
             return self.choice;
         }
         let Some(last) = self.last_mbps else {
             return self.choice;
         };
-        let rise = mbps > SAME_LINK * last;
+        let rise = t.queued && mbps > SAME_LINK * last;
         self.rises = if rise { self.rises + 1 } else { 0 };
         // Just after a drop, the transfer that revealed it may have begun before the step (and
         // read faster than the new link): the next ones lower the estimate by any amount.
@@ -417,6 +429,11 @@ mod tests {
         }
     }
 
+    /// A transfer queued behind the one before it.
+    fn q(mbps: f64) -> TransferRate {
+        TransferRate { mbps, queued: true }
+    }
+
     fn obs(mbps: f64, items_per_s: f64, utilisation: f64) -> WindowObservation {
         WindowObservation {
             mbps: Some(mbps),
@@ -496,7 +513,7 @@ mod tests {
         let learnt = p.gain;
         assert!(learnt < 0.9, "{learnt}");
         // A drop to a third: a new estimate, the same correction of it.
-        p.on_transfer(0.2);
+        p.on_transfer(q(0.2));
         p.on_window(obs(0.2, 3.0, 1.0));
         assert_eq!(p.gain, learnt);
         assert_eq!(p.last_mbps, Some(0.2));
@@ -546,26 +563,49 @@ mod tests {
     fn a_transfer_far_below_the_estimate_lowers_bits_at_once_and_two_far_above_raise_them() {
         let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
         assert_eq!(p.on_window(obs(100.0, 10.0, 0.5)).lo, Bits::RAW);
-        assert_eq!(p.on_transfer(60.0).lo, Bits::RAW, "jitter, not a drop");
-        assert_eq!(p.on_transfer(0.7).lo, b(8));
-        assert_eq!(p.on_transfer(100.0).lo, b(8), "one fast transfer");
-        assert_eq!(p.on_transfer(0.7).lo, b(8));
-        assert_eq!(p.on_transfer(1.2).lo, b(8), "faster, the same link");
-        assert_eq!(p.on_transfer(100.0).lo, b(8));
+        assert_eq!(p.on_transfer(q(60.0)).lo, Bits::RAW, "jitter, not a drop");
+        assert_eq!(p.on_transfer(q(0.7)).lo, b(8));
+        assert_eq!(p.on_transfer(q(100.0)).lo, b(8), "one fast transfer");
+        assert_eq!(p.on_transfer(q(0.7)).lo, b(8));
+        assert_eq!(p.on_transfer(q(1.2)).lo, b(8), "faster, the same link");
+        assert_eq!(p.on_transfer(q(100.0)).lo, b(8));
         assert_eq!(
-            p.on_transfer(100.0).lo,
+            p.on_transfer(q(100.0)).lo,
             Bits::RAW,
             "two far faster in a row"
         );
-        assert_eq!(p.on_transfer(0.7).lo, b(8));
+        assert_eq!(p.on_transfer(q(0.7)).lo, b(8));
         // Right after a drop, a slower transfer lowers the estimate further, by any amount
         // (the one that revealed the drop may have begun before it).
-        assert_eq!(p.on_transfer(0.5).lo, b(6));
-        assert_eq!(p.on_transfer(0.7).lo, b(6), "not raised");
+        assert_eq!(p.on_transfer(q(0.5)).lo, b(6));
+        assert_eq!(p.on_transfer(q(0.7)).lo, b(6), "not raised");
         // The window that saw the drop also saw fast transfers from before it.
         assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, b(6));
         let mut f = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
-        assert_eq!(f.on_transfer(0.01).lo, Bits::RAW);
+        assert_eq!(f.on_transfer(q(0.01)).lo, Bits::RAW);
+    }
+
+    #[test]
+    fn fast_transfers_after_idle_spells_do_not_raise_bits() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
+        let spaced = TransferRate {
+            mbps: 2.0,
+            queued: false,
+        };
+        for _ in 0..4 {
+            assert_eq!(
+                p.on_transfer(spaced).lo,
+                b(8),
+                "a bucket's burst, not the link"
+            );
+        }
+        // A spaced transfer can still reveal a drop.
+        let slow = TransferRate {
+            mbps: 0.3,
+            queued: false,
+        };
+        assert_eq!(p.on_transfer(slow).lo, b(3));
     }
 
     #[test]

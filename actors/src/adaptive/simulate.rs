@@ -12,7 +12,7 @@
 //! adjacent bitwidths) whose size fits the window's true bandwidth at the target rate.
 
 use crate::adaptive::estimator::{ArrivalIntervals, BandwidthEstimator, Transfer};
-use crate::adaptive::policy::{Policy, WindowObservation};
+use crate::adaptive::policy::{Policy, TransferRate, WindowObservation};
 use crate::adaptive::sizes::SizeTable;
 use crate::adaptive::trace::Trace;
 
@@ -57,7 +57,12 @@ pub fn simulate(
     let mut out = Vec::new();
     // Arrival times of messages in flight (FIFO), transfers not yet known to the receiver.
     let mut in_flight: std::collections::VecDeque<f64> = Default::default();
-    let mut pending: Vec<Transfer> = Vec::new();
+    // Transfers not yet known to the receiver, and whether each waited for the link.
+    let mut pending: Vec<(Transfer, bool)> = Vec::new();
+    let rate = |t: &Transfer, queued: bool| TransferRate {
+        mbps: t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6,
+        queued,
+    };
     let mut arrived: Vec<f64> = Vec::new(); // arrival times, for item counts
     let (mut link_free, mut next_ready, mut win_start) = (0.0f64, 0.0f64, 0.0f64);
     let (mut bits_sum, mut bits_n) = (0.0, 0usize);
@@ -77,12 +82,11 @@ pub fn simulate(
                 break;
             }
             // Arrivals before this message is encoded reach the policy first.
-            pending.retain(|t| {
+            pending.retain(|(t, queued)| {
                 if t.end_s <= ready {
                     est.record(*t);
                     arrived.push(t.end_s);
-                    policy
-                        .on_transfer(t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6);
+                    policy.on_transfer(rate(t, *queued));
                     false
                 } else {
                     true
@@ -94,23 +98,25 @@ pub fn simulate(
                 .ok_or_else(|| format!("no size for {} bits", bits.get()))?;
             bits_sum += f64::from(bits.get());
             bits_n += 1;
+            let queued = ready < link_free;
             let start = ready.max(link_free);
             let end = trace.finish_time(start, bytes);
             link_free = end;
             in_flight.push_back(end);
-            pending.push(
+            pending.push((
                 arrivals
                     .on_arrival(bytes, ready, end)
                     .expect("ordered stamps"),
-            );
+                queued,
+            ));
             next_ready = ready + period;
         }
         // The receiver knows the transfers that arrived by the window's end.
-        pending.retain(|t| {
+        pending.retain(|(t, queued)| {
             if t.end_s <= win_end {
                 est.record(*t);
                 arrived.push(t.end_s);
-                policy.on_transfer(t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6);
+                policy.on_transfer(rate(t, *queued));
                 false
             } else {
                 true

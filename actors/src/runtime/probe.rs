@@ -11,6 +11,7 @@
 //! little about the link), and per source key the mean of receiver clock minus sender stamp.
 
 use crate::adaptive::link_monitor::{Ack, LinkMonitor, LinkWindow};
+use crate::adaptive::policy::TransferRate;
 use crate::runtime::wire::{LinkAck, LinkStats};
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -81,10 +82,10 @@ pub struct Outgoing {
     pub bits: u8,
 }
 
-/// The next stage's acknowledgement; answers that message's transfer rate (Mbit/s) when known.
+/// The next stage's acknowledgement; answers that message's transfer when known.
 /// Acknowledgements of another stage or plan are ignored.
 #[derive(Message)]
-#[rtype(result = "Option<f64>")]
+#[rtype(result = "Option<TransferRate>")]
 pub struct Acked(pub LinkAck);
 
 /// Closes the monitored link's window; answers it, or `None` without a monitored link.
@@ -148,8 +149,8 @@ impl Handler<Outgoing> for BandwidthProbeActor {
 }
 
 impl Handler<Acked> for BandwidthProbeActor {
-    type Result = Option<f64>;
-    fn handle(&mut self, msg: Acked, _: &mut Context<Self>) -> Option<f64> {
+    type Result = Option<TransferRate>;
+    fn handle(&mut self, msg: Acked, _: &mut Context<Self>) -> Option<TransferRate> {
         let o = self.out.as_mut()?;
         let a = msg.0;
         if a.stage != o.stage || a.epoch != o.epoch {
@@ -253,8 +254,8 @@ mod tests {
             bits: 8,
         });
         // 125 kB in 0.1 s: 10 Mbit/s.
-        let mbps = probe.send(Acked(ack(0, 5, 0, 10.0, 10.1))).await.unwrap();
-        assert!((mbps.unwrap() - 10.0).abs() < 1e-3, "{mbps:?}");
+        let t = probe.send(Acked(ack(0, 5, 0, 10.0, 10.1))).await.unwrap();
+        assert!((t.unwrap().mbps - 10.0).abs() < 1e-3, "{t:?}");
         // Another stage's or another plan's acknowledgement says nothing about this link.
         assert_eq!(
             probe.send(Acked(ack(1, 5, 1, 11.0, 11.1))).await.unwrap(),

@@ -11,7 +11,9 @@
 //! bit-exact.
 
 use crate::adaptive::link_policy::LinkPolicy;
-use crate::adaptive::policy::{PolicyConfig, PolicyKind, WindowChoice, WindowObservation};
+use crate::adaptive::policy::{
+    PolicyConfig, PolicyKind, TransferRate, WindowChoice, WindowObservation,
+};
 use crate::runtime::config::QuantizerSettings;
 use crate::runtime::wire::{Mask, Tokens};
 use actix::prelude::*;
@@ -203,9 +205,7 @@ pub struct SetPolicy(pub Option<LinkPolicy>);
 /// One message's transfer rate on the outgoing link, Mbit/s.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TransferObserved {
-    pub mbps: f64,
-}
+pub struct TransferObserved(pub TransferRate);
 
 /// A closed window of the outgoing link; answers the policy's choice for the next one.
 #[derive(Message)]
@@ -258,7 +258,7 @@ impl Handler<TransferObserved> for QuantizerActor {
     type Result = ();
     fn handle(&mut self, msg: TransferObserved, _: &mut SyncContext<Self>) {
         if let Some(p) = &mut self.policy {
-            p.on_transfer(msg.mbps);
+            p.on_transfer(msg.0);
         }
     }
 }

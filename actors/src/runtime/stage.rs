@@ -433,8 +433,8 @@ impl StageActor {
         let quant = self.quant.clone();
         ctx.spawn(
             async move {
-                if let (Ok(Some(mbps)), false) = (probe.await, is_probe) {
-                    quant.do_send(TransferObserved { mbps });
+                if let (Ok(Some(t)), false) = (probe.await, is_probe) {
+                    quant.do_send(TransferObserved(t));
                 }
             }
             .into_actor(self),

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20.0)]
     target_items_per_s: f64,
     /// The quantizer's window, seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 3.0)]
     window_s: f64,
     #[arg(long, default_value_t = 2)]
     min_bits: u8,
