@@ -2,11 +2,22 @@
 //! `quantpipe run` read them.
 
 use crate::Procs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A node's (or client's) settings file: fleet, name, role, local model folder, zenoh endpoints,
 /// then `extra` TOML sections (`[device]`, `[leader]`, `[client]`).
+/// The MiniLM folder `scripts/setup` fetches; panics naming the fix when it is missing.
+pub fn minilm_dir() -> PathBuf {
+    let model = crate::repo_root().join("data/minilm");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "MiniLM is missing from {}: run scripts/setup",
+        model.display()
+    );
+    model
+}
+
 pub fn node_toml(
     fleet: &str,
     name: &str,

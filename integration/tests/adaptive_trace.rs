@@ -10,6 +10,7 @@
 //! cut is 8 x 128 x 384 hidden states, 1.57 MB at 32 bits, 0.63 s at 20 Mbit/s.
 
 use quantpipe_actors::adaptive::trace::Trace;
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::netns::Netns;
 use quantpipe_integration::trace_fleet::{figures, run_trace, Params};
 use quantpipe_integration::{quantpipe_bin, repo_root};
@@ -27,12 +28,7 @@ const UNRESPONSIVE_WINDOWS: usize = 8;
 fn the_controller_holds_the_target_through_bandwidth_steps_and_fixed_32_bits_collapses() {
     let started = Instant::now();
     let bin = quantpipe_bin();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let trace = Trace::read(&repo_root().join("config/traces/step-200-20-5-200.csv")).unwrap();
     let hold_s = trace.steps()[1].0 - trace.steps()[0].0;
     let p = Params::default();

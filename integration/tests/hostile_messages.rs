@@ -9,11 +9,12 @@
 use quantpipe_actors::runtime::wire::{
     self, Activation, Assignment, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
 };
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{
     assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
     write_uniform_minilm_profile,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
@@ -211,12 +212,7 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
 fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     let started = Instant::now();
     let bin = quantpipe_bin();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     let texts = long_texts(UBATCH * MICROBATCHES, 160);
     let input = dir.path().join("texts.txt");

@@ -4,11 +4,12 @@
 //! candidate takes over, plans over the nodes left at a higher epoch, and a second run completes
 //! on that plan with the same exact outputs.
 
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{
     assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
     write_uniform_minilm_profile,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -33,12 +34,7 @@ fn wait_for(procs: &Procs, log: &Path, needle: &str, limit: Duration) {
 fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch() {
     let bin = quantpipe_bin();
     let started = Instant::now();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, long_texts(8, 160).join("\n")).unwrap();

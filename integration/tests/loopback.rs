@@ -2,10 +2,11 @@
 //! and after u2 (unit 3, the post-GELU pair) at 32 bits must give exactly (bitwise) the outputs
 //! of single-process inference of the same microbatches.
 
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{
     assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,12 +45,7 @@ fn node_toml(
 #[test]
 fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     let bin = quantpipe_bin();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("sentences.txt");
     std::fs::write(&input, SENTENCES.join("\n")).unwrap();

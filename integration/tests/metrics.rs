@@ -2,8 +2,9 @@
 //! and a leader on loopback, logging as JSON (`--log-format json`); during a client run every
 //! node appends per-window rows, and the windows the run went through show non-zero items/s.
 
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::write_uniform_minilm_profile;
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -53,12 +54,7 @@ fn wait_for_line(
 #[test]
 fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() {
     let bin = quantpipe_bin();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("sentences.txt");
     let lines: Vec<String> = (0..24)

@@ -4,10 +4,11 @@
 //! microbatch not answered yet again under the new epoch, and the run completes with every output
 //! bitwise equal (32 bits) to single-process inference.
 
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{
     assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -126,12 +127,7 @@ impl TestFleet {
     /// `slowdown` times (emulation) so the run lasts while membership changes.
     fn new(tag: &str, expected: &[&str], items: usize, slowdown: f64) -> Self {
         let bin = quantpipe_bin();
-        let model = repo_root().join("data/minilm");
-        assert!(
-            model.join("model.safetensors").exists(),
-            "MiniLM is missing from {}: run scripts/setup",
-            model.display()
-        );
+        let model = minilm_dir();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("texts.txt"), texts(items).join("\n")).unwrap();
         // Equal profiles: the planner spreads the 24 units over every node it has.

@@ -8,9 +8,10 @@
 //! about 2 s at 6 Mbit/s, several times a half-model forward pass on one core.
 
 use quantpipe_actors::simulator::{simulate_pipeline, SimStage};
+use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{long_texts, node_toml};
 use quantpipe_integration::netns::{Link, Netns};
-use quantpipe_integration::{quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 
 /// Rate of both devices' uplinks, Mbit/s.
@@ -22,12 +23,7 @@ const MICROBATCHES: usize = 10;
 fn a_shaped_link_bottleneck_runs_at_the_simulated_rate() {
     let started = Instant::now();
     let bin = quantpipe_bin();
-    let model = repo_root().join("data/minilm");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "MiniLM is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     // Members: 0 leader, 1 and 2 devices, 3 client. `net` outlives `procs`: processes die first.
     let net = Netns::new("qpshaped", 4).unwrap_or_else(|e| panic!("{e}"));
