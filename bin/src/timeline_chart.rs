@@ -4,6 +4,7 @@
 
 use crate::chart::{palette, register_font};
 use anyhow::{anyhow, bail, Context, Result};
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::prelude::*;
 use quantpipe_actors::runtime::timeline::TimelineRow;
 use std::collections::BTreeMap;
@@ -121,42 +122,43 @@ fn line_panel(
     if log_y {
         let mut chart =
             builder.build_cartesian_2d(0f64..x_max, (0.5f64..y_max.max(1.0)).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc(unit)
-            .draw()?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let color = palette(i);
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|p| (p.0, p.1.max(0.5))),
-                    color.stroke_width(2),
-                ))?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-        }
-        legend(&mut chart, !series.is_empty())
+        // A log axis cannot show 0: idle windows sit on its floor.
+        draw_lines(&mut chart, unit, series, 0.5)
     } else {
         let mut chart = builder.build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc(unit)
-            .draw()?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let color = palette(i);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-        }
-        legend(&mut chart, !series.is_empty())
+        draw_lines(&mut chart, unit, series, f64::NEG_INFINITY)
     }
+}
+
+/// The mesh, one line per series (values below `floor` drawn at it) and the legend.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    unit: &str,
+    series: &[(String, Points)],
+    floor: f64,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(unit)
+        .draw()?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = palette(i);
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1.max(floor))),
+                color.stroke_width(2),
+            ))?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    legend(chart, !series.is_empty())
 }
 
 fn legend<'a, X, Y>(
