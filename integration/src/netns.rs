@@ -127,6 +127,12 @@ pub mod commands {
         ])
     }
 
+    /// Keeps `dev`'s packets to one Ethernet frame (no 64 KiB GSO super-packets), so a shaper
+    /// can work with a bucket of a few frames: see [`burst_bytes`].
+    pub fn frame_sized_packets(ns: &str, dev: &str) -> Vec<String> {
+        strs(&["-n", ns, "link", "set", dev, "gso_max_size", "1500"])
+    }
+
     pub fn attach_to_bridge(hub: &str, i: usize) -> Vec<String> {
         strs(&["-n", hub, "link", "set", &hub_dev(i), "master", "br0"])
     }
@@ -141,14 +147,17 @@ pub mod commands {
         format!("v{i}")
     }
 
-    /// Token-bucket burst for a rate: 20 ms worth of it, at least 128 KiB so that any GSO
-    /// packet of a veth fits. A packet longer than the bucket can never be sent: tbf checks
-    /// lengths only as packets enter, so one queued under a fast rate's large bucket blocks
-    /// the queue for good once a rate change shrinks the bucket below it. A 64 KiB GSO packet
-    /// counts its segments' headers too (about 68 KB), so a 64 KiB bucket is not enough: the
-    /// link goes silent at the first step down from a fast rate and wakes at the next step up.
+    /// Token-bucket burst for a rate: 5 ms worth of it, at least 16 KiB (a few frames; veths
+    /// send frame-sized packets, see [`frame_sized_packets`]).
+    ///
+    /// The bucket is kept small because it is what a message sent after an idle spell crosses
+    /// at wire speed: with 128 KiB, a 150 KB message sent every 0.8 s over a 5 Mbit/s link read
+    /// 28.7 Mbit/s, unlike any real link, whose rate bounds every message. With 16 KiB it reads
+    /// 5.3. A small bucket needs small packets: tbf checks lengths only as packets enter, so a
+    /// 64 KiB GSO packet queued under a fast rate's large bucket blocks the queue for good once
+    /// a rate change shrinks the bucket below it.
     pub fn burst_bytes(rate_mbit: f64) -> u64 {
-        ((rate_mbit * 1e6 / 8.0 * 0.020) as u64).max(128 * 1024)
+        ((rate_mbit * 1e6 / 8.0 * 0.005) as u64).max(16 * 1024)
     }
 
     /// `tc` arguments that install or replace a `tbf` shaping `dev` in `ns` to `rate_mbit`
@@ -276,6 +285,11 @@ impl Netns {
             net.members.push(ns.clone());
             ip(commands::link_up(&ns, "lo"))?;
             ip(commands::add_veth(&net.hub, &ns, i))?;
+            ip(commands::frame_sized_packets(
+                &net.hub,
+                &commands::hub_dev(i),
+            ))?;
+            ip(commands::frame_sized_packets(&ns, "eth0"))?;
             ip(commands::attach_to_bridge(&net.hub, i))?;
             ip(commands::link_up(&net.hub, &commands::hub_dev(i)))?;
             ip(commands::add_addr(&ns, i))?;
@@ -482,13 +496,17 @@ mod tests {
     fn tbf_replaces_the_root_qdisc_at_the_rate_in_kbit() {
         assert_eq!(
             tbf_replace("m", "eth0", 20.0).join(" "),
-            "-n m qdisc replace dev eth0 root tbf rate 20000kbit burst 131072 latency 100ms"
+            "-n m qdisc replace dev eth0 root tbf rate 20000kbit burst 16384 latency 100ms"
         );
-        // Fast links get 20 ms of burst.
-        assert_eq!(burst_bytes(1000.0), 2_500_000);
+        // Fast links get 5 ms of burst.
+        assert_eq!(burst_bytes(1000.0), 625_000);
         assert_eq!(
             tbf_replace("m", "eth0", 0.5).join(" "),
-            "-n m qdisc replace dev eth0 root tbf rate 500kbit burst 131072 latency 100ms"
+            "-n m qdisc replace dev eth0 root tbf rate 500kbit burst 16384 latency 100ms"
+        );
+        assert_eq!(
+            frame_sized_packets("m", "eth0").join(" "),
+            "-n m link set eth0 gso_max_size 1500"
         );
     }
 
