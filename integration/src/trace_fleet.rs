@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 /// gone (and the pipeline re-planned) for that in a test of bitwidths.
 const LEASE: &str = "[zenoh.extra]\n\"transport/link/tx/lease\" = \"30000\"\n";
 
+/// Share of a shaped link's rate that carries TCP payload: tbf counts whole Ethernet frames, and
+/// a full frame of 1514 bytes carries 1448 (MSS with timestamps; MTU 1500). No bitwidth whose
+/// messages need more than this at the target can meet it, so the oracle does not choose one.
+pub const TCP_GOODPUT: f64 = 1448.0 / 1514.0;
+
 /// What the fleet is asked to do.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Params {
@@ -87,7 +92,8 @@ impl Params {
         mbit * 1e6 / 8.0 * (self.ubatch as f64 / self.target_items_per_s)
     }
 
-    /// The mean bitwidth an oracle that knew the link's rate would send at.
+    /// The mean bitwidth an oracle that knew the link's rate would send at: the one whose
+    /// messages fill the link's TCP goodput ([`TCP_GOODPUT`] of the shaped rate) at the target.
     pub fn oracle_bits(&self, mbit: f64) -> f64 {
         let sizes = self.sizes();
         let policy = Policy::new(
@@ -97,11 +103,12 @@ impl Params {
                 min_bits: Bits::new(self.min_bits).expect("a valid min_bits"),
                 target_items_per_s: self.target_items_per_s,
                 items_per_message: self.ubatch as f64,
+                window_s: self.window_s,
             },
             sizes.clone(),
         )
         .expect("a valid policy");
-        oracle_mean_bits(&sizes, &policy, mbit)
+        oracle_mean_bits(&sizes, &policy, mbit * TCP_GOODPUT)
     }
 }
 
@@ -549,5 +556,16 @@ mod tests {
         assert!(p.feasible(5.0));
         assert_eq!(p.oracle_bits(1000.0), 32.0);
         assert_eq!(p.oracle_bits(0.1), 2.0);
+    }
+
+    #[test]
+    fn the_oracle_fills_the_tcp_goodput_of_a_shaped_link_not_its_nominal_rate() {
+        let p = Params::default();
+        // At 20 Mbit/s and 20 items/s a message of 8 items may take 0.4 s: 1,000,000 bytes at
+        // the nominal rate, 956,407 of TCP payload. 8 x 128 x 384 values take 786,432 bytes at
+        // 16 bits and twice that at 32 (plus headers): time-shared, a mean of about
+        // 16 + 16 x 170k / 786k = 19.5 bits, where the nominal rate would say 20.3.
+        let bits = p.oracle_bits(20.0);
+        assert!((bits - 19.46).abs() < 0.05, "{bits}");
     }
 }

@@ -107,6 +107,7 @@ impl LinkMonitor {
         let secs = t.end_s - t.start_s;
         (secs > 0.0).then(|| TransferRate {
             mbps: t.bytes as f64 * 8.0 / secs / 1e6,
+            at_s: t.end_s,
             queued,
         })
     }

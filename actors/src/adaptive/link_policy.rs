@@ -91,6 +91,7 @@ mod tests {
             min_bits: Bits::new(min).unwrap(),
             target_items_per_s: 10.0,
             items_per_message: 1.0,
+            window_s: 1.0,
         }
     }
 
@@ -106,6 +107,7 @@ mod tests {
         let mut l = LinkPolicy::new(cfg(PolicyKind::Heuristic, 32, 2)).unwrap();
         let t = TransferRate {
             mbps: 1.0,
+            at_s: 0.0,
             queued: true,
         };
         assert!(l.on_transfer(t).is_none(), "nothing sent yet");

@@ -65,6 +65,9 @@ pub struct PolicyConfig {
     pub target_items_per_s: f64,
     /// Items per message (the microbatch size).
     pub items_per_message: f64,
+    /// The measurement window: transfers far above the estimate for this long, whether or
+    /// not they waited for the link, are a new link (see [`Policy::on_transfer`]).
+    pub window_s: f64,
 }
 
 impl PolicyConfig {
@@ -81,6 +84,9 @@ impl PolicyConfig {
                 "target rate must be > 0 items/s, got {}",
                 self.target_items_per_s
             ));
+        }
+        if !(self.window_s > 0.0 && self.window_s.is_finite()) {
+            return Err(format!("window must be > 0 seconds, got {}", self.window_s));
         }
         if !(self.items_per_message > 0.0 && self.items_per_message.is_finite()) {
             return Err(format!(
@@ -116,6 +122,8 @@ pub struct WindowObservation {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransferRate {
     pub mbps: f64,
+    /// When the message arrived (seconds of the sender's clock).
+    pub at_s: f64,
     /// The message was sent before the previous one arrived: the link was busy right up to
     /// its start, with no idle spell in which a shaper's bucket could refill. Only such
     /// transfers can say the link got faster: after an idle spell, a message passes partly
@@ -169,6 +177,42 @@ const SETTLING_TRANSFERS: u32 = 2;
 const SAME_LINK: f64 = 2.0;
 /// Weight of the newest window in the smoothed estimate and the smoothed share of target.
 const SMOOTHING: f64 = 0.5;
+/// Fewest transfers of a sustained rise (see [`FastRun`]).
+const SUSTAINED_TRANSFERS: u32 = 3;
+
+/// Transfers in a row far above the estimate, whether or not they waited for the link: when the
+/// first arrived, how many, and the slowest. A shaper's bucket refilled over an idle spell lets
+/// a message or a few through fast, not a whole window of them: a run that lasts a window is a
+/// faster link. Waiting for the next window's estimate instead would leave a stage that is not
+/// its pipeline's bottleneck (its transfers never queue) at a slow link's bitwidth for up to two
+/// windows after the link got fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FastRun {
+    since_s: f64,
+    transfers: u32,
+    slowest_mbps: f64,
+}
+
+impl FastRun {
+    fn extended(run: Option<FastRun>, t: TransferRate) -> FastRun {
+        match run {
+            Some(r) => FastRun {
+                since_s: r.since_s,
+                transfers: r.transfers + 1,
+                slowest_mbps: r.slowest_mbps.min(t.mbps),
+            },
+            None => FastRun {
+                since_s: t.at_s,
+                transfers: 1,
+                slowest_mbps: t.mbps,
+            },
+        }
+    }
+
+    fn sustained(&self, now_s: f64, window_s: f64) -> bool {
+        self.transfers >= SUSTAINED_TRANSFERS && now_s - self.since_s >= window_s
+    }
+}
 
 /// A link's bitwidth policy and its state.
 #[derive(Debug, Clone)]
@@ -187,8 +231,10 @@ pub struct Policy {
     share_of_target: Option<f64>,
     /// The link changed in this window: its miss says nothing about the gain.
     changed_in_window: bool,
-    /// Transfers in a row far above the estimate.
+    /// Queued transfers in a row far above the estimate.
     rises: u32,
+    /// Transfers in a row far above the estimate, queued or not.
+    fast_run: Option<FastRun>,
     /// Windows in a row whose estimate was far above the last one.
     window_rises: u32,
     /// Transfers after a drop that may still lower the estimate by any amount.
@@ -223,6 +269,7 @@ impl Policy {
             share_of_target: None,
             changed_in_window: false,
             rises: 0,
+            fast_run: None,
             window_rises: 0,
             settling: 0,
         })
@@ -304,8 +351,9 @@ impl Policy {
     /// re-chooses at once instead of at the window's end: after a drop, a window's worth of
     /// messages encoded at a size the link can no longer carry would still be draining in the
     /// next window (on one transfer). After a rise, a window at the old low bitwidth is
-    /// accuracy thrown away (on two transfers in a row far above the estimate: a message can
-    /// pass within a shaper's burst and read above the link's rate).
+    /// accuracy thrown away (on two queued transfers in a row far above the estimate: a message
+    /// sent after an idle spell can pass within a shaper's burst and read above the link's rate;
+    /// or on a window's worth of transfers far above it, queued or not: see [`FastRun`]).
     pub fn on_transfer(&mut self, t: TransferRate) -> WindowChoice {
         let mbps = t.mbps;
         if self.cfg.kind == PolicyKind::Fixed || !(mbps > 0.0 && mbps.is_finite()) {
@@ -314,20 +362,29 @@ impl Policy {
         let Some(last) = self.last_mbps else {
             return self.choice;
         };
-        let rise = t.queued && mbps > SAME_LINK * last;
+        let far_above = mbps > SAME_LINK * last;
+        let rise = t.queued && far_above;
         self.rises = if rise { self.rises + 1 } else { 0 };
+        self.fast_run = far_above.then(|| FastRun::extended(self.fast_run, t));
+        let sustained = self
+            .fast_run
+            .filter(|r| r.sustained(t.at_s, self.cfg.window_s));
         // Just after a drop, the transfer that revealed it may have begun before the step (and
         // read faster than the new link): the next ones lower the estimate by any amount.
         let settling_lower = self.settling > 0 && mbps < last;
         self.settling = self.settling.saturating_sub(1);
-        if mbps < DROP * last || settling_lower || self.rises >= 2 {
-            if !rise {
+        if mbps < DROP * last || settling_lower || self.rises >= 2 || sustained.is_some() {
+            if !far_above {
                 self.settling = SETTLING_TRANSFERS;
             }
             self.rises = 0;
-            self.last_mbps = Some(mbps);
+            self.fast_run = None;
+            // A sustained run is taken at its slowest transfer: its first ones may still have
+            // had a refilled bucket's help.
+            let new = sustained.map_or(mbps, |r| r.slowest_mbps);
+            self.last_mbps = Some(new);
             self.changed_in_window = true;
-            self.choice = self.choose(mbps);
+            self.choice = self.choose(new);
         }
         self.choice
     }
@@ -426,12 +483,26 @@ mod tests {
             min_bits: b(2),
             target_items_per_s: 10.0,
             items_per_message: 1.0,
+            window_s: 1.0,
         }
     }
 
     /// A transfer queued behind the one before it.
     fn q(mbps: f64) -> TransferRate {
-        TransferRate { mbps, queued: true }
+        TransferRate {
+            mbps,
+            at_s: 0.0,
+            queued: true,
+        }
+    }
+
+    /// A transfer sent after an idle spell, arriving at `at_s`.
+    fn spaced(mbps: f64, at_s: f64) -> TransferRate {
+        TransferRate {
+            mbps,
+            at_s,
+            queued: false,
+        }
     }
 
     fn obs(mbps: f64, items_per_s: f64, utilisation: f64) -> WindowObservation {
@@ -589,23 +660,34 @@ mod tests {
     fn fast_transfers_after_idle_spells_do_not_raise_bits() {
         let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
         assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
-        let spaced = TransferRate {
-            mbps: 2.0,
-            queued: false,
-        };
-        for _ in 0..4 {
+        // Four fast transfers within less than a window (1 s).
+        for i in 0..4 {
             assert_eq!(
-                p.on_transfer(spaced).lo,
+                p.on_transfer(spaced(2.0, 0.3 * f64::from(i))).lo,
                 b(8),
                 "a bucket's burst, not the link"
             );
         }
         // A spaced transfer can still reveal a drop.
-        let slow = TransferRate {
-            mbps: 0.3,
-            queued: false,
-        };
-        assert_eq!(p.on_transfer(slow).lo, b(3));
+        assert_eq!(p.on_transfer(spaced(0.3, 1.0)).lo, b(3));
+    }
+
+    #[test]
+    fn a_window_of_fast_spaced_transfers_raises_bits_at_the_slowest_of_them() {
+        let mut p = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        assert_eq!(p.on_window(obs(0.7, 10.0, 0.5)).lo, b(8));
+        // Fast for 0.9 s: not yet a window.
+        for (mbps, at) in [(3.0, 0.0), (1.6, 0.45), (3.0, 0.9)] {
+            assert_eq!(p.on_transfer(spaced(mbps, at)).lo, b(8));
+        }
+        // A transfer within twice the estimate breaks the run: it starts again.
+        assert_eq!(p.on_transfer(spaced(1.2, 1.0)).lo, b(8));
+        for (mbps, at) in [(3.0, 1.1), (1.6, 1.6), (3.0, 2.0)] {
+            assert_eq!(p.on_transfer(spaced(mbps, at)).lo, b(8), "run of 0.9 s");
+        }
+        // A window (1 s) of fast transfers: taken at their slowest, 1.6 Mbit/s, whose
+        // 20,000-byte budget fits 16-bit codes (16,000) and not raw f32 (32,000).
+        assert_eq!(p.on_transfer(spaced(3.0, 2.1)).lo, b(16));
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub fn simulate(
     let mut pending: Vec<(Transfer, bool)> = Vec::new();
     let rate = |t: &Transfer, queued: bool| TransferRate {
         mbps: t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6,
+        at_s: t.end_s,
         queued,
     };
     let mut arrived: Vec<f64> = Vec::new(); // arrival times, for item counts
@@ -254,6 +255,7 @@ mod tests {
             min_bits,
             target_items_per_s: target,
             items_per_message: 8.0,
+            window_s: WINDOW_S,
         };
         let policy = Policy::new(cfg.clone(), sizes.clone()).unwrap();
         let sim = SimConfig {

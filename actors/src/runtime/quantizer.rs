@@ -170,6 +170,7 @@ pub fn link_policy(
         // Fixed never looks at the rate; the others replace items per message per message.
         target_items_per_s: if target > 0.0 { target } else { 1.0 },
         items_per_message: 1.0,
+        window_s: settings.window_s,
     };
     LinkPolicy::new(cfg).map_err(|e| anyhow!("quantizer policy `{kind}`: {e}"))
 }
