@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod config;
+pub mod cpu_time;
 pub mod election;
 pub mod emulation;
 pub mod inflight;

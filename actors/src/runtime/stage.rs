@@ -11,6 +11,7 @@
 use crate::adaptive::link_monitor::LinkWindow;
 use crate::adaptive::policy::PolicyKind;
 use crate::runtime::config::QuantizerSettings;
+use crate::runtime::cpu_time::{process_cpu_s, thread_cpu_s};
 use crate::runtime::emulation::Pacing;
 use crate::runtime::link_credits::LinkCredits;
 use crate::runtime::metrics::{unix_s, MetricsWriter, OutLinkWindow, WindowAccumulator};
@@ -74,9 +75,18 @@ pub struct Load {
     pub r: usize,
 }
 
-/// One forward pass; answers the output and the busy seconds (emulated slowdown included).
+/// What one forward pass took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForwardTime {
+    /// Wall-clock seconds, emulated slowdown included.
+    pub busy_s: f64,
+    /// CPU seconds of the pass itself (one intra-op thread: the worker's own).
+    pub cpu_s: f64,
+}
+
+/// One forward pass; answers the output and what it took.
 #[derive(Message)]
-#[rtype(result = "Result<(Boundary, f64)>")]
+#[rtype(result = "Result<(Boundary, ForwardTime)>")]
 pub struct Forward {
     pub input: Boundary,
     /// The plan epoch the microbatch travels under: a shard loaded for another epoch refuses it
@@ -112,7 +122,7 @@ impl Handler<Load> for ForwardWorker {
 }
 
 impl Handler<Forward> for ForwardWorker {
-    type Result = Result<(Boundary, f64)>;
+    type Result = Result<(Boundary, ForwardTime)>;
     fn handle(&mut self, msg: Forward, _: &mut SyncContext<Self>) -> Self::Result {
         let (epoch, shard) = self
             .shard
@@ -125,7 +135,9 @@ impl Handler<Forward> for ForwardWorker {
             );
         }
         let start = Instant::now();
+        let cpu_start = thread_cpu_s();
         let out = tch::no_grad(|| shard.forward(&msg.input))?;
+        let cpu_s = thread_cpu_s() - cpu_start;
         let took = start.elapsed();
         if self.slowdown > 1.0 {
             let range = shard.range();
@@ -138,7 +150,13 @@ impl Handler<Forward> for ForwardWorker {
                 .unwrap_or_else(|| took.mul_f64(self.slowdown - 1.0));
             std::thread::sleep(pad);
         }
-        Ok((out, start.elapsed().as_secs_f64()))
+        Ok((
+            out,
+            ForwardTime {
+                busy_s: start.elapsed().as_secs_f64(),
+                cpu_s,
+            },
+        ))
     }
 }
 
@@ -701,7 +719,7 @@ impl StageActor {
                     t
                 }
             };
-            let (out, forward_s) = forward
+            let (out, forward_time) = forward
                 .send(Forward {
                     input: Boundary::new(tensors, mask.as_ref().map(|m| m.shallow_clone())),
                     epoch: act.epoch,
@@ -786,10 +804,11 @@ impl StageActor {
                 .await
                 .map_err(|e| Failure::Failed(anyhow!("transport: {e}")))?
                 .map_err(Failure::Failed)?;
-            Ok::<_, Failure>((items, forward_s, codec_s, sent, out_bits))
+            Ok::<_, Failure>((items, forward_time, codec_s, sent, out_bits))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _| match res {
-            Ok((items, forward_s, codec_s, (key, bytes), out_bits)) => {
+            Ok((items, forward_time, codec_s, (key, bytes), out_bits)) => {
+                let forward_s = forward_time.busy_s;
                 if let Some(m) = &mut act.metrics {
                     m.acc
                         .finished(items, forward_s, codec_s, &key, bytes, out_bits);
@@ -797,6 +816,7 @@ impl StageActor {
                 act.stats.microbatches += 1;
                 act.stats.items += items;
                 act.stats.busy_forward_s += forward_s;
+                act.stats.forward_cpu_s += forward_time.cpu_s;
                 act.stats.busy_codec_s += codec_s;
             }
             Err(Failure::Malformed(e)) => {
@@ -853,6 +873,7 @@ impl Handler<GetStats> for StageActor {
                 .map(|links, act, _| {
                     let mut s = act.stats.clone();
                     s.links = links;
+                    s.process_cpu_s = process_cpu_s();
                     s
                 }),
         )
