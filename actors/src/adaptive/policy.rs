@@ -122,7 +122,7 @@ pub struct WindowObservation {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransferRate {
     pub mbps: f64,
-    /// When the message arrived (seconds of the sender's clock).
+    /// When the message arrived (seconds of the clock both ends share).
     pub at_s: f64,
     /// The message was sent before the previous one arrived: the link was busy right up to
     /// its start, with no idle spell in which a shaper's bucket could refill. Only such

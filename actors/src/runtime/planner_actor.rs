@@ -20,6 +20,11 @@
 //! restarting), the first plan gets an epoch above the highest one running, so the stages accept
 //! it, and it is made at once over the alive nodes instead of waiting for `leader.expected`.
 //!
+//! Measured bandwidth: every plan made while stages run (a re-plan, a take-over) uses each node's
+//! measured outgoing bandwidth, the last window's estimate of its BandwidthProbeActor read from
+//! its stats, in place of the nominal `device.bw_mbps` it announced
+//! ([`with_measured_bandwidth`]): a link that degraded since start-up is planned as it is now.
+//!
 //! It runs on a SyncArbiter thread: gathering and assigning wait on the network.
 
 use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
@@ -105,6 +110,55 @@ pub fn planner_inputs(
         ..PlanConfig::default()
     };
     Ok((model, fleet, cfg))
+}
+
+/// Each node's measured outgoing bandwidth, Mbit/s: the estimate of its link to the next stage
+/// in its stats (links into its own stage are what arrived, not what it sent). Nodes without a
+/// measured link (no acknowledgement yet, the last stage) are absent.
+pub fn measured_bandwidths(stats: &[NodeStats], keys: &Keys) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for s in stats {
+        let incoming = s.stage.map(|k| keys.stage_in(k));
+        let best = s
+            .links
+            .iter()
+            .filter(|l| Some(&l.to) != incoming.as_ref())
+            .map(|l| l.mbps)
+            .filter(|m| *m > 0.0 && m.is_finite())
+            .fold(None, |acc: Option<f64>, m| {
+                Some(acc.map_or(m, |a| a.max(m)))
+            });
+        if let Some(m) = best {
+            out.insert(s.node.clone(), m);
+        }
+    }
+    out
+}
+
+/// `infos` with each node's announced bandwidth replaced by its measured one, where measured.
+pub fn with_measured_bandwidth(
+    infos: &[DeviceInfo],
+    measured: &BTreeMap<String, f64>,
+) -> Vec<DeviceInfo> {
+    infos
+        .iter()
+        .map(|i| match measured.get(&i.name) {
+            Some(&m) => {
+                if (m - i.bw_mbps).abs() > 0.1 * i.bw_mbps {
+                    tracing::info!(
+                        "planning {} at its measured {m:.1} Mbit/s (announced {:.1})",
+                        i.name,
+                        i.bw_mbps
+                    );
+                }
+                DeviceInfo {
+                    bw_mbps: m,
+                    ..i.clone()
+                }
+            }
+            None => i.clone(),
+        })
+        .collect()
 }
 
 /// The plan the planner picks for these nodes.
@@ -273,9 +327,8 @@ impl PlannerActor {
         Ok(names)
     }
 
-    /// The highest plan epoch the alive nodes' stages run (0 when none runs a plan yet), from
-    /// their stats queryables.
-    fn highest_running_epoch(&self, alive: &BTreeSet<String>) -> Result<u64> {
+    /// The stats of the alive nodes that host a stage, from their stats queryables.
+    fn stage_stats(&self, alive: &BTreeSet<String>) -> Result<Vec<NodeStats>> {
         let mut pending = Vec::new();
         for name in alive {
             let replies = self
@@ -287,7 +340,7 @@ impl PlannerActor {
                 .map_err(|e| anyhow!("stats query of {name}: {e}"))?;
             pending.push(replies);
         }
-        let mut highest = 0;
+        let mut stats = Vec::new();
         for replies in pending {
             // A node without a stage (a leader-only node, a client) answers nothing.
             while let Ok(reply) = replies.recv() {
@@ -296,13 +349,19 @@ impl PlannerActor {
                         &sample.payload().to_bytes(),
                         &self.keys.fleet,
                     ) {
-                        Ok(stats) => highest = highest.max(stats.epoch),
+                        Ok(s) => stats.push(s),
                         Err(e) => tracing::warn!("ignoring a stats answer: {e}"),
                     }
                 }
             }
         }
-        Ok(highest)
+        Ok(stats)
+    }
+
+    /// The known devices, at their measured bandwidths where `stats` hold one.
+    fn infos(&self, stats: &[NodeStats]) -> Vec<DeviceInfo> {
+        let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
+        with_measured_bandwidth(&infos, &measured_bandwidths(stats, &self.keys))
     }
 
     fn device_info(&self, name: &str) -> Result<DeviceInfo> {
@@ -355,7 +414,9 @@ impl PlannerActor {
             bail!("{} stepped down as leader", self.name);
         }
         let expected: BTreeSet<String> = self.settings.expected.iter().cloned().collect();
-        let running = self.highest_running_epoch(&self.alive()?)?;
+        let stats = self.stage_stats(&self.alive()?)?;
+        // The highest plan epoch the stages run (0 when none runs a plan yet).
+        let running = stats.iter().map(|s| s.epoch).max().unwrap_or(0);
         // Stages already run a plan: the fleet is up, so plan at once over whoever is alive.
         let wait_s = if running > 0 {
             tracing::warn!(
@@ -395,7 +456,7 @@ impl PlannerActor {
             alive.intersection(&expected).cloned().collect()
         };
         self.learn_devices(&candidates);
-        let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
+        let infos = self.infos(&stats);
         let plan = self.plan_for(&infos, running)?;
         match self.assign(&plan) {
             Ok(()) => Ok(plan),
@@ -508,7 +569,7 @@ impl PlannerActor {
         if change.is_empty() {
             return Ok(());
         }
-        let infos: Vec<DeviceInfo> = self.devices.values().cloned().collect();
+        let infos = self.infos(&self.stage_stats(&alive)?);
         if infos.is_empty() {
             tracing::error!(
                 "every stage node left ({:?}): waiting for a device to join",
@@ -821,6 +882,50 @@ mod tests {
         };
         assert_eq!(units("fast") + units("slow"), 8);
         assert!(units("fast") > units("slow"), "{stages:?}");
+    }
+
+    #[test]
+    fn measured_bandwidth_is_a_nodes_outgoing_link_estimate() {
+        use crate::runtime::wire::LinkStats;
+        let keys = Keys::new("f");
+        let link = |to: String, mbps: f64| LinkStats {
+            to,
+            mbps,
+            ..Default::default()
+        };
+        let stats = [
+            NodeStats {
+                node: "a".into(),
+                stage: Some(0),
+                links: vec![link(keys.stage_in(0), 50.0), link(keys.stage_in(1), 12.5)],
+                ..Default::default()
+            },
+            // The last stage: what arrived, and results nobody acknowledges.
+            NodeStats {
+                node: "b".into(),
+                stage: Some(1),
+                links: vec![link(keys.stage_in(1), 12.0), link(keys.result("c"), 0.0)],
+                ..Default::default()
+            },
+        ];
+        let measured = measured_bandwidths(&stats, &keys);
+        assert_eq!(measured, BTreeMap::from([("a".to_string(), 12.5)]));
+        let infos = with_measured_bandwidth(&[info("a", 1.0), info("b", 1.0)], &measured);
+        assert_eq!((infos[0].bw_mbps, infos[1].bw_mbps), (12.5, 1000.0));
+    }
+
+    #[test]
+    fn a_link_measured_slow_is_planned_slow() {
+        let infos = [info("a", 1.0), info("b", 1.0)];
+        let (_, nominal) = plan_stages(&infos, 8, 32).unwrap();
+        // 8 x 1000 f32 per cut: 32 kB, 0.5 s at 0.5 Mbit/s, far above the 0.08 s of compute.
+        let slow = with_measured_bandwidth(&infos, &BTreeMap::from([("a".to_string(), 0.5)]));
+        let (stages, measured) = plan_stages(&slow, 8, 32).unwrap();
+        assert!(measured < nominal, "{measured} vs {nominal}");
+        assert!(
+            stages.len() == 1 || stages.last().unwrap().node == "a",
+            "a sends no cut over its slow link: {stages:?}"
+        );
     }
 
     #[test]
