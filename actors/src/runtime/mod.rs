@@ -22,6 +22,7 @@ pub mod config;
 pub mod cpu_time;
 pub mod election;
 pub mod emulation;
+pub mod heap;
 pub mod inflight;
 pub mod link_credits;
 pub mod membership;

@@ -97,6 +97,11 @@ fn read_profile(path: &Path) -> Result<UnitTimes> {
 
 /// Runs a node until SIGINT/SIGTERM.
 pub fn run_node(settings: Settings) -> Result<()> {
+    if !crate::runtime::heap::keep_freed_buffers() {
+        tracing::warn!(
+            "the allocator refused its thresholds: large buffers are mapped afresh per microbatch"
+        );
+    }
     tch::set_num_threads(settings.device.threads);
     let keys = Keys::new(&settings.fleet);
     let hosts_stage = settings.role.hosts_stage();
