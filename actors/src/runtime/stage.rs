@@ -80,7 +80,8 @@ pub struct Load {
 pub struct ForwardTime {
     /// Wall-clock seconds, emulated slowdown included.
     pub busy_s: f64,
-    /// CPU seconds of the pass itself (one intra-op thread: the worker's own).
+    /// CPU seconds of the pass on the worker's own thread: all of it with one intra-op thread;
+    /// with more, libtorch's other threads' share is not in it.
     pub cpu_s: f64,
 }
 

@@ -367,9 +367,10 @@ pub struct NodeStats {
     /// Seconds spent in forward passes (emulated slowdown included) and in the codec.
     pub busy_forward_s: f64,
     pub busy_codec_s: f64,
-    /// CPU seconds of the forward passes (the emulated slowdown's sleep is not CPU), and of the
-    /// whole process when the stats were taken: the difference is what the node spends outside
-    /// the model (codec, transport, runtime).
+    /// CPU seconds of the forward passes on the forward worker's thread (the emulated
+    /// slowdown's sleep is not CPU; with more than one intra-op thread the others' share is not
+    /// counted), and of the whole process when the stats were taken: with one intra-op thread
+    /// the difference is what the node spends outside the model (codec, transport, runtime).
     #[serde(default)]
     pub forward_cpu_s: f64,
     #[serde(default)]
