@@ -18,7 +18,7 @@ pub enum Bench {
     /// Planning time for ViT-Huge on 16 and 64 devices, and the per-link heuristic's gap.
     Planner(planner::Args),
     /// ViT pipelines of node processes on loopback: throughput against the planner's bound, and
-    /// transport + codec overhead per microbatch as a share of stage compute.
+    /// each stage's CPU outside its forward passes (codec, transport) as a share of their CPU.
     Pipeline(pipeline::Args),
     /// A 3-stage MiniLM fleet on network-namespace links following a bandwidth trace, per
     /// bitwidth policy: recovery after drops, throughput held, mean bitwidth against an oracle.

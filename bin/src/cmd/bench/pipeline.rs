@@ -2,7 +2,8 @@
 //! every node loads, so all agree on the weights) run as 2- and 3-stage pipelines of separate
 //! `quantpipe node` processes on loopback, planned by the leader from the nodes' own profiles.
 //! For each: the measured steady-state throughput against the planner's predicted bound for that
-//! plan, and the transport + codec time per microbatch as a share of each stage's compute.
+//! plan, and each stage's overhead: the CPU its node spends outside the forward passes (codec,
+//! transport, runtime) as a share of the forward passes' own CPU, beside the wall-clock share.
 //!
 //! Pipelines on few cores (see DESIGN.md, "Measuring pipelines on a 2-core machine"): each node
 //! runs one intra-op thread, pinned to one core with `taskset` (all its threads: forward, codec,
