@@ -125,9 +125,7 @@ pub fn measured_bandwidths(stats: &[NodeStats], keys: &Keys) -> BTreeMap<String,
             .filter(|l| Some(&l.to) != incoming.as_ref())
             .map(|l| l.mbps)
             .filter(|m| *m > 0.0 && m.is_finite())
-            .fold(None, |acc: Option<f64>, m| {
-                Some(acc.map_or(m, |a| a.max(m)))
-            });
+            .reduce(f64::max);
         if let Some(m) = best {
             out.insert(s.node.clone(), m);
         }
