@@ -27,6 +27,7 @@ use crate::limits::DecodeLimits;
 use crate::pack;
 use crate::quant::QuantParams;
 use crate::tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
+use crate::wire;
 
 /// Values per block of the quantize/pack pipeline: a multiple of 8 (so blocks start on byte
 /// boundaries of the packed stream at any bitwidth) whose u16 code scratch (8 KiB) and f32
@@ -88,74 +89,161 @@ pub fn encode_into(
     clip: Clip<'_>,
     out: &mut EncodedTensor,
 ) -> Result<(), EncodeError> {
-    let n = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| EncodeError::ShapeOverflow {
-            shape: shape.to_vec(),
-        })?;
-    if n != values.len() {
-        return Err(EncodeError::ShapeMismatch {
-            shape: shape.to_vec(),
-            expected: n,
-            found: values.len(),
-        });
-    }
-    let samples = shape.first().copied().unwrap_or(1);
-    let per = n.checked_div(samples).unwrap_or(0);
-    let payload_len = bits
-        .payload_len(n)
-        .ok_or_else(|| EncodeError::ShapeOverflow {
-            shape: shape.to_vec(),
-        })?;
-
+    let plan = EncodePlan::new(values, shape, bits, clip)?;
     out.version = FORMAT_VERSION;
     out.shape.clear();
     out.shape.extend(shape.iter().map(|&d| d as u64));
     out.dtype = Dtype::F32;
     out.bits = bits;
     out.params.clear();
+    out.params.extend(plan.params());
     out.data.clear();
+    plan.append_data(values, &mut out.data)
+}
 
-    if bits.is_raw() {
-        out.data.reserve(payload_len);
-        for v in values {
-            out.data.extend_from_slice(&v.to_le_bytes());
-        }
-        return Ok(());
-    }
+/// Appends the wire (MessagePack) form of `values` encoded at `bits` to `out`: the same bytes as
+/// `encode(values, shape, bits, clip)?.to_bytes()`, with the codes written straight into `out`
+/// rather than into an [`EncodedTensor`] that is then copied. This is how a stage encodes what
+/// crosses its output cut (see [`crate::payload::write_payload`]). On error `out` keeps what
+/// it held before.
+pub fn encode_to_wire(
+    values: &[f32],
+    shape: &[usize],
+    bits: Bits,
+    clip: Clip<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let plan = EncodePlan::new(values, shape, bits, clip)?;
+    let bin_len = u32::try_from(plan.payload_len).map_err(|_| EncodeError::ShapeOverflow {
+        shape: shape.to_vec(),
+    })?;
+    let before = out.len();
+    // The fields in declaration order, as serde writes the struct (an array); the payload as a
+    // `bin` whose length is known before a single code is computed.
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let params: Vec<SampleParams> = plan.params().collect();
+    rmp::encode::write_array_len(out, 6).expect(VEC_WRITE);
+    wire::write_value(out, &FORMAT_VERSION);
+    wire::write_value(out, &shape);
+    wire::write_value(out, &Dtype::F32);
+    wire::write_value(out, &bits);
+    wire::write_value(out, &params);
+    rmp::encode::write_bin_len(out, bin_len).expect(VEC_WRITE);
+    plan.append_data(values, out)
+        .inspect_err(|_| out.truncate(before))
+}
 
-    if let Clip::Ranges(ranges) = clip {
-        if ranges.len() != samples {
-            return Err(EncodeError::ClipRangeCount {
-                expected: samples,
-                found: ranges.len(),
+const VEC_WRITE: &str = "writing MessagePack into a Vec cannot fail";
+
+/// What encoding one tensor needs before the first code is written: its size, and per sample
+/// the clipping range turned into quantization parameters (empty when raw).
+struct EncodePlan {
+    per: usize,
+    payload_len: usize,
+    bits: Bits,
+    quant: Vec<QuantParams>,
+}
+
+impl EncodePlan {
+    fn new(
+        values: &[f32],
+        shape: &[usize],
+        bits: Bits,
+        clip: Clip<'_>,
+    ) -> Result<EncodePlan, EncodeError> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| EncodeError::ShapeOverflow {
+                shape: shape.to_vec(),
+            })?;
+        if n != values.len() {
+            return Err(EncodeError::ShapeMismatch {
+                shape: shape.to_vec(),
+                expected: n,
+                found: values.len(),
             });
         }
+        let samples = shape.first().copied().unwrap_or(1);
+        let per = n.checked_div(samples).unwrap_or(0);
+        let payload_len = bits
+            .payload_len(n)
+            .ok_or_else(|| EncodeError::ShapeOverflow {
+                shape: shape.to_vec(),
+            })?;
+        let mut plan = EncodePlan {
+            per,
+            payload_len,
+            bits,
+            quant: Vec::new(),
+        };
+        if bits.is_raw() {
+            return Ok(plan);
+        }
+        if let Clip::Ranges(ranges) = clip {
+            if ranges.len() != samples {
+                return Err(EncodeError::ClipRangeCount {
+                    expected: samples,
+                    found: ranges.len(),
+                });
+            }
+        }
+        plan.quant.reserve(samples);
+        for s in 0..samples {
+            let sample = &values[s * per..(s + 1) * per];
+            let range = sample_range(sample, s, per, bits, clip)?;
+            let q = QuantParams::new(range, bits).ok_or(EncodeError::InvalidClipRange {
+                sample: s,
+                lo: range.lo,
+                hi: range.hi,
+            })?;
+            plan.quant.push(q);
+        }
+        Ok(plan)
     }
-    let mut quant = Vec::with_capacity(samples);
-    for s in 0..samples {
-        let sample = &values[s * per..(s + 1) * per];
-        let range = sample_range(sample, s, per, bits, clip)?;
-        let q = QuantParams::new(range, bits).ok_or(EncodeError::InvalidClipRange {
-            sample: s,
-            lo: range.lo,
-            hi: range.hi,
-        })?;
-        out.params.push(SampleParams {
+
+    /// The per-sample parameters as the wire carries them.
+    fn params(&self) -> impl Iterator<Item = SampleParams> + '_ {
+        self.quant.iter().map(|q| SampleParams {
             scale: q.scale,
             offset: q.lo,
-        });
-        quant.push(q);
+        })
     }
-    out.data.resize(payload_len, 0);
-    quantize_and_pack(values, per, &quant, bits.get(), &mut out.data).map_err(|index| {
-        EncodeError::NonFinite {
-            index,
-            sample: index / per.max(1),
-            value: values[index],
+
+    /// Appends the payload (`payload_len` bytes) to `out`.
+    fn append_data(&self, values: &[f32], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.bits.is_raw() {
+            append_f32_le(values, out);
+            return Ok(());
         }
-    })
+        let start = out.len();
+        out.resize(start + self.payload_len, 0);
+        quantize_and_pack(
+            values,
+            self.per,
+            &self.quant,
+            self.bits.get(),
+            &mut out[start..],
+        )
+        .map_err(|index| EncodeError::NonFinite {
+            index,
+            sample: index / self.per.max(1),
+            value: values[index],
+        })
+    }
+}
+
+/// Raw 32-bit payload: the values as little-endian f32, bit for bit.
+fn append_f32_le(values: &[f32], out: &mut Vec<u8>) {
+    if cfg!(target_endian = "little") {
+        // In memory the values already are their wire form: one copy.
+        out.extend_from_slice(bytemuck::cast_slice(values));
+    } else {
+        out.reserve(values.len() * 4);
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
 }
 
 /// The clip range of sample `s` (values `sample`, `per` long) under `clip`.
@@ -219,7 +307,10 @@ fn sample_range(
 }
 
 /// Decodes a tensor after validating it under `limits`.
-pub fn decode(t: &EncodedTensor, limits: &DecodeLimits) -> Result<DecodedTensor, DecodeError> {
+pub fn decode<D: AsRef<[u8]>>(
+    t: &EncodedTensor<D>,
+    limits: &DecodeLimits,
+) -> Result<DecodedTensor, DecodeError> {
     let n = t.validate(limits)?;
     // vec![0.0; n] is a zeroed allocation (fresh pages, no memset pass).
     let mut values = vec![0f32; n];
@@ -232,8 +323,8 @@ pub fn decode(t: &EncodedTensor, limits: &DecodeLimits) -> Result<DecodedTensor,
 
 /// Decodes into a caller-owned buffer of exactly the tensor's element count (e.g. the storage
 /// of the next stage's input tensor), after validating under `limits`.
-pub fn decode_into(
-    t: &EncodedTensor,
+pub fn decode_into<D: AsRef<[u8]>>(
+    t: &EncodedTensor<D>,
     limits: &DecodeLimits,
     out: &mut [f32],
 ) -> Result<(), DecodeError> {
@@ -248,16 +339,21 @@ pub fn decode_into(
     Ok(())
 }
 
-fn decode_validated(t: &EncodedTensor, n: usize, out: &mut [f32]) {
+fn decode_validated<D: AsRef<[u8]>>(t: &EncodedTensor<D>, n: usize, out: &mut [f32]) {
+    let data = t.data();
     if t.bits.is_raw() {
-        for (o, b) in out.iter_mut().zip(t.data.chunks_exact(4)) {
-            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if cfg!(target_endian = "little") {
+            bytemuck::cast_slice_mut::<f32, u8>(out).copy_from_slice(data);
+        } else {
+            for (o, b) in out.iter_mut().zip(data.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
         }
         return;
     }
     let samples = t.sample_count() as usize;
     let per = n.checked_div(samples).unwrap_or(0);
-    unpack_and_dequantize(&t.data, per, &t.params, t.bits.get(), out);
+    unpack_and_dequantize(data, per, &t.params, t.bits.get(), out);
 }
 
 // ---- kernels -------------------------------------------------------------------------------

@@ -55,5 +55,5 @@ mod wire;
 pub use bits::Bits;
 pub use error::{DecodeError, EncodeError, InvalidBits};
 pub use limits::DecodeLimits;
-pub use payload::BoundaryPayload;
-pub use tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
+pub use payload::{BoundaryPayload, BoundaryPayloadRef};
+pub use tensor::{Dtype, EncodedTensor, EncodedTensorRef, SampleParams, FORMAT_VERSION};

@@ -8,24 +8,36 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DecodeError;
+use crate::bits::Bits;
+use crate::codec::{self, Clip};
+use crate::error::{DecodeError, EncodeError};
 use crate::limits::DecodeLimits;
-use crate::tensor::{EncodedTensor, FORMAT_VERSION};
+use crate::tensor::{EncodedTensor, EncodedTensorRef, FORMAT_VERSION};
 use crate::wire;
 
 /// The tensors crossing one cut, in unit-output order: `main` first, then `skip` if present.
+///
+/// `D` holds the tensors' payloads (see [`EncodedTensor`]): owned by default, borrowed from the
+/// received message in a [`BoundaryPayloadRef`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BoundaryPayload {
+#[serde(bound(
+    serialize = "D: serde_bytes::Serialize",
+    deserialize = "D: serde_bytes::Deserialize<'de>"
+))]
+pub struct BoundaryPayload<D = Vec<u8>> {
     // A struct (not an enum) keeps the version as the first array element, which lets the
     // reader check it before parsing anything else; `Option` makes 0 or 3 tensors unrepresentable.
     version: u16,
-    main: EncodedTensor,
-    skip: Option<EncodedTensor>,
+    main: EncodedTensor<D>,
+    skip: Option<EncodedTensor<D>>,
 }
 
-impl BoundaryPayload {
+/// A boundary payload whose tensors' payloads are borrowed from the buffer it was parsed from.
+pub type BoundaryPayloadRef<'a> = BoundaryPayload<&'a [u8]>;
+
+impl<D: AsRef<[u8]>> BoundaryPayload<D> {
     /// A cut after u1 or u3: the block's hidden state.
-    pub fn single(hidden: EncodedTensor) -> Self {
+    pub fn single(hidden: EncodedTensor<D>) -> Self {
         BoundaryPayload {
             version: FORMAT_VERSION,
             main: hidden,
@@ -35,7 +47,7 @@ impl BoundaryPayload {
 
     /// A cut after u0 or u2: the branch output (`main`: attention context or post-GELU fc1
     /// output) and the residual/skip tensor the next unit adds back.
-    pub fn pair(main: EncodedTensor, skip: EncodedTensor) -> Self {
+    pub fn pair(main: EncodedTensor<D>, skip: EncodedTensor<D>) -> Self {
         BoundaryPayload {
             version: FORMAT_VERSION,
             main,
@@ -44,12 +56,12 @@ impl BoundaryPayload {
     }
 
     /// The first tensor (hidden state, or branch output of a pair).
-    pub fn main(&self) -> &EncodedTensor {
+    pub fn main(&self) -> &EncodedTensor<D> {
         &self.main
     }
 
     /// The residual tensor of a pair; `None` for a single-tensor cut.
-    pub fn skip(&self) -> Option<&EncodedTensor> {
+    pub fn skip(&self) -> Option<&EncodedTensor<D>> {
         self.skip.as_ref()
     }
 
@@ -64,12 +76,12 @@ impl BoundaryPayload {
     }
 
     /// All tensors in order (1 or 2).
-    pub fn tensors(&self) -> impl Iterator<Item = &EncodedTensor> {
+    pub fn tensors(&self) -> impl Iterator<Item = &EncodedTensor<D>> {
         std::iter::once(&self.main).chain(self.skip.as_ref())
     }
 
     /// Takes the tensors out: (main, skip).
-    pub fn into_parts(self) -> (EncodedTensor, Option<EncodedTensor>) {
+    pub fn into_parts(self) -> (EncodedTensor<D>, Option<EncodedTensor<D>>) {
         (self.main, self.skip)
     }
 
@@ -93,9 +105,16 @@ impl BoundaryPayload {
 
     /// Serialises to MessagePack.
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::to_bytes(self)
+        let borrowed = BoundaryPayload {
+            version: self.version,
+            main: self.main.borrowed(),
+            skip: self.skip.as_ref().map(|t| t.borrowed()),
+        };
+        wire::to_bytes(&borrowed)
     }
+}
 
+impl BoundaryPayload {
     /// Parses and validates a wire buffer under `limits` (same guarantees as
     /// [`EncodedTensor::from_bytes`]).
     pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<BoundaryPayload, DecodeError> {
@@ -103,4 +122,60 @@ impl BoundaryPayload {
         p.validate(limits)?;
         Ok(p)
     }
+}
+
+impl<'a> BoundaryPayloadRef<'a> {
+    /// Like [`BoundaryPayload::from_bytes`], with the tensors' payloads borrowed from `buf`
+    /// (no copy): what a stage decodes straight into its input tensors.
+    pub fn borrow_from(
+        buf: &'a [u8],
+        limits: &DecodeLimits,
+    ) -> Result<BoundaryPayloadRef<'a>, DecodeError> {
+        let p: BoundaryPayloadRef<'a> = wire::from_bytes_versioned(buf, limits)?;
+        p.validate(limits)?;
+        Ok(p)
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> BoundaryPayload {
+        BoundaryPayload {
+            version: self.version,
+            main: self.main.to_owned(),
+            skip: self.skip.as_ref().map(EncodedTensorRef::to_owned),
+        }
+    }
+}
+
+/// One tensor to encode into a payload: row-major `values` of `shape` (`shape[0]` samples) at
+/// `bits`, clipped by `clip`.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorToEncode<'a> {
+    pub values: &'a [f32],
+    pub shape: &'a [usize],
+    pub bits: Bits,
+    pub clip: Clip<'a>,
+}
+
+/// Appends the wire form of the payload of `main` (and `skip`, after a u0/u2 cut) to `out`,
+/// encoding each tensor straight into it ([`codec::encode_to_wire`]): the same bytes as
+/// `BoundaryPayload::single(..)` / `pair(..)` `.to_bytes()` without an intermediate copy of each
+/// tensor. On error `out` keeps what it held before.
+pub fn write_payload(
+    out: &mut Vec<u8>,
+    main: TensorToEncode<'_>,
+    skip: Option<TensorToEncode<'_>>,
+) -> Result<(), EncodeError> {
+    let before = out.len();
+    let written = (|| {
+        rmp::encode::write_array_len(out, 3).expect("writing MessagePack into a Vec cannot fail");
+        wire::write_value(out, &FORMAT_VERSION);
+        for t in std::iter::once(main).chain(skip) {
+            codec::encode_to_wire(t.values, t.shape, t.bits, t.clip, out)?;
+        }
+        if skip.is_none() {
+            wire::write_value(out, &());
+        }
+        Ok(())
+    })();
+    written.inspect_err(|_| out.truncate(before))
 }

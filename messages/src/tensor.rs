@@ -67,8 +67,16 @@ pub struct SampleParams {
 /// [`crate::codec::decode`]. Fields are private so that a value built by this crate is always
 /// consistent; a value that arrived through serde is checked by [`EncodedTensor::validate`]
 /// (which `decode` calls) before any of its numbers are trusted.
+///
+/// `D` holds the packed payload: an owned `Vec<u8>` by default, or `&[u8]` borrowed from a
+/// received message ([`EncodedTensorRef`], parsed by [`EncodedTensorRef::borrow_from`]) so that
+/// decoding a large tensor does not first copy its payload out of the message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EncodedTensor {
+#[serde(bound(
+    serialize = "D: serde_bytes::Serialize",
+    deserialize = "D: serde_bytes::Deserialize<'de>"
+))]
+pub struct EncodedTensor<D = Vec<u8>> {
     pub(crate) version: u16,
     pub(crate) shape: Vec<u64>,
     pub(crate) dtype: Dtype,
@@ -76,8 +84,11 @@ pub struct EncodedTensor {
     pub(crate) params: Vec<SampleParams>,
     // serde_bytes: a MessagePack `bin` (1 byte per byte), not an array of integers (up to 2).
     #[serde(with = "serde_bytes")]
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: D,
 }
+
+/// An encoded tensor whose payload is borrowed from the buffer it was parsed from.
+pub type EncodedTensorRef<'a> = EncodedTensor<&'a [u8]>;
 
 impl Default for EncodedTensor {
     /// An empty raw tensor of shape [0]; useful as a reusable buffer for `encode_into`.
@@ -93,7 +104,7 @@ impl Default for EncodedTensor {
     }
 }
 
-impl EncodedTensor {
+impl<D: AsRef<[u8]>> EncodedTensor<D> {
     /// The format version the tensor was written with.
     pub fn version(&self) -> u16 {
         self.version
@@ -116,7 +127,7 @@ impl EncodedTensor {
     }
     /// The packed payload.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        self.data.as_ref()
     }
 
     /// Number of values, if the shape's product fits in u64.
@@ -162,12 +173,12 @@ impl EncodedTensor {
                 .ok_or_else(|| DecodeError::ShapeOverflow {
                     shape: self.shape.clone(),
                 })?;
-        if self.data.len() != expected {
+        if self.data().len() != expected {
             return Err(DecodeError::PayloadLength {
                 shape: self.shape.clone(),
                 bits: self.bits.get(),
                 expected: expected as u64,
-                found: self.data.len(),
+                found: self.data().len(),
             });
         }
         let expected_params = if self.bits.is_raw() {
@@ -207,11 +218,30 @@ impl EncodedTensor {
         Ok(n_usize)
     }
 
-    /// Serialises to MessagePack (the wire form).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        wire::to_bytes(self)
+    /// Bytes of the serialised form beyond the payload (header and per-sample parameters).
+    pub fn header_len(&self) -> usize {
+        wire::serialized_len(&self.borrowed()) - self.data().len()
     }
 
+    /// The same tensor with its payload borrowed.
+    pub fn borrowed(&self) -> EncodedTensorRef<'_> {
+        EncodedTensor {
+            version: self.version,
+            shape: self.shape.clone(),
+            dtype: self.dtype,
+            bits: self.bits,
+            params: self.params.clone(),
+            data: self.data(),
+        }
+    }
+
+    /// Serialises to MessagePack (the wire form).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::to_bytes(&self.borrowed())
+    }
+}
+
+impl EncodedTensor {
     /// Parses and validates a wire buffer: size limit first, then the version (before the rest
     /// is parsed), structure, trailing bytes, and finally [`EncodedTensor::validate`].
     /// Allocation is bounded by the buffer length (itself bounded by `limits`).
@@ -220,9 +250,28 @@ impl EncodedTensor {
         t.validate(limits)?;
         Ok(t)
     }
+}
 
-    /// Bytes of the serialised form beyond the payload (header and per-sample parameters).
-    pub fn header_len(&self) -> usize {
-        wire::serialized_len(self) - self.data.len()
+impl<'a> EncodedTensorRef<'a> {
+    /// Like [`EncodedTensor::from_bytes`], with the payload borrowed from `buf` (no copy).
+    pub fn borrow_from(
+        buf: &'a [u8],
+        limits: &DecodeLimits,
+    ) -> Result<EncodedTensorRef<'a>, DecodeError> {
+        let t: EncodedTensorRef<'a> = wire::from_bytes_versioned(buf, limits)?;
+        t.validate(limits)?;
+        Ok(t)
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> EncodedTensor {
+        EncodedTensor {
+            version: self.version,
+            shape: self.shape.clone(),
+            dtype: self.dtype,
+            bits: self.bits,
+            params: self.params.clone(),
+            data: self.data.to_vec(),
+        }
     }
 }

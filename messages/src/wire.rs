@@ -10,8 +10,7 @@
 //! 4. the serde parse, from a borrowed slice: rmp-serde then never allocates more than the
 //!    bytes present, and serde caps container pre-allocation.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
 use crate::limits::DecodeLimits;
@@ -21,6 +20,11 @@ use crate::tensor::FORMAT_VERSION;
 pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     // Writing to a Vec cannot fail and our types have no fallible Serialize impls.
     rmp_serde::to_vec(value).expect("serialising a wire type into a Vec cannot fail")
+}
+
+/// Appends `value`'s MessagePack form to `out` (one field of a struct written piecewise).
+pub(crate) fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    rmp_serde::encode::write(out, value).expect("serialising a wire type into a Vec cannot fail");
 }
 
 /// Length of `value`'s MessagePack form, computed without materialising it.
@@ -41,8 +45,8 @@ pub(crate) fn serialized_len<T: Serialize>(value: &T) -> usize {
 }
 
 /// Parses a version-first MessagePack array into `T` under `limits` (see the module docs).
-pub(crate) fn from_bytes_versioned<T: DeserializeOwned>(
-    buf: &[u8],
+pub(crate) fn from_bytes_versioned<'a, T: Deserialize<'a>>(
+    buf: &'a [u8],
     limits: &DecodeLimits,
 ) -> Result<T, DecodeError> {
     if buf.len() > limits.max_message_bytes {
