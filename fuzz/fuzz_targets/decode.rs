@@ -1,12 +1,13 @@
 //! Feeds arbitrary bytes to the wire decoders. Whatever the input, decoding must return Ok or a
 //! typed error (never panic, never allocate beyond the limits below), and anything accepted must
 //! decode to exactly its element count, re-serialise to the same value, and (when quantized)
-//! decode to finite values only.
+//! decode to finite values only. The borrowed parse (what a stage uses) must accept exactly what
+//! the owned parse accepts, and decode to the same values.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quantpipe_messages::{codec, BoundaryPayload, DecodeLimits, EncodedTensor};
+use quantpipe_messages::{codec, BoundaryPayload, BoundaryPayloadRef, DecodeLimits, EncodedTensor};
 
 /// Small limits so a hostile header cannot make a run slow; the checks are the same at any size.
 const LIMITS: DecodeLimits = DecodeLimits {
@@ -30,8 +31,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(t) = EncodedTensor::from_bytes(data, &LIMITS) {
         check(&t);
     }
-    if let Ok(p) = BoundaryPayload::from_bytes(data, &LIMITS) {
+    let owned = BoundaryPayload::from_bytes(data, &LIMITS);
+    let borrowed = BoundaryPayloadRef::borrow_from(data, &LIMITS);
+    assert_eq!(owned.is_ok(), borrowed.is_ok());
+    if let (Ok(p), Ok(r)) = (owned, borrowed) {
         p.tensors().for_each(check);
+        assert_eq!(r.to_owned(), p);
+        for (t, rt) in p.tensors().zip(r.tensors()) {
+            let mut values = vec![0f32; t.element_count().expect("validated") as usize];
+            codec::decode_into(rt, &LIMITS, &mut values).expect("a validated tensor decodes");
+            let expected = codec::decode(t, &LIMITS).expect("validated").values;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&values), bits(&expected));
+        }
         let bytes = p.to_bytes();
         assert_eq!(BoundaryPayload::from_bytes(&bytes, &LIMITS).expect("own bytes"), p);
     }

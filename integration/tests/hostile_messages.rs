@@ -99,15 +99,17 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
         .with(zenoh::handlers::FifoChannel::new(64))
         .wait()
         .unwrap();
-    let first: Activation = loop {
+    let (first, first_body) = loop {
         let sample = sniffer
             .recv_timeout(Duration::from_secs(150))
             .unwrap()
             .expect("no microbatch reached stage 0 within 150 s");
-        if let Ok(a) = wire::from_bytes(&sample.payload().to_bytes(), fleet) {
-            break a;
+        let bytes = sample.payload().to_bytes();
+        if let Ok((a, body_at)) = Activation::from_message(&bytes, fleet) {
+            break (a, bytes[body_at..].to_vec());
         }
     };
+    let message = |a: &Activation| a.clone().into_message(first_body.clone()).concat();
     let plan: PlanInfo = wire::from_bytes(&ask(s, &keys.plan(), vec![]), fleet).unwrap();
     assert_eq!(plan.epoch, first.epoch);
 
@@ -146,18 +148,18 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             let key = keys.stage_in(stage);
             let mut a = first.clone();
             a.stage = stage;
-            let valid = wire::to_bytes(&a);
+            let valid = message(&a);
             let mut old = a.clone();
             old.version = WIRE_VERSION + 1;
-            for bytes in malformed(&valid, wire::to_bytes(&old)) {
+            for bytes in malformed(&valid, message(&old)) {
                 put(s, &key, bytes, true);
             }
             let mut foreign = a.clone();
             foreign.fleet = format!("{fleet}x");
-            put(s, &key, wire::to_bytes(&foreign), true);
+            put(s, &key, message(&foreign), true);
             let mut stale = a.clone();
             stale.epoch = plan.epoch - 1;
-            put(s, &key, wire::to_bytes(&stale), true);
+            put(s, &key, message(&stale), true);
         }
         sent.malformed += 3;
         sent.foreign += 1;

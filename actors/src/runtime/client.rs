@@ -10,7 +10,7 @@
 use crate::runtime::config::Settings;
 use crate::runtime::inflight::{in_order, InFlight, Verdict};
 use crate::runtime::quantizer::{mask_to_wire, tokens_to_wire};
-use crate::runtime::transport::unix_ns;
+use crate::runtime::transport::{unix_ns, zbytes_of};
 use crate::runtime::wire::{self, Activation, Body, Keys, Output, PlanInfo, WIRE_VERSION};
 use anyhow::{anyhow, bail, Context as _, Result};
 use quantpipe_model_shards::preprocess::TextTokenizer;
@@ -232,10 +232,11 @@ pub fn run_texts_on_with_progress(
             stage: 0,
             sent_unix_ns: unix_ns(),
             body: Body::Tokens(tokens_to_wire(&b.tensors[0])?),
+            body_len: 0,
             mask: b.mask.as_ref().map(mask_to_wire).transpose()?,
         };
         publisher
-            .put(wire::to_bytes(&msg))
+            .put(zbytes_of(msg.into_message(Vec::new())))
             .wait()
             .map_err(|e| anyhow!("sending microbatch {seq}: {e}"))
     };

@@ -17,13 +17,14 @@ use crate::adaptive::policy::{
 use crate::runtime::config::QuantizerSettings;
 use crate::runtime::wire::{Mask, Tokens};
 use actix::prelude::*;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
-use quantpipe_messages::{Bits, BoundaryPayload, DecodeLimits, EncodedTensor};
+use quantpipe_messages::payload::{write_payload, TensorToEncode};
+use quantpipe_messages::{Bits, BoundaryPayloadRef, DecodeLimits};
 use quantpipe_model_shards::units::is_post_gelu_cut;
 use std::time::Instant;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Parses a clipping method name (`naive`, `aciq`, `ds-aciq`).
 pub fn parse_clip(name: &str) -> Result<ClipMethod> {
@@ -31,22 +32,33 @@ pub fn parse_clip(name: &str) -> Result<ClipMethod> {
         .map_err(|e| anyhow!("quantizer.clip: {e}"))
 }
 
-fn tensor_values(t: &Tensor) -> Result<(Vec<f32>, Vec<usize>)> {
+/// Calls `f` with the values of a CPU f32 tensor, read in place (a contiguous copy is made only
+/// of a tensor that is not contiguous), and its shape.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32], &[usize]) -> R) -> Result<R> {
     if t.kind() != Kind::Float {
         bail!("boundary tensor of kind {:?}, expected f32", t.kind());
     }
+    if t.device() != Device::Cpu {
+        bail!("boundary tensor on {:?}, expected the CPU", t.device());
+    }
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    let flat = t.contiguous().view(-1);
-    let values = Vec::<f32>::try_from(&flat).context("copying a boundary tensor")?;
-    Ok((values, shape))
+    let c = t.contiguous();
+    let n = c.numel();
+    let values: &[f32] = if n == 0 {
+        &[]
+    } else {
+        // SAFETY: `c` is a contiguous CPU f32 tensor, so `data_ptr` (which includes the storage
+        // offset) points at `n` initialised, aligned f32 values; `c` keeps the storage alive
+        // until `f` returns, and nobody writes to it meanwhile (the forward worker handed its
+        // output over and holds no reference to it).
+        unsafe { std::slice::from_raw_parts(c.data_ptr() as *const f32, n) }
+    };
+    Ok(f(values, &shape))
 }
 
-fn encode_one(t: &Tensor, bits: Bits, clip: Clip<'_>) -> Result<EncodedTensor> {
-    let (values, shape) = tensor_values(t)?;
-    Ok(codec::encode(&values, &shape, bits, clip)?)
-}
-
-/// Encodes what leaves unit `cut` (one tensor, or two after u0/u2) at `bits`.
+/// Encodes what leaves unit `cut` (one tensor, or two after u0/u2) at `bits`: the
+/// [`BoundaryPayload`](quantpipe_messages::BoundaryPayload) bytes, encoded from the tensors'
+/// memory straight into the returned buffer.
 pub fn encode_boundary(
     tensors: &[Tensor],
     cut: usize,
@@ -58,41 +70,63 @@ pub fn encode_boundary(
     } else {
         ValueKind::TwoSided
     };
-    let main = encode_one(
-        &tensors[0],
-        bits,
-        Clip::Method {
-            method,
-            kind: main_kind,
-        },
-    )?;
-    let payload = match tensors.len() {
-        1 => BoundaryPayload::single(main),
-        2 => {
-            let skip = encode_one(
-                &tensors[1],
+    let clip = |kind| Clip::Method { method, kind };
+    let mut out = Vec::new();
+    match tensors {
+        [main] => with_values(main, |values, shape| {
+            let main = TensorToEncode {
+                values,
+                shape,
                 bits,
-                Clip::Method {
-                    method,
-                    kind: ValueKind::TwoSided,
-                },
-            )?;
-            BoundaryPayload::pair(main, skip)
-        }
-        n => bail!("a cut carries 1 or 2 tensors, this one has {n}"),
-    };
-    Ok(payload.to_bytes())
+                clip: clip(main_kind),
+            };
+            write_payload(&mut out, main, None)
+        })??,
+        [main, skip] => with_values(main, |values, shape| {
+            let main = TensorToEncode {
+                values,
+                shape,
+                bits,
+                clip: clip(main_kind),
+            };
+            with_values(skip, |skip_values, skip_shape| {
+                let skip = TensorToEncode {
+                    values: skip_values,
+                    shape: skip_shape,
+                    bits,
+                    clip: clip(ValueKind::TwoSided),
+                };
+                write_payload(&mut out, main, Some(skip))
+            })
+        })???,
+        _ => bail!(
+            "a cut carries 1 or 2 tensors, this one has {}",
+            tensors.len()
+        ),
+    }
+    Ok(out)
 }
 
-/// Decodes [`BoundaryPayload`] bytes into f32 tensors (1 or 2).
+/// Decodes [`BoundaryPayload`](quantpipe_messages::BoundaryPayload) bytes into f32 tensors (1
+/// or 2), each decoded straight into the new tensor's memory.
 pub fn decode_payload(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<Tensor>> {
-    let payload = BoundaryPayload::from_bytes(bytes, limits)?;
+    let payload = BoundaryPayloadRef::borrow_from(bytes, limits)?;
     payload
         .tensors()
         .map(|t| {
-            let d = codec::decode(t, limits)?;
-            let shape: Vec<i64> = d.shape.iter().map(|&s| s as i64).collect();
-            Ok(Tensor::from_slice(&d.values).view(shape.as_slice()))
+            // Validated by `borrow_from`: the element count is within `limits`, so every
+            // dimension fits an i64 and the allocation is bounded.
+            let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+            let out = Tensor::empty(shape.as_slice(), (Kind::Float, Device::Cpu));
+            let n = out.numel();
+            if n > 0 {
+                // SAFETY: a fresh contiguous CPU f32 tensor of `n` elements that nothing else
+                // references yet; the slice is gone before the tensor is returned.
+                let values =
+                    unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, n) };
+                codec::decode_into(t, limits, values)?;
+            }
+            Ok(out)
         })
         .collect()
 }
@@ -222,11 +256,13 @@ pub struct Encode {
     pub cut: usize,
 }
 
-/// Decode received payload bytes; answers the tensors and the seconds it took.
+/// Decode the payload of a received message (`message[body_at..]`, decoded where it lies rather
+/// than copied out first); answers the tensors and the seconds it took.
 #[derive(Message)]
 #[rtype(result = "Result<(Vec<Tensor>, f64)>")]
 pub struct Decode {
-    pub bytes: Vec<u8>,
+    pub message: Vec<u8>,
+    pub body_at: usize,
 }
 
 impl Handler<Encode> for QuantizerActor {
@@ -275,7 +311,11 @@ impl Handler<Decode> for QuantizerActor {
     type Result = Result<(Vec<Tensor>, f64)>;
     fn handle(&mut self, msg: Decode, _: &mut SyncContext<Self>) -> Self::Result {
         let start = Instant::now();
-        let t = decode_payload(&msg.bytes, &self.limits)?;
+        let body = msg
+            .message
+            .get(msg.body_at..)
+            .ok_or_else(|| anyhow!("payload offset {} past the message", msg.body_at))?;
+        let t = decode_payload(body, &self.limits)?;
         Ok((t, start.elapsed().as_secs_f64()))
     }
 }
@@ -314,6 +354,45 @@ mod tests {
             err <= range / 255.0 * 0.5 + 1e-5,
             "8-bit error {err} over range {range}"
         );
+    }
+
+    #[test]
+    fn views_encode_their_own_values_not_their_storage() {
+        tch::manual_seed(2);
+        let base = Tensor::randn([4, 6, 8], (Kind::Float, tch::Device::Cpu));
+        // A transposed view (not contiguous) and a narrowed one (storage offset 48 values).
+        let views = [base.transpose(1, 2), base.narrow(0, 1, 2)];
+        let limits = DecodeLimits::default();
+        for view in views {
+            let bytes =
+                encode_boundary(&[view.shallow_clone()], 3, Bits::RAW, ClipMethod::Aciq).unwrap();
+            let back = decode_payload(&bytes, &limits).unwrap();
+            assert_eq!(back[0].size(), view.size());
+            assert!(back[0].equal(&view));
+        }
+        let ints = Tensor::from_slice(&[1i64, 2, 3]).view([1, 3]);
+        let err = encode_boundary(&[ints], 3, Bits::RAW, ClipMethod::Aciq).unwrap_err();
+        assert!(err.to_string().contains("expected f32"), "{err}");
+    }
+
+    #[test]
+    fn hostile_payloads_are_refused_before_any_tensor_is_allocated() {
+        // A valid header claiming 2^40 elements: refused by the limits, not an allocation abort.
+        let limits = DecodeLimits::default();
+        let t = Tensor::zeros([1, 4], (Kind::Float, tch::Device::Cpu));
+        let mut bytes = encode_boundary(&[t], 3, Bits::RAW, ClipMethod::Naive).unwrap();
+        // [version, [version, shape=[1, 4], ...]]: the shape's second dimension is the byte
+        // after the fixint 1; make it a u64 of 2^40 by rewriting the tensor.
+        let pos = bytes
+            .windows(3)
+            .position(|w| w == [0x92, 0x01, 0x04])
+            .expect("shape [1, 4] in the payload");
+        bytes.splice(
+            pos..pos + 3,
+            [0x92, 0x01, 0xcf, 0, 0, 1, 0, 0, 0, 0, 0].iter().copied(),
+        );
+        let err = decode_payload(&bytes, &limits).unwrap_err();
+        assert!(err.to_string().contains("elements"), "{err}");
     }
 
     fn settings(policy: &str, min_bits: u8, target: f64) -> QuantizerSettings {

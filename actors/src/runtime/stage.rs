@@ -23,7 +23,7 @@ use crate::runtime::quantizer::{
     SetPolicy, TransferObserved, WindowObserved,
 };
 use crate::runtime::transport::{
-    unix_ns, Put, Received, Reply, Subscribe, TransportActor, UnsubscribeOthers,
+    unix_ns, zbytes_of, Put, Received, Reply, Subscribe, TransportActor, UnsubscribeOthers,
 };
 use crate::runtime::wire::{
     self, Activation, AssignAck, Assignment, Body, Keys, LinkAck, NextHop, NodeStats, Output,
@@ -380,12 +380,13 @@ impl StageActor {
             epoch: a.epoch,
             stage: next,
             sent_unix_ns: unix_ns(),
-            body: Body::Probe(vec![0; self.quantizer.probe_bytes]),
+            body: Body::Probe,
+            body_len: 0,
             mask: None,
         };
         self.transport.do_send(Put {
             key: self.keys.stage_in(next),
-            bytes: wire::to_bytes(&msg),
+            bytes: zbytes_of(msg.into_message(vec![0; self.quantizer.probe_bytes])),
             control: false,
         });
     }
@@ -408,7 +409,7 @@ impl StageActor {
         };
         self.control.do_send(Put {
             key: self.keys.link_ack(sender),
-            bytes: wire::to_bytes(&ack),
+            bytes: wire::to_bytes(&ack).into(),
             control: true,
         });
     }
@@ -627,7 +628,7 @@ impl Handler<Received> for StageActor {
 
 impl StageActor {
     fn on_activation(&mut self, msg: Received, ctx: &mut Context<Self>) {
-        let act: Activation = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+        let (act, body_at) = match Activation::from_message(&msg.bytes, &self.keys.fleet) {
             Ok(a) => a,
             Err(WireError::ForeignFleet { found, .. }) => {
                 self.stats.dropped_foreign_fleet += 1;
@@ -676,10 +677,10 @@ impl StageActor {
             );
             return;
         }
-        if matches!(act.body, Body::Payload(_) | Body::Probe(_)) {
+        if matches!(act.body, Body::Payload | Body::Probe) {
             self.acknowledge(&act, msg.bytes.len() as u64, msg.received_unix_ns);
         }
-        if matches!(act.body, Body::Probe(_)) {
+        if matches!(act.body, Body::Probe) {
             return;
         }
         if let Some(m) = &mut self.metrics {
@@ -709,10 +710,13 @@ impl StageActor {
             let mut codec_s = 0.0;
             let tensors = match act.body {
                 Body::Tokens(t) => vec![tokens_from_wire(&t).map_err(Failure::Malformed)?],
-                Body::Probe(_) => unreachable!("probes are acknowledged and dropped above"),
-                Body::Payload(bytes) => {
+                Body::Probe => unreachable!("probes are acknowledged and dropped above"),
+                Body::Payload => {
                     let (t, s) = quant
-                        .send(Decode { bytes })
+                        .send(Decode {
+                            message: msg.bytes,
+                            body_at,
+                        })
                         .await
                         .map_err(|e| Failure::Failed(anyhow!("quantizer: {e}")))?
                         .map_err(Failure::Malformed)?;
@@ -757,6 +761,7 @@ impl StageActor {
                     values,
                     error: None,
                 })
+                .into()
             } else {
                 let (payload, s, bits) = quant
                     .send(Encode {
@@ -774,7 +779,7 @@ impl StageActor {
                     items,
                     bits: out_bits,
                 });
-                wire::to_bytes(&Activation {
+                let header = Activation {
                     version: WIRE_VERSION,
                     fleet: keys.fleet.clone(),
                     run: act.run,
@@ -783,13 +788,15 @@ impl StageActor {
                     epoch: act.epoch,
                     stage: a.stage + 1,
                     sent_unix_ns: unix_ns(),
-                    body: Body::Payload(payload),
+                    body: Body::Payload,
+                    body_len: 0,
                     mask: mask
                         .as_ref()
                         .map(mask_to_wire)
                         .transpose()
                         .map_err(Failure::Failed)?,
-                })
+                };
+                zbytes_of(header.into_message(payload))
             };
             let key = match &a.next {
                 NextHop::Client => keys.result(&act.client),
@@ -856,7 +863,7 @@ impl StageActor {
                 };
                 act.control.do_send(Put {
                     key: act.keys.result(&header.3),
-                    bytes: wire::to_bytes(&out),
+                    bytes: wire::to_bytes(&out).into(),
                     control: true,
                 });
             }

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use zenoh::bytes::ZBytes;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::query::Query;
@@ -64,8 +65,17 @@ impl Actor for TransportActor {
 #[rtype(result = "Result<f64>")]
 pub struct Put {
     pub key: String,
-    pub bytes: Vec<u8>,
+    pub bytes: ZBytes,
     pub control: bool,
+}
+
+/// One zenoh payload over the parts of a message, in order, without copying them together.
+pub fn zbytes_of(parts: impl IntoIterator<Item = Vec<u8>>) -> ZBytes {
+    let mut writer = ZBytes::writer();
+    for part in parts {
+        writer.append(ZBytes::from(part));
+    }
+    writer.finish()
 }
 
 /// Subscribe to `key`, delivering samples to `to`; a key already subscribed keeps its

@@ -3,13 +3,16 @@
 //!
 //! Every message is a MessagePack (rmp-serde) struct whose first field is [`WIRE_VERSION`] and whose
 //! second is the fleet name, so a receiver rejects other versions and other fleets before looking
-//! at the rest. Activation tensors travel as [`quantpipe_messages::BoundaryPayload`] bytes inside
-//! an [`Activation`]; the attention mask of text models travels beside them, unquantised.
+//! at the rest. A microbatch travels as an [`Activation`] header followed by its body's bytes
+//! ([`quantpipe_messages::BoundaryPayload`] bytes, or a probe's filler): outside the MessagePack
+//! value, so that a stage hands tens of megabytes to zenoh without copying them behind the header
+//! and a receiver decodes them where they arrived. The attention mask of text models travels in
+//! the header, unquantised.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of the messages in this module.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// Key expressions of one fleet.
 #[derive(Debug, Clone)]
@@ -115,8 +118,21 @@ pub fn to_bytes<T: Serialize>(msg: &T) -> Vec<u8> {
     rmp_serde::to_vec(msg).expect("wire messages always serialise")
 }
 
-/// Parses a message of `fleet`, checking the version and fleet before the rest.
+/// Parses a message of `fleet`, checking the version and fleet before the rest; bytes after the
+/// message are refused.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], fleet: &str) -> Result<T, WireError> {
+    let (msg, len) = from_prefix(bytes, fleet)?;
+    if len != bytes.len() {
+        return Err(WireError::Malformed {
+            len: bytes.len(),
+            reason: format!("{} bytes after the message", bytes.len() - len),
+        });
+    }
+    Ok(msg)
+}
+
+/// Parses a message of `fleet` at the start of `bytes`; answers it and its length.
+fn from_prefix<T: DeserializeOwned>(bytes: &[u8], fleet: &str) -> Result<(T, usize), WireError> {
     let malformed = |e: rmp_serde::decode::Error| WireError::Malformed {
         len: bytes.len(),
         reason: e.to_string(),
@@ -136,7 +152,9 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], fleet: &str) -> Result<T, W
             found: header.1,
         });
     }
-    rmp_serde::from_slice(bytes).map_err(malformed)
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
+    let msg = T::deserialize(&mut de).map_err(malformed)?;
+    Ok((msg, de.position() as usize))
 }
 
 /// Reads the header of a MessagePack array of any length.
@@ -290,19 +308,19 @@ pub struct Mask {
 /// What an activation message carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Body {
-    /// Token ids into unit 1 (text models).
+    /// Token ids into unit 1 (text models); nothing follows the header.
     Tokens(Tokens),
-    /// Encoded tensors ([`quantpipe_messages::BoundaryPayload`] bytes): pixels into unit 1, or
-    /// what crosses a cut.
-    #[serde(with = "serde_bytes")]
-    Payload(Vec<u8>),
-    /// Filler a stage sends on an idle outgoing link so that the link's bandwidth estimate
-    /// stays current; the receiver acknowledges it like a payload and discards it.
-    #[serde(with = "serde_bytes")]
-    Probe(Vec<u8>),
+    /// Encoded tensors follow the header ([`quantpipe_messages::BoundaryPayload`] bytes):
+    /// pixels into unit 1, or what crosses a cut.
+    Payload,
+    /// Filler follows the header: a stage sends it on an idle outgoing link so that the link's
+    /// bandwidth estimate stays current; the receiver acknowledges it like a payload and
+    /// discards it.
+    Probe,
 }
 
-/// One microbatch travelling the pipeline.
+/// The header of one microbatch travelling the pipeline; the body's bytes follow it in the
+/// message ([`Activation::into_message`], [`Activation::from_message`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Activation {
     pub version: u16,
@@ -317,7 +335,41 @@ pub struct Activation {
     /// Sender's wall clock, ns since the Unix epoch (transfer time where clocks agree).
     pub sent_unix_ns: u64,
     pub body: Body,
+    /// Bytes of the body after the header (0 with tokens); [`Activation::into_message`] sets it.
+    pub body_len: u64,
     pub mask: Option<Mask>,
+}
+
+impl Activation {
+    /// The message: this header, declaring `body`'s length, then `body`, as two buffers so that
+    /// the body reaches the transport without being copied behind the header.
+    pub fn into_message(mut self, body: Vec<u8>) -> [Vec<u8>; 2] {
+        self.body_len = body.len() as u64;
+        [to_bytes(&self), body]
+    }
+
+    /// Parses a message of `fleet`: the header (version and fleet checked before the rest) and
+    /// the offset of its body, whose length must be the one the header declares.
+    pub fn from_message(bytes: &[u8], fleet: &str) -> Result<(Activation, usize), WireError> {
+        let (act, header_len): (Activation, usize) = from_prefix(bytes, fleet)?;
+        let body_len = bytes.len() - header_len;
+        let malformed = |reason: String| WireError::Malformed {
+            len: bytes.len(),
+            reason,
+        };
+        if act.body_len != body_len as u64 {
+            return Err(malformed(format!(
+                "the header declares a body of {} bytes, {body_len} follow it",
+                act.body_len
+            )));
+        }
+        if matches!(act.body, Body::Tokens(_)) && body_len != 0 {
+            return Err(malformed(format!(
+                "{body_len} bytes follow a tokens header"
+            )));
+        }
+        Ok((act, header_len))
+    }
 }
 
 /// A receiving stage's acknowledgement of one message from the stage before it, on
@@ -450,12 +502,17 @@ mod tests {
             epoch: 1,
             stage: 0,
             sent_unix_ns: 5,
-            body: Body::Payload(vec![1, 2, 3]),
+            body: Body::Payload,
+            body_len: 0,
             mask: Some(Mask {
                 shape: [1, 3],
                 values: vec![1, 1, 0],
             }),
         }
+    }
+
+    fn message(a: Activation, body: Vec<u8>) -> Vec<u8> {
+        a.into_message(body).concat()
     }
 
     #[test]
@@ -468,23 +525,65 @@ mod tests {
     }
 
     #[test]
-    fn round_trip() {
-        let a = sample();
-        let back: Activation = from_bytes(&to_bytes(&a), "f").unwrap();
-        assert_eq!(a, back);
+    fn activations_round_trip_with_their_body_after_the_header() {
+        let bytes = message(sample(), vec![1, 2, 3]);
+        let (back, at) = Activation::from_message(&bytes, "f").unwrap();
+        assert_eq!(&bytes[at..], &[1, 2, 3]);
+        assert_eq!(
+            back,
+            Activation {
+                body_len: 3,
+                ..sample()
+            }
+        );
+        let tokens = Activation {
+            body: Body::Tokens(Tokens {
+                shape: [1, 2],
+                ids: vec![101, 102],
+            }),
+            ..sample()
+        };
+        let bytes = message(tokens.clone(), vec![]);
+        assert_eq!(
+            Activation::from_message(&bytes, "f").unwrap(),
+            (tokens, bytes.len())
+        );
     }
 
     #[test]
-    fn foreign_fleet_and_version_are_refused_by_the_header() {
-        let a = sample();
-        let err = from_bytes::<Activation>(&to_bytes(&a), "g").unwrap_err();
-        assert!(matches!(err, WireError::ForeignFleet { .. }), "{err}");
-        let mut old = a.clone();
-        old.version = 99;
-        let err = from_bytes::<Activation>(&to_bytes(&old), "f").unwrap_err();
-        assert!(matches!(err, WireError::Version { found: 99 }), "{err}");
-        // A header of the right fleet over a different message is malformed, not accepted.
-        let info = PlanInfo {
+    fn a_body_other_than_the_declared_one_is_malformed() {
+        let bytes = message(sample(), vec![1, 2, 3]);
+        for cut in [bytes.len() - 1, bytes.len() - 3] {
+            let err = Activation::from_message(&bytes[..cut], "f").unwrap_err();
+            assert!(
+                err.to_string().contains("declares a body of 3 bytes"),
+                "{err}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Activation::from_message(&longer, "f").is_err());
+        let tokens = Activation {
+            body: Body::Tokens(Tokens {
+                shape: [1, 1],
+                ids: vec![1],
+            }),
+            ..sample()
+        };
+        let err = Activation::from_message(&message(tokens, vec![9]), "f").unwrap_err();
+        assert!(err.to_string().contains("follow a tokens header"), "{err}");
+        // Other messages refuse bytes after them.
+        let mut info = to_bytes(&sample_plan());
+        info.push(0);
+        let err = from_bytes::<PlanInfo>(&info, "f").unwrap_err();
+        assert!(
+            err.to_string().contains("1 bytes after the message"),
+            "{err}"
+        );
+    }
+
+    fn sample_plan() -> PlanInfo {
+        PlanInfo {
             version: WIRE_VERSION,
             fleet: "f".into(),
             epoch: 1,
@@ -493,15 +592,27 @@ mod tests {
             source: "forced".into(),
             stages: vec![],
             predicted_items_per_s: 0.0,
-        };
-        let err = from_bytes::<Activation>(&to_bytes(&info), "f").unwrap_err();
+        }
+    }
+
+    #[test]
+    fn foreign_fleet_and_version_are_refused_by_the_header() {
+        let a = sample();
+        let err = Activation::from_message(&message(a.clone(), vec![]), "g").unwrap_err();
+        assert!(matches!(err, WireError::ForeignFleet { .. }), "{err}");
+        let mut old = a.clone();
+        old.version = 99;
+        let err = Activation::from_message(&message(old, vec![]), "f").unwrap_err();
+        assert!(matches!(err, WireError::Version { found: 99 }), "{err}");
+        // A header of the right fleet over a different message is malformed, not accepted.
+        let err = Activation::from_message(&to_bytes(&sample_plan()), "f").unwrap_err();
         assert!(matches!(err, WireError::Malformed { .. }), "{err}");
     }
 
     #[test]
     fn garbage_is_malformed() {
         for bytes in [&[][..], &[0xff, 0x00], &[0x93, 0x01]] {
-            let err = from_bytes::<Activation>(bytes, "f").unwrap_err();
+            let err = Activation::from_message(bytes, "f").unwrap_err();
             assert!(matches!(err, WireError::Malformed { .. }), "{err}");
         }
     }

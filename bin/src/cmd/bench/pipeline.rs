@@ -17,7 +17,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{percentile, wait_for_plan};
-use quantpipe_actors::runtime::transport::unix_ns;
+use quantpipe_actors::runtime::transport::{unix_ns, zbytes_of};
 use quantpipe_actors::runtime::wire::{
     self, Activation, Body, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
 };
@@ -302,12 +302,13 @@ fn stream(
                 epoch: plan.epoch,
                 stage: 0,
                 sent_unix_ns: unix_ns(),
-                body: Body::Payload(payload.to_vec()),
+                body: Body::Payload,
+                body_len: 0,
                 mask: None,
             };
             sent_at.insert(next, Instant::now());
             publisher
-                .put(wire::to_bytes(&msg))
+                .put(zbytes_of(msg.into_message(payload.to_vec())))
                 .wait()
                 .map_err(|e| anyhow!("sending microbatch {next}: {e}"))?;
             next += 1;
