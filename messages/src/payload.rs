@@ -166,6 +166,13 @@ pub fn write_payload(
     skip: Option<TensorToEncode<'_>>,
 ) -> Result<(), EncodeError> {
     let before = out.len();
+    // One allocation of the whole message: growing by doubling would copy tens of megabytes
+    // and, past glibc's mmap threshold, fault a fresh mapping in.
+    let upper_bound: usize = std::iter::once(main)
+        .chain(skip)
+        .map(|t| wire_len_bound(t.values.len(), t.shape, t.bits))
+        .sum();
+    out.reserve(upper_bound + 8);
     let written = (|| {
         rmp::encode::write_array_len(out, 3).expect("writing MessagePack into a Vec cannot fail");
         wire::write_value(out, &FORMAT_VERSION);
@@ -178,4 +185,16 @@ pub fn write_payload(
         Ok(())
     })();
     written.inspect_err(|_| out.truncate(before))
+}
+
+/// At least the wire length of one encoded tensor of `n` values of `shape` at `bits`: the
+/// payload, one (scale, offset) pair per sample at most 11 bytes, and the fixed fields with at
+/// most 9 bytes per dimension.
+fn wire_len_bound(n: usize, shape: &[usize], bits: Bits) -> usize {
+    let samples = if bits.is_raw() {
+        0
+    } else {
+        shape.first().copied().unwrap_or(1)
+    };
+    bits.payload_len(n).unwrap_or(0) + 11 * samples + 9 * shape.len() + 32
 }

@@ -156,3 +156,26 @@ fn owned_and_borrowed_tensors_report_the_same_header_length() {
     assert_eq!(r.header_len(), t.header_len());
     assert_eq!(t.header_len() + t.data().len(), bytes.len());
 }
+
+#[test]
+fn a_written_payload_takes_one_allocation_of_about_its_size() {
+    for bits in [Bits::RAW, Bits::new(3).unwrap()] {
+        let values = vec![0.25f32; 3 * 1000];
+        let t = |shape| TensorToEncode {
+            values: &values,
+            shape,
+            bits,
+            clip: Clip::NAIVE,
+        };
+        let mut out = Vec::new();
+        write_payload(&mut out, t(&[3, 1000]), Some(t(&[3, 10, 100]))).unwrap();
+        // Reserved once up front: never doubled past the message.
+        assert!(out.capacity() >= out.len());
+        assert!(
+            out.capacity() <= out.len() + 128,
+            "{bits}: capacity {} for {} bytes",
+            out.capacity(),
+            out.len()
+        );
+    }
+}
