@@ -113,11 +113,36 @@ pub fn encode_to_wire(
     clip: Clip<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    let before = out.len();
+    let plan = write_wire_header(values, shape, bits, clip, out)?;
+    plan.append_data(values, out)
+        .inspect_err(|_| out.truncate(before))
+}
+
+/// Appends the wire form of a raw (32-bit) tensor up to its payload: what precedes `values`'
+/// bytes, which on a little-endian host are the payload as they lie in memory (see
+/// [`crate::payload::payload_pieces`]).
+pub(crate) fn write_raw_header(
+    values: &[f32],
+    shape: &[usize],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    write_wire_header(values, shape, Bits::RAW, Clip::NAIVE, out).map(|_| ())
+}
+
+/// Appends the wire form of a tensor up to and including the length of its payload; answers the
+/// plan that writes the payload. On error nothing was written.
+fn write_wire_header(
+    values: &[f32],
+    shape: &[usize],
+    bits: Bits,
+    clip: Clip<'_>,
+    out: &mut Vec<u8>,
+) -> Result<EncodePlan, EncodeError> {
     let plan = EncodePlan::new(values, shape, bits, clip)?;
     let bin_len = u32::try_from(plan.payload_len).map_err(|_| EncodeError::ShapeOverflow {
         shape: shape.to_vec(),
     })?;
-    let before = out.len();
     // The fields in declaration order, as serde writes the struct (an array); the payload as a
     // `bin` whose length is known before a single code is computed.
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
@@ -129,8 +154,7 @@ pub fn encode_to_wire(
     wire::write_value(out, &bits);
     wire::write_value(out, &params);
     rmp::encode::write_bin_len(out, bin_len).expect(VEC_WRITE);
-    plan.append_data(values, out)
-        .inspect_err(|_| out.truncate(before))
+    Ok(plan)
 }
 
 const VEC_WRITE: &str = "writing MessagePack into a Vec cannot fail";

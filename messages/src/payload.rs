@@ -187,6 +187,48 @@ pub fn write_payload(
     written.inspect_err(|_| out.truncate(before))
 }
 
+/// One piece of a payload's wire form (see [`payload_pieces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadPiece {
+    /// Bytes written here: the MessagePack structure, and the codes of quantized tensors.
+    Written(Vec<u8>),
+    /// The values of tensor `i` (0: main, 1: skip) as they lie in memory: a raw (32-bit)
+    /// tensor's payload on a little-endian host, which the caller sends from where it is.
+    Values(usize),
+}
+
+/// The wire form of the payload of `main` (and `skip`) as pieces whose concatenation is
+/// exactly what [`write_payload`] writes, with the values of raw tensors left where they are:
+/// a stage sending 32-bit activations hands its tensors' memory to the transport instead of
+/// copying tens of megabytes behind a header. On a big-endian host every piece is written.
+pub fn payload_pieces(
+    main: TensorToEncode<'_>,
+    skip: Option<TensorToEncode<'_>>,
+) -> Result<Vec<PayloadPiece>, EncodeError> {
+    let mut pieces = Vec::new();
+    let mut written = Vec::new();
+    rmp::encode::write_array_len(&mut written, 3)
+        .expect("writing MessagePack into a Vec cannot fail");
+    wire::write_value(&mut written, &FORMAT_VERSION);
+    for (i, t) in std::iter::once(main).chain(skip).enumerate() {
+        if t.bits.is_raw() && cfg!(target_endian = "little") {
+            codec::write_raw_header(t.values, t.shape, &mut written)?;
+            pieces.push(PayloadPiece::Written(std::mem::take(&mut written)));
+            pieces.push(PayloadPiece::Values(i));
+        } else {
+            written.reserve(wire_len_bound(t.values.len(), t.shape, t.bits));
+            codec::encode_to_wire(t.values, t.shape, t.bits, t.clip, &mut written)?;
+        }
+    }
+    if skip.is_none() {
+        wire::write_value(&mut written, &());
+    }
+    if !written.is_empty() {
+        pieces.push(PayloadPiece::Written(written));
+    }
+    Ok(pieces)
+}
+
 /// At least the wire length of one encoded tensor of `n` values of `shape` at `bits`: the
 /// payload, one (scale, offset) pair per sample at most 11 bytes, and the fixed fields with at
 /// most 9 bytes per dimension.

@@ -5,7 +5,9 @@
 use proptest::prelude::*;
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
-use quantpipe_messages::payload::{write_payload, BoundaryPayloadRef, TensorToEncode};
+use quantpipe_messages::payload::{
+    payload_pieces, write_payload, BoundaryPayloadRef, PayloadPiece, TensorToEncode,
+};
 use quantpipe_messages::tensor::EncodedTensorRef;
 use quantpipe_messages::{Bits, BoundaryPayload, DecodeLimits, EncodeError, EncodedTensor};
 
@@ -177,5 +179,41 @@ fn a_written_payload_takes_one_allocation_of_about_its_size() {
             out.capacity(),
             out.len()
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn payload_pieces_concatenate_to_the_written_payload(
+        (shape, values) in tensor(),
+        (skip_shape, skip_values) in tensor(),
+        bits in any_bits(),
+        skip_bits in any_bits(),
+        paired in any::<bool>(),
+    ) {
+        let to_encode = |values, shape, bits| TensorToEncode { values, shape, bits, clip: Clip::NAIVE };
+        let main = to_encode(&values, &shape, bits);
+        let skip = paired.then(|| to_encode(&skip_values, &skip_shape, skip_bits));
+        let mut expected = Vec::new();
+        write_payload(&mut expected, main, skip).unwrap();
+
+        let tensors = [&values, &skip_values];
+        let mut joined = Vec::new();
+        let mut borrowed = 0;
+        for piece in payload_pieces(main, skip).unwrap() {
+            match piece {
+                PayloadPiece::Written(b) => joined.extend_from_slice(&b),
+                PayloadPiece::Values(i) => {
+                    borrowed += 1;
+                    joined.extend(tensors[i].iter().flat_map(|v| v.to_le_bytes()));
+                }
+            }
+        }
+        prop_assert_eq!(joined, expected);
+        // Every raw tensor, and only those, is left in place.
+        let raw = usize::from(bits.is_raw()) + usize::from(paired && skip_bits.is_raw());
+        prop_assert_eq!(borrowed, raw);
     }
 }

@@ -20,11 +20,12 @@ use actix::prelude::*;
 use anyhow::{anyhow, bail, Result};
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
-use quantpipe_messages::payload::{write_payload, TensorToEncode};
+use quantpipe_messages::payload::{payload_pieces, PayloadPiece, TensorToEncode};
 use quantpipe_messages::{Bits, BoundaryPayloadRef, DecodeLimits};
 use quantpipe_model_shards::units::is_post_gelu_cut;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+use zenoh::bytes::ZBytes;
 
 /// Parses a clipping method name (`naive`, `aciq`, `ds-aciq`).
 pub fn parse_clip(name: &str) -> Result<ClipMethod> {
@@ -32,79 +33,90 @@ pub fn parse_clip(name: &str) -> Result<ClipMethod> {
         .map_err(|e| anyhow!("quantizer.clip: {e}"))
 }
 
-/// Calls `f` with the values of a CPU f32 tensor, read in place (a contiguous copy is made only
-/// of a tensor that is not contiguous), and its shape.
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32], &[usize]) -> R) -> Result<R> {
-    if t.kind() != Kind::Float {
-        bail!("boundary tensor of kind {:?}, expected f32", t.kind());
+/// A contiguous CPU f32 tensor, whose memory can be read as values or bytes in place.
+struct F32Tensor(Tensor);
+
+impl F32Tensor {
+    /// Checks the kind and device; makes a contiguous copy only of a tensor that is not.
+    fn new(t: &Tensor) -> Result<F32Tensor> {
+        if t.kind() != Kind::Float {
+            bail!("boundary tensor of kind {:?}, expected f32", t.kind());
+        }
+        if t.device() != Device::Cpu {
+            bail!("boundary tensor on {:?}, expected the CPU", t.device());
+        }
+        Ok(F32Tensor(t.contiguous()))
     }
-    if t.device() != Device::Cpu {
-        bail!("boundary tensor on {:?}, expected the CPU", t.device());
+
+    fn shape(&self) -> Vec<usize> {
+        self.0.size().iter().map(|&d| d as usize).collect()
     }
-    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    let c = t.contiguous();
-    let n = c.numel();
-    let values: &[f32] = if n == 0 {
-        &[]
-    } else {
-        // SAFETY: `c` is a contiguous CPU f32 tensor, so `data_ptr` (which includes the storage
-        // offset) points at `n` initialised, aligned f32 values; `c` keeps the storage alive
-        // until `f` returns, and nobody writes to it meanwhile (the forward worker handed its
-        // output over and holds no reference to it).
-        unsafe { std::slice::from_raw_parts(c.data_ptr() as *const f32, n) }
-    };
-    Ok(f(values, &shape))
+
+    fn values(&self) -> &[f32] {
+        let n = self.0.numel();
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: a contiguous CPU f32 tensor (checked by `new`): `data_ptr` (which includes the
+        // storage offset) points at `n` initialised, aligned f32 values, alive as long as `self`.
+        // Nobody writes to them meanwhile: a stage's output tensors are handed over by the
+        // forward worker, which keeps no reference to them.
+        unsafe { std::slice::from_raw_parts(self.0.data_ptr() as *const f32, n) }
+    }
+}
+
+impl AsRef<[u8]> for F32Tensor {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(self.values())
+    }
 }
 
 /// Encodes what leaves unit `cut` (one tensor, or two after u0/u2) at `bits`: the
-/// [`BoundaryPayload`](quantpipe_messages::BoundaryPayload) bytes, encoded from the tensors'
-/// memory straight into the returned buffer.
+/// [`BoundaryPayload`](quantpipe_messages::BoundaryPayload) bytes as one zenoh payload whose
+/// quantized codes are encoded from the tensors' memory, and whose raw (32-bit) values are the
+/// tensors' memory itself (kept alive until zenoh has sent them): no copy of an activation is
+/// made before the transport's own.
 pub fn encode_boundary(
     tensors: &[Tensor],
     cut: usize,
     bits: Bits,
     method: ClipMethod,
-) -> Result<Vec<u8>> {
+) -> Result<ZBytes> {
+    if !(1..=2).contains(&tensors.len()) {
+        bail!(
+            "a cut carries 1 or 2 tensors, this one has {}",
+            tensors.len()
+        );
+    }
     let main_kind = if is_post_gelu_cut(cut) {
         ValueKind::OneSidedPostGelu
     } else {
         ValueKind::TwoSided
     };
-    let clip = |kind| Clip::Method { method, kind };
-    let mut out = Vec::new();
-    match tensors {
-        [main] => with_values(main, |values, shape| {
-            let main = TensorToEncode {
-                values,
-                shape,
-                bits,
-                clip: clip(main_kind),
-            };
-            write_payload(&mut out, main, None)
-        })??,
-        [main, skip] => with_values(main, |values, shape| {
-            let main = TensorToEncode {
-                values,
-                shape,
-                bits,
-                clip: clip(main_kind),
-            };
-            with_values(skip, |skip_values, skip_shape| {
-                let skip = TensorToEncode {
-                    values: skip_values,
-                    shape: skip_shape,
-                    bits,
-                    clip: clip(ValueKind::TwoSided),
-                };
-                write_payload(&mut out, main, Some(skip))
-            })
-        })???,
-        _ => bail!(
-            "a cut carries 1 or 2 tensors, this one has {}",
-            tensors.len()
-        ),
+    let tensors: Vec<F32Tensor> = tensors.iter().map(F32Tensor::new).collect::<Result<_>>()?;
+    let shapes: Vec<Vec<usize>> = tensors.iter().map(F32Tensor::shape).collect();
+    let to_encode = |i: usize, kind| TensorToEncode {
+        values: tensors[i].values(),
+        shape: &shapes[i],
+        bits,
+        clip: Clip::Method { method, kind },
+    };
+    let skip = (tensors.len() == 2).then(|| to_encode(1, ValueKind::TwoSided));
+    let pieces = payload_pieces(to_encode(0, main_kind), skip)?;
+    let mut in_place: Vec<Option<F32Tensor>> = tensors.into_iter().map(Some).collect();
+    let mut body = ZBytes::writer();
+    for piece in pieces {
+        body.append(match piece {
+            PayloadPiece::Written(bytes) => ZBytes::from(bytes),
+            PayloadPiece::Values(i) => {
+                let t = in_place[i]
+                    .take()
+                    .ok_or_else(|| anyhow!("tensor {i} placed twice in one payload"))?;
+                ZBytes::from(bytes::Bytes::from_owner(t))
+            }
+        });
     }
-    Ok(out)
+    Ok(body.finish())
 }
 
 /// Decodes [`BoundaryPayload`](quantpipe_messages::BoundaryPayload) bytes into f32 tensors (1
@@ -247,10 +259,10 @@ pub struct TransferObserved(pub TransferRate);
 #[rtype(result = "Option<WindowChoice>")]
 pub struct WindowObserved(pub WindowObservation);
 
-/// Encode a stage's output at the bitwidth the link's policy chooses; answers the payload bytes,
-/// the seconds it took, and the bitwidth.
+/// Encode a stage's output at the bitwidth the link's policy chooses; answers the payload (see
+/// [`encode_boundary`]), the seconds it took, and the bitwidth.
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<u8>, f64, Bits)>")]
+#[rtype(result = "Result<(ZBytes, f64, Bits)>")]
 pub struct Encode {
     pub tensors: Vec<Tensor>,
     pub cut: usize,
@@ -266,7 +278,7 @@ pub struct Decode {
 }
 
 impl Handler<Encode> for QuantizerActor {
-    type Result = Result<(Vec<u8>, f64, Bits)>;
+    type Result = Result<(ZBytes, f64, Bits)>;
     fn handle(&mut self, msg: Encode, _: &mut SyncContext<Self>) -> Self::Result {
         let start = Instant::now();
         let policy = self
@@ -337,7 +349,7 @@ mod tests {
             ClipMethod::Aciq,
         )
         .unwrap();
-        let back = decode_payload(&bytes, &limits).unwrap();
+        let back = decode_payload(&bytes.to_bytes(), &limits).unwrap();
         assert_eq!(back.len(), 2);
         assert!(back[0].equal(&a) && back[1].equal(&b));
         let bytes = encode_boundary(
@@ -347,7 +359,7 @@ mod tests {
             ClipMethod::Naive,
         )
         .unwrap();
-        let back = decode_payload(&bytes, &limits).unwrap();
+        let back = decode_payload(&bytes.to_bytes(), &limits).unwrap();
         let err = (&back[0] - &a).abs().max().double_value(&[]);
         let range = (a.max() - a.min()).double_value(&[]);
         assert!(
@@ -366,7 +378,7 @@ mod tests {
         for view in views {
             let bytes =
                 encode_boundary(&[view.shallow_clone()], 3, Bits::RAW, ClipMethod::Aciq).unwrap();
-            let back = decode_payload(&bytes, &limits).unwrap();
+            let back = decode_payload(&bytes.to_bytes(), &limits).unwrap();
             assert_eq!(back[0].size(), view.size());
             assert!(back[0].equal(&view));
         }
@@ -376,11 +388,32 @@ mod tests {
     }
 
     #[test]
+    fn raw_payloads_are_sent_from_the_tensors_memory_and_outlive_the_callers_handles() {
+        let a = Tensor::randn([2, 3, 4], (Kind::Float, tch::Device::Cpu));
+        let b = Tensor::randn([2, 3, 4], (Kind::Float, tch::Device::Cpu));
+        let expected = (a.copy(), b.copy());
+        let ptrs = [a.data_ptr() as usize, b.data_ptr() as usize];
+        let body = encode_boundary(&[a, b], 1, Bits::RAW, ClipMethod::Aciq).unwrap();
+        if cfg!(target_endian = "little") {
+            // Headers, main values, the skip's header, skip values: the values are the
+            // tensors' own memory (the stage's handles are gone, the payload keeps it alive).
+            let slices: Vec<usize> = body.slices().map(|s| s.as_ptr() as usize).collect();
+            assert_eq!(slices.len(), 4);
+            assert_eq!([slices[1], slices[3]], ptrs);
+        }
+        let back = decode_payload(&body.to_bytes(), &DecodeLimits::default()).unwrap();
+        assert!(back[0].equal(&expected.0) && back[1].equal(&expected.1));
+    }
+
+    #[test]
     fn hostile_payloads_are_refused_before_any_tensor_is_allocated() {
         // A valid header claiming 2^40 elements: refused by the limits, not an allocation abort.
         let limits = DecodeLimits::default();
         let t = Tensor::zeros([1, 4], (Kind::Float, tch::Device::Cpu));
-        let mut bytes = encode_boundary(&[t], 3, Bits::RAW, ClipMethod::Naive).unwrap();
+        let mut bytes = encode_boundary(&[t], 3, Bits::RAW, ClipMethod::Naive)
+            .unwrap()
+            .to_bytes()
+            .into_owned();
         // [version, [version, shape=[1, 4], ...]]: the shape's second dimension is the byte
         // after the fixint 1; make it a u64 of 2^40 by rewriting the tensor.
         let pos = bytes
@@ -455,7 +488,7 @@ mod tests {
             let (bytes, _, bits) = q.send(enc()).await.unwrap().unwrap();
             assert_eq!(bits, choice.lo);
             assert!(bits.get() < 32);
-            let back = decode_payload(&bytes, &DecodeLimits::default()).unwrap();
+            let back = decode_payload(&bytes.to_bytes(), &DecodeLimits::default()).unwrap();
             assert_eq!(back[0].size(), vec![4, 100]);
         });
     }

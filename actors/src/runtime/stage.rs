@@ -23,7 +23,8 @@ use crate::runtime::quantizer::{
     SetPolicy, TransferObserved, WindowObserved,
 };
 use crate::runtime::transport::{
-    unix_ns, zbytes_of, Put, Received, Reply, Subscribe, TransportActor, UnsubscribeOthers,
+    unix_ns, zbytes_of, zbytes_with_header, Put, Received, Reply, Subscribe, TransportActor,
+    UnsubscribeOthers,
 };
 use crate::runtime::wire::{
     self, Activation, AssignAck, Assignment, Body, Keys, LinkAck, NextHop, NodeStats, Output,
@@ -796,7 +797,7 @@ impl StageActor {
                         .transpose()
                         .map_err(Failure::Failed)?,
                 };
-                zbytes_of(header.into_message(payload))
+                zbytes_with_header(header.header_for(payload.len()), payload)
             };
             let key = match &a.next {
                 NextHop::Client => keys.result(&act.client),

@@ -69,6 +69,14 @@ pub struct Put {
     pub control: bool,
 }
 
+/// One zenoh payload: `header`, then `body` (itself possibly several slices), without copying.
+pub fn zbytes_with_header(header: Vec<u8>, body: ZBytes) -> ZBytes {
+    let mut writer = ZBytes::writer();
+    writer.append(ZBytes::from(header));
+    writer.append(body);
+    writer.finish()
+}
+
 /// One zenoh payload over the parts of a message, in order, without copying them together.
 pub fn zbytes_of(parts: impl IntoIterator<Item = Vec<u8>>) -> ZBytes {
     let mut writer = ZBytes::writer();

@@ -343,9 +343,15 @@ pub struct Activation {
 impl Activation {
     /// The message: this header, declaring `body`'s length, then `body`, as two buffers so that
     /// the body reaches the transport without being copied behind the header.
-    pub fn into_message(mut self, body: Vec<u8>) -> [Vec<u8>; 2] {
-        self.body_len = body.len() as u64;
-        [to_bytes(&self), body]
+    pub fn into_message(self, body: Vec<u8>) -> [Vec<u8>; 2] {
+        let header = self.header_for(body.len());
+        [header, body]
+    }
+
+    /// The header of a message whose body, `body_len` bytes, the caller sends right after it.
+    pub fn header_for(mut self, body_len: usize) -> Vec<u8> {
+        self.body_len = body_len as u64;
+        to_bytes(&self)
     }
 
     /// Parses a message of `fleet`: the header (version and fleet checked before the rest) and
