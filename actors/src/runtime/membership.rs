@@ -79,9 +79,34 @@ pub fn adopt_on_join(current_items_per_s: f64, candidate_items_per_s: f64, min_g
     current_items_per_s > 0.0 && candidate_items_per_s > current_items_per_s * (1.0 + min_gain)
 }
 
+/// The alive nodes that ran a stage of the old plan and run none of the new one: they must
+/// drop their shard and their stage subscriptions (see [`crate::runtime::wire::Release`]).
+pub fn left_out(
+    old_plan: &BTreeSet<String>,
+    new_plan: &BTreeSet<String>,
+    alive: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    old_plan
+        .difference(new_plan)
+        .filter(|n| alive.contains(*n))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_alive_nodes_of_the_old_plan_missing_from_the_new_one_are_left_out() {
+        let left = left_out(
+            &set(&["a", "b", "c", "d"]),
+            &set(&["a", "c", "e"]),
+            &set(&["a", "b", "c", "e", "leader"]),
+        );
+        // d is gone, e is new, the leader never ran a stage.
+        assert_eq!(left, set(&["b"]));
+    }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()

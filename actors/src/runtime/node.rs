@@ -14,7 +14,7 @@ use crate::runtime::emulation::Pacing;
 use crate::runtime::planner_actor::start_leading;
 use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::{parse_clip, QuantizerActor};
-use crate::runtime::stage::{AssignQuery, ForwardWorker, StageActor, StatsQuery};
+use crate::runtime::stage::{AssignQuery, ForwardWorker, ReleaseQuery, StageActor, StatsQuery};
 use crate::runtime::transport::TransportActor;
 use crate::runtime::wire::{self, DeviceInfo, Keys, UnitTimes, WIRE_VERSION};
 use actix::prelude::*;
@@ -223,6 +223,20 @@ pub fn run_node(settings: Settings) -> Result<()> {
                 })
                 .wait()
                 .map_err(|e| anyhow!("declaring the assignment queryable: {e}"))?,
+        );
+        let s = stage.clone();
+        queryables.push(
+            session
+                .declare_queryable(keys.release(&settings.name))
+                .callback(move |query| {
+                    let bytes = query
+                        .payload()
+                        .map(|p| p.to_bytes().into_owned())
+                        .unwrap_or_default();
+                    s.do_send(ReleaseQuery { bytes, query });
+                })
+                .wait()
+                .map_err(|e| anyhow!("declaring the release queryable: {e}"))?,
         );
         let s = stage.clone();
         queryables.push(

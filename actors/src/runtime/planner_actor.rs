@@ -32,7 +32,7 @@ use crate::runtime::config::{ForcedStage, LeaderSettings};
 use crate::runtime::membership;
 use crate::runtime::wire::{
     self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, PlanInfo, PlanStage,
-    WIRE_VERSION,
+    Release, WIRE_VERSION,
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -518,6 +518,16 @@ impl PlannerActor {
     /// Makes `plan` the current one: the plan queryable answers it and every client hears of it
     /// on [`Keys::plan_changed`] (control priority).
     fn publish(&mut self, plan: PlanInfo) -> Result<()> {
+        let nodes = |p: &PlanInfo| -> BTreeSet<String> {
+            p.stages.iter().map(|s| s.node.clone()).collect()
+        };
+        // (The liveliness query only when someone may be left out: most plans keep every node.)
+        let left_out = match &self.plan {
+            Some(old) if !nodes(old).is_subset(&nodes(&plan)) => {
+                membership::left_out(&nodes(old), &nodes(&plan), &self.alive()?)
+            }
+            _ => BTreeSet::new(),
+        };
         let bytes = wire::to_bytes(&plan);
         *self.plan_bytes.write().expect("plan lock") = bytes.clone();
         if self.queryable.is_none() {
@@ -548,7 +558,44 @@ impl PlannerActor {
                 plan.epoch, s.node, s.l, s.r, s.out_bits, s.compute_s * 1e3
             );
         }
+        // After the announcement: by then clients send under the new plan, so what the left-out
+        // nodes had in flight is late traffic of a replaced plan.
+        for node in left_out {
+            if let Err(e) = self.release(&node, plan.epoch) {
+                tracing::warn!("{e:#}");
+            }
+        }
         self.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Tells `node`, which plan `epoch` leaves out, to drop its shard and stage subscriptions.
+    fn release(&self, node: &str, epoch: u64) -> Result<()> {
+        let r = Release {
+            version: WIRE_VERSION,
+            fleet: self.keys.fleet.clone(),
+            epoch,
+        };
+        let timeout = Duration::from_secs_f64(self.settings.assign_timeout_s);
+        let replies = self
+            .session
+            .get(self.keys.release(node))
+            .payload(wire::to_bytes(&r))
+            .priority(Priority::InteractiveHigh)
+            .timeout(timeout)
+            .wait()
+            .map_err(|e| anyhow!("releasing {node}: {e}"))?;
+        let reply = replies
+            .recv()
+            .map_err(|_| anyhow!("node {node} did not confirm its release within {timeout:?}"))?;
+        let sample = reply
+            .result()
+            .map_err(|e| anyhow!("node {node} answered its release with an error: {e:?}"))?;
+        let ack: AssignAck = wire::from_bytes(&sample.payload().to_bytes(), &self.keys.fleet)?;
+        if let Some(e) = ack.error {
+            bail!("node {node} refused its release at epoch {epoch}: {e}");
+        }
+        tracing::info!("plan epoch {epoch}: {node} left out, its shard released");
         Ok(())
     }
 

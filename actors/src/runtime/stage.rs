@@ -28,7 +28,7 @@ use crate::runtime::transport::{
 };
 use crate::runtime::wire::{
     self, Activation, AssignAck, Assignment, Body, Keys, LinkAck, NextHop, NodeStats, Output,
-    WireError, WIRE_VERSION,
+    Release, WireError, WIRE_VERSION,
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -170,6 +170,26 @@ pub struct AssignQuery {
     pub query: Query,
 }
 
+/// A release from the leader ([`Release`]), with the query to answer once it is in effect.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseQuery {
+    pub bytes: Vec<u8>,
+    pub query: Query,
+}
+
+/// Drop the shard: the node is in no stage of the current plan.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unload;
+
+impl Handler<Unload> for ForwardWorker {
+    type Result = ();
+    fn handle(&mut self, _: Unload, _: &mut SyncContext<Self>) {
+        self.shard = None;
+    }
+}
+
 /// A query for this node's [`NodeStats`].
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -195,6 +215,9 @@ pub struct StageActor {
     pub probe: Addr<BandwidthProbeActor>,
     quantizer: QuantizerSettings,
     current: Option<Assignment>,
+    /// The epoch of the last plan that left this node out (0: none): assignments of that plan
+    /// or older ones are refused.
+    released_at: u64,
     stats: NodeStats,
     metrics: Option<StageMetrics>,
     /// The outgoing link's last window, for metrics rows.
@@ -245,6 +268,7 @@ impl StageActor {
             probe,
             quantizer,
             current: None,
+            released_at: 0,
             stats,
             metrics: None,
             out_link: None,
@@ -494,15 +518,15 @@ impl Handler<AssignQuery> for StageActor {
                 return;
             }
         };
-        if let Some(cur) = &self.current {
-            if a.epoch < cur.epoch {
-                self.stats.dropped_stale_epoch += 1;
-                let err = format!("assignment of epoch {} after epoch {}", a.epoch, cur.epoch);
-                // The ack names the epoch this stage runs: a leader that took over learns from
-                // it which epoch its plan must exceed.
-                self.ack(msg.query, cur.epoch, Some(err));
-                return;
-            }
+        let running = self.current.as_ref().map_or(0, |c| c.epoch);
+        if a.epoch < running || a.epoch <= self.released_at {
+            self.stats.dropped_stale_epoch += 1;
+            let known = running.max(self.released_at);
+            let err = format!("assignment of epoch {} after epoch {known}", a.epoch);
+            // The ack names the newest epoch this node knows: a leader that took over learns
+            // from it which epoch its plan must exceed.
+            self.ack(msg.query, known, Some(err));
+            return;
         }
         let plan_bits = match Bits::new(a.out_bits) {
             Ok(b) => b,
@@ -602,6 +626,59 @@ impl Handler<AssignQuery> for StageActor {
                     act.ack(query, epoch, Some(format!("{e:#}")));
                 }
             }
+        }));
+    }
+}
+
+impl Handler<ReleaseQuery> for StageActor {
+    type Result = ();
+    fn handle(&mut self, msg: ReleaseQuery, ctx: &mut Context<Self>) {
+        let r: Release = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("dropping a release: {e}");
+                self.stats.dropped_malformed += 1;
+                self.ack(msg.query, 0, Some(format!("bad release: {e}")));
+                return;
+            }
+        };
+        if let Some(cur) = self.current.as_ref().filter(|c| r.epoch <= c.epoch) {
+            // A plan this node runs, or an older one, cannot leave it out.
+            self.stats.dropped_stale_epoch += 1;
+            let err = format!(
+                "release of epoch {} while running epoch {}",
+                r.epoch, cur.epoch
+            );
+            self.ack(msg.query, cur.epoch, Some(err));
+            return;
+        }
+        tracing::info!(
+            "{}: left out of plan epoch {}: dropping the shard",
+            self.name,
+            r.epoch
+        );
+        let (forward, quant, probe) =
+            (self.forward.clone(), self.quant.clone(), self.probe.clone());
+        let transport = self.transport.clone();
+        let fut = async move {
+            forward.send(Unload).await?;
+            quant.send(SetPolicy(None)).await?;
+            // Unwatching cannot fail: only a window length is checked.
+            let _ = probe.send(WatchLink(None)).await?;
+            transport.send(UnsubscribeOthers { keep: vec![] }).await
+        };
+        let query = msg.query;
+        ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
+            Ok(()) => {
+                act.current = None;
+                act.released_at = act.released_at.max(r.epoch);
+                act.stats.epoch = act.released_at;
+                act.stats.stage = None;
+                act.link_live = false;
+                act.out_link = None;
+                act.ack(query, r.epoch, None);
+            }
+            Err(e) => act.ack(query, r.epoch, Some(format!("releasing: {e}"))),
         }));
     }
 }
@@ -838,6 +915,21 @@ impl StageActor {
                     act.name,
                     header.1,
                     header.0
+                );
+            }
+            Err(Failure::Failed(e)) if act.current.as_ref().map(|c| c.epoch) != Some(header.2) => {
+                // The plan changed under the microbatch (its shard was reloaded or released):
+                // the client sends it again under the new plan, so this is no failure of the run.
+                if let Some(m) = &mut act.metrics {
+                    m.acc.abandoned();
+                }
+                act.stats.dropped_stale_epoch += 1;
+                tracing::warn!(
+                    "{}: dropped microbatch {} of run {:x}: its plan (epoch {}) was replaced: {e:#}",
+                    act.name,
+                    header.1,
+                    header.0,
+                    header.2
                 );
             }
             Err(Failure::Failed(e)) => {

@@ -67,6 +67,11 @@ impl Keys {
     pub fn assign(&self, name: &str) -> String {
         format!("qp/{}/ctl/{name}/assign", self.fleet)
     }
+    /// Queryable taking a [`Release`] and answering an [`AssignAck`] once the node holds no
+    /// shard and listens on no stage key.
+    pub fn release(&self, name: &str) -> String {
+        format!("qp/{}/ctl/{name}/release", self.fleet)
+    }
     /// Queryable of the leader answering the current [`PlanInfo`].
     pub fn plan(&self) -> String {
         format!("qp/{}/plan", self.fleet)
@@ -250,7 +255,17 @@ pub struct Assignment {
     pub target_items_per_s: f64,
 }
 
-/// A node's answer to an [`Assignment`].
+/// The leader's order to a node that plan `epoch` leaves out: drop the shard and stop listening
+/// on the old stage's keys. A subscription left behind would receive every microbatch sent to
+/// the stage's new holder, so the sending stage's link would carry each one twice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Release {
+    pub version: u16,
+    pub fleet: String,
+    pub epoch: u64,
+}
+
+/// A node's answer to an [`Assignment`] or a [`Release`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AssignAck {
     pub version: u16,
