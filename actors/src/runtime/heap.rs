@@ -11,7 +11,7 @@
 /// Largest block glibc serves from the heap rather than from its own mapping (glibc's maximum).
 const MMAP_THRESHOLD_BYTES: i32 = 32 << 20;
 /// Free memory at the heap's top that glibc keeps rather than returns to the system.
-const TRIM_THRESHOLD_BYTES: i32 = i32::MAX;
+const TRIM_THRESHOLD_BYTES: i32 = 256 << 20;
 /// One heap for every thread: a buffer is often freed by another thread than the one that
 /// allocated it, and a thread's own arena lives in 64 MiB mappings that a 24 MB block empties and
 /// glibc unmaps, so a per-thread arena faults its pages in again each microbatch.
