@@ -48,6 +48,19 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// A zenoh peer session of the test itself (a client, or a hostile peer) connected to the node
+/// listening on loopback `port`, with multicast scouting off.
+pub fn peer_session(port: u16) -> zenoh::Session {
+    use zenoh::Wait;
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", "\"peer\"").unwrap();
+    c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
+        .unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    zenoh::open(c).wait().expect("opening a test zenoh session")
+}
+
 /// Child processes with their logs; all killed and reaped on drop.
 pub struct Procs {
     dir: PathBuf,

@@ -14,7 +14,7 @@ use quantpipe_integration::fleet::{
     assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
     write_uniform_minilm_profile,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
+use quantpipe_integration::{free_ports, peer_session, quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
@@ -24,19 +24,6 @@ const UBATCH: usize = 4;
 const MICROBATCHES: usize = 24;
 /// Rounds of hostile messages.
 const ROUNDS: u64 = 2;
-
-fn session(connect: u16) -> Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5(
-        "connect/endpoints",
-        &format!("[\"tcp/127.0.0.1:{connect}\"]"),
-    )
-    .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).wait().unwrap()
-}
 
 /// Puts `bytes` on `key` once a subscriber is known (a put with none is dropped by zenoh), or
 /// at once when `must_match` is false (keys nobody subscribes to).
@@ -264,7 +251,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     )
     .unwrap();
 
-    let hostile = session(ports[0]);
+    let hostile = peer_session(ports[0]);
     let outputs = dir.path().join("outputs.json");
     let ((sent, epoch), report) = std::thread::scope(|scope| {
         let attacker = scope.spawn(|| attack(&hostile, &fleet));

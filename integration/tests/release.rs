@@ -7,24 +7,11 @@ use quantpipe_actors::runtime::wire::{
     self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, Release, WIRE_VERSION,
 };
 use quantpipe_integration::fleet::{minilm_dir, node_toml, write_uniform_minilm_profile};
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
+use quantpipe_integration::{free_ports, peer_session, quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 use zenoh::{Session, Wait};
 
 const FLEET: &str = "release";
-
-fn session(connect: u16) -> Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5(
-        "connect/endpoints",
-        &format!("[\"tcp/127.0.0.1:{connect}\"]"),
-    )
-    .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).wait().unwrap()
-}
 
 /// The first answer to `key` with `payload`, retried until `deadline` while nobody answers.
 fn ask(s: &Session, key: &str, payload: Vec<u8>, deadline: Instant) -> Vec<u8> {
@@ -78,7 +65,7 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
     let mut procs = Procs::new(dir.path());
     procs.spawn("a", &bin, &["node", "--config", config.to_str().unwrap()]);
 
-    let s = session(port);
+    let s = peer_session(port);
     let keys = Keys::new(FLEET);
     let deadline = Instant::now() + Duration::from_secs(120);
     let info: DeviceInfo =

@@ -225,13 +225,18 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
 
     /// The same tensor with its payload borrowed.
     pub fn borrowed(&self) -> EncodedTensorRef<'_> {
+        self.with_data(self.data())
+    }
+
+    /// This tensor's header with `data` as its payload.
+    fn with_data<E>(&self, data: E) -> EncodedTensor<E> {
         EncodedTensor {
             version: self.version,
             shape: self.shape.clone(),
             dtype: self.dtype,
             bits: self.bits,
             params: self.params.clone(),
-            data: self.data(),
+            data,
         }
     }
 
@@ -265,13 +270,6 @@ impl<'a> EncodedTensorRef<'a> {
 
     /// An owned copy.
     pub fn to_owned(&self) -> EncodedTensor {
-        EncodedTensor {
-            version: self.version,
-            shape: self.shape.clone(),
-            dtype: self.dtype,
-            bits: self.bits,
-            params: self.params.clone(),
-            data: self.data.to_vec(),
-        }
+        self.with_data(self.data.to_vec())
     }
 }

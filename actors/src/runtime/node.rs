@@ -95,6 +95,31 @@ fn read_profile(path: &Path) -> Result<UnitTimes> {
     })
 }
 
+/// A queryable on `key` that hands each query, with its payload, to the StageActor as the
+/// message `wrap` makes (the callback never waits: the actor answers the query).
+fn forward_queries<M>(
+    session: &zenoh::Session,
+    key: String,
+    stage: Addr<StageActor>,
+    wrap: fn(Vec<u8>, zenoh::query::Query) -> M,
+) -> Result<zenoh::query::Queryable<()>>
+where
+    M: Message<Result = ()> + Send + 'static,
+    StageActor: Handler<M>,
+{
+    session
+        .declare_queryable(key.clone())
+        .callback(move |query| {
+            let bytes = query
+                .payload()
+                .map(|p| p.to_bytes().into_owned())
+                .unwrap_or_default();
+            stage.do_send(wrap(bytes, query));
+        })
+        .wait()
+        .map_err(|e| anyhow!("declaring the queryable {key}: {e}"))
+}
+
 /// Runs a node until SIGINT/SIGTERM.
 pub fn run_node(settings: Settings) -> Result<()> {
     if !crate::runtime::heap::keep_freed_buffers() {
@@ -210,34 +235,18 @@ pub fn run_node(settings: Settings) -> Result<()> {
                 .wait()
                 .map_err(|e| anyhow!("declaring the device queryable: {e}"))?,
         );
-        let s = stage.clone();
-        queryables.push(
-            session
-                .declare_queryable(keys.assign(&settings.name))
-                .callback(move |query| {
-                    let bytes = query
-                        .payload()
-                        .map(|p| p.to_bytes().into_owned())
-                        .unwrap_or_default();
-                    s.do_send(AssignQuery { bytes, query });
-                })
-                .wait()
-                .map_err(|e| anyhow!("declaring the assignment queryable: {e}"))?,
-        );
-        let s = stage.clone();
-        queryables.push(
-            session
-                .declare_queryable(keys.release(&settings.name))
-                .callback(move |query| {
-                    let bytes = query
-                        .payload()
-                        .map(|p| p.to_bytes().into_owned())
-                        .unwrap_or_default();
-                    s.do_send(ReleaseQuery { bytes, query });
-                })
-                .wait()
-                .map_err(|e| anyhow!("declaring the release queryable: {e}"))?,
-        );
+        queryables.push(forward_queries(
+            &session,
+            keys.assign(&settings.name),
+            stage.clone(),
+            |bytes, query| AssignQuery { bytes, query },
+        )?);
+        queryables.push(forward_queries(
+            &session,
+            keys.release(&settings.name),
+            stage.clone(),
+            |bytes, query| ReleaseQuery { bytes, query },
+        )?);
         let s = stage.clone();
         queryables.push(
             session

@@ -40,10 +40,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use zenoh::handlers::FifoChannelHandler;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::{CongestionControl, Priority};
-use zenoh::query::Queryable;
+use zenoh::query::{Queryable, Reply};
 use zenoh::{Session, Wait};
 
 /// The planner's inputs built from the nodes' device info.
@@ -569,6 +570,26 @@ impl PlannerActor {
         Ok(())
     }
 
+    /// The [`AssignAck`] `node` answered to its `what` (assignment, release), or why none came.
+    fn ack_of(
+        &self,
+        node: &str,
+        what: &str,
+        replies: &FifoChannelHandler<Reply>,
+        timeout: Duration,
+    ) -> Result<AssignAck> {
+        let reply = replies
+            .recv()
+            .map_err(|_| anyhow!("node {node} did not confirm its {what} within {timeout:?}"))?;
+        let sample = reply
+            .result()
+            .map_err(|e| anyhow!("node {node} answered its {what} with an error: {e:?}"))?;
+        Ok(wire::from_bytes(
+            &sample.payload().to_bytes(),
+            &self.keys.fleet,
+        )?)
+    }
+
     /// Tells `node`, which plan `epoch` leaves out, to drop its shard and stage subscriptions.
     fn release(&self, node: &str, epoch: u64) -> Result<()> {
         let r = Release {
@@ -585,13 +606,7 @@ impl PlannerActor {
             .timeout(timeout)
             .wait()
             .map_err(|e| anyhow!("releasing {node}: {e}"))?;
-        let reply = replies
-            .recv()
-            .map_err(|_| anyhow!("node {node} did not confirm its release within {timeout:?}"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow!("node {node} answered its release with an error: {e:?}"))?;
-        let ack: AssignAck = wire::from_bytes(&sample.payload().to_bytes(), &self.keys.fleet)?;
+        let ack = self.ack_of(node, "release", &replies, timeout)?;
         if let Some(e) = ack.error {
             bail!("node {node} refused its release at epoch {epoch}: {e}");
         }
@@ -694,13 +709,7 @@ impl PlannerActor {
             pending.push((s.node.clone(), replies));
         }
         for (node, replies) in pending {
-            let reply = replies.recv().map_err(|_| {
-                anyhow!("node {node} did not confirm its assignment within {timeout:?}")
-            })?;
-            let sample = reply
-                .result()
-                .map_err(|e| anyhow!("node {node} answered an error: {e:?}"))?;
-            let ack: AssignAck = wire::from_bytes(&sample.payload().to_bytes(), &self.keys.fleet)?;
+            let ack = self.ack_of(&node, "assignment", &replies, timeout)?;
             if let Some(r) = refusal(&node, plan.epoch, &ack) {
                 return Err(r.into());
             }
