@@ -30,6 +30,7 @@
 use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
 use crate::runtime::config::{ForcedStage, LeaderSettings};
 use crate::runtime::membership;
+use crate::runtime::transport::first_answer;
 use crate::runtime::wire::{
     self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, PlanInfo, PlanStage,
     Release, WIRE_VERSION,
@@ -40,11 +41,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use zenoh::handlers::FifoChannelHandler;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::{CongestionControl, Priority};
-use zenoh::query::{Queryable, Reply};
+use zenoh::query::Queryable;
 use zenoh::{Session, Wait};
 
 /// The planner's inputs built from the nodes' device info.
@@ -371,16 +371,7 @@ impl PlannerActor {
             .timeout(Duration::from_secs(10))
             .wait()
             .map_err(|e| anyhow!("device query: {e}"))?;
-        let reply = replies
-            .recv()
-            .map_err(|_| anyhow!("node {name} did not answer its device info"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow!("node {name} answered an error: {e:?}"))?;
-        Ok(wire::from_bytes(
-            &sample.payload().to_bytes(),
-            &self.keys.fleet,
-        )?)
+        first_answer(&replies, name, "device info", &self.keys.fleet)
     }
 
     /// Brings the device-info cache in line with `alive`: forgets nodes that are gone (a node
@@ -570,26 +561,6 @@ impl PlannerActor {
         Ok(())
     }
 
-    /// The [`AssignAck`] `node` answered to its `what` (assignment, release), or why none came.
-    fn ack_of(
-        &self,
-        node: &str,
-        what: &str,
-        replies: &FifoChannelHandler<Reply>,
-        timeout: Duration,
-    ) -> Result<AssignAck> {
-        let reply = replies
-            .recv()
-            .map_err(|_| anyhow!("node {node} did not confirm its {what} within {timeout:?}"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow!("node {node} answered its {what} with an error: {e:?}"))?;
-        Ok(wire::from_bytes(
-            &sample.payload().to_bytes(),
-            &self.keys.fleet,
-        )?)
-    }
-
     /// Tells `node`, which plan `epoch` leaves out, to drop its shard and stage subscriptions.
     fn release(&self, node: &str, epoch: u64) -> Result<()> {
         let r = Release {
@@ -606,7 +577,7 @@ impl PlannerActor {
             .timeout(timeout)
             .wait()
             .map_err(|e| anyhow!("releasing {node}: {e}"))?;
-        let ack = self.ack_of(node, "release", &replies, timeout)?;
+        let ack: AssignAck = first_answer(&replies, node, "release", &self.keys.fleet)?;
         if let Some(e) = ack.error {
             bail!("node {node} refused its release at epoch {epoch}: {e}");
         }
@@ -709,7 +680,7 @@ impl PlannerActor {
             pending.push((s.node.clone(), replies));
         }
         for (node, replies) in pending {
-            let ack = self.ack_of(&node, "assignment", &replies, timeout)?;
+            let ack: AssignAck = first_answer(&replies, &node, "assignment", &self.keys.fleet)?;
             if let Some(r) = refusal(&node, plan.epoch, &ack) {
                 return Err(r.into());
             }

@@ -11,6 +11,7 @@ use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use zenoh::bytes::ZBytes;
+use zenoh::handlers::FifoChannelHandler;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::query::Query;
@@ -67,6 +68,25 @@ pub struct Put {
     pub key: String,
     pub bytes: ZBytes,
     pub control: bool,
+}
+
+/// The first answer to a query sent to `node` about its `what` (device info, stats, an
+/// assignment...), parsed as a wire message of `fleet`; an error names the node and what was
+/// asked when none came, when it answered an error, or when the answer does not parse.
+pub fn first_answer<T: serde::de::DeserializeOwned>(
+    replies: &FifoChannelHandler<zenoh::query::Reply>,
+    node: &str,
+    what: &str,
+    fleet: &str,
+) -> Result<T> {
+    let reply = replies
+        .recv()
+        .map_err(|_| anyhow!("node {node} did not answer its {what} in time"))?;
+    let sample = reply
+        .result()
+        .map_err(|e| anyhow!("node {node} answered its {what} with an error: {e:?}"))?;
+    crate::runtime::wire::from_bytes(&sample.payload().to_bytes(), fleet)
+        .map_err(|e| anyhow!("node {node}'s answer to its {what}: {e}"))
 }
 
 /// One zenoh payload: `header`, then `body` (itself possibly several slices), without copying.

@@ -14,7 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::metrics::{read_jsonl, MetricsRow};
-use quantpipe_actors::runtime::wire::{self, Keys, NodeStats, PlanInfo};
+use quantpipe_actors::runtime::transport::first_answer;
+use quantpipe_actors::runtime::wire::{Keys, NodeStats, PlanInfo};
 use quantpipe_model_shards::preprocess::TextTokenizer;
 use quantpipe_model_shards::profile::profile_model;
 use quantpipe_model_shards::{ModelSource, UnitRange};
@@ -471,11 +472,7 @@ fn node_stats(session: &zenoh::Session, keys: &Keys, node: &str) -> Result<NodeS
         .timeout(Duration::from_secs(5))
         .wait()
         .map_err(|e| anyhow!("stats query: {e}"))?;
-    let reply = replies
-        .recv()
-        .map_err(|_| anyhow!("{node} did not answer its stats"))?;
-    let sample = reply.result().map_err(|e| anyhow!("{node}: {e:?}"))?;
-    Ok(wire::from_bytes(&sample.payload().to_bytes(), &keys.fleet)?)
+    first_answer(&replies, node, "stats", &keys.fleet)
 }
 
 fn print_plan(plan: &PlanInfo) {

@@ -17,7 +17,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use quantpipe_actors::runtime::client::{percentile, wait_for_plan};
-use quantpipe_actors::runtime::transport::{unix_ns, zbytes_of};
+use quantpipe_actors::runtime::transport::{first_answer, unix_ns, zbytes_of};
 use quantpipe_actors::runtime::wire::{
     self, Activation, Body, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
 };
@@ -243,13 +243,7 @@ fn ask_stats(session: &Session, keys: &Keys, node: &str) -> Result<NodeStats> {
         .timeout(Duration::from_secs(10))
         .wait()
         .map_err(|e| anyhow!("stats query: {e}"))?;
-    let reply = replies
-        .recv()
-        .map_err(|_| anyhow!("node {node} did not answer its stats"))?;
-    let sample = reply
-        .result()
-        .map_err(|e| anyhow!("node {node} answered an error: {e:?}"))?;
-    Ok(wire::from_bytes(&sample.payload().to_bytes(), &keys.fleet)?)
+    first_answer(&replies, node, "stats", &keys.fleet)
 }
 
 /// Streams `total` copies of one pixel microbatch through the plan's stage 0 with `window` in
