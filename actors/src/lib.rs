@@ -1,21 +1,9 @@
-//! quantpipe's actors and the pure algorithms they wrap.
+//! quantpipe's runtime: the actors that run a fleet over zenoh, and the client that feeds it.
 //!
-//! The algorithms live in plain modules whose signatures take and return plain data (no actix, no
-//! zenoh), so they are unit-tested, property-tested and benchmarked directly; the actors that own
-//! runtime state are thin shells over them.
-//!
-//! - [`adaptive`]: adaptive quantization: per-link bandwidth estimates, the bitwidth policies,
-//!   bandwidth traces and the link simulation they are judged on.
-//! - [`planner`]: EdgePipe partitioning (exact optimum, per-link planning, quantization-aware
-//!   bitwidth choice), the baselines users compare against, the scaling study and the planner bench.
-//! - [`simulator`]: a discrete-event simulation of a planned pipeline with bounded buffers.
-//! - [`runtime`]: the running system: device nodes, stage/quantizer/probe/planner actors over
-//!   zenoh, and the client.
-//! - [`profiles`]: PipeEdge's `models.yml` / `device_types.yml` / `devices.yml` files and synthetic
-//!   ViT profiles of plausible shape.
+//! Each device node hosts a StageActor (its shard's forward passes), a QuantizerActor (the codec
+//! at each message's bitwidth) and a BandwidthProbeActor (its outgoing link's estimate); the
+//! elected leader also hosts the PlannerActor. The decisions they make are pure functions in the
+//! algorithm crates ([`quantpipe_planner`], [`quantpipe_adaptive`]) or in small runtime modules
+//! with unit tests; the actors own state and route messages. See [`runtime`].
 
-pub mod adaptive;
-pub mod planner;
-pub mod profiles;
 pub mod runtime;
-pub mod simulator;

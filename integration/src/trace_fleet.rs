@@ -11,12 +11,12 @@
 use crate::fleet::{long_texts, node_toml, write_uniform_minilm_profile};
 use crate::netns::{Link, Netns};
 use crate::Procs;
-use quantpipe_actors::adaptive::policy::{Policy, PolicyConfig, PolicyKind};
-use quantpipe_actors::adaptive::simulate::oracle_mean_bits;
-use quantpipe_actors::adaptive::sizes::{allowed_bits, SizeTable};
-use quantpipe_actors::adaptive::trace::Trace;
 use quantpipe_actors::runtime::metrics::unix_s;
 use quantpipe_actors::runtime::timeline::{read_csv, TimelineRow};
+use quantpipe_adaptive::policy::{Policy, PolicyConfig, PolicyKind};
+use quantpipe_adaptive::simulate::oracle_mean_bits;
+use quantpipe_adaptive::sizes::{allowed_bits, SizeTable};
+use quantpipe_adaptive::trace::Trace;
 use quantpipe_messages::Bits;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 //! trace in the same test makes it collapse on the 20 and 5 Mbit/s plateaus: what crosses each
 //! cut is 8 x 128 x 384 hidden states, 1.57 MB at 32 bits, 0.63 s at 20 Mbit/s.
 
-use quantpipe_actors::adaptive::trace::Trace;
+use quantpipe_adaptive::trace::Trace;
 use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::netns::Netns;
 use quantpipe_integration::trace_fleet::{figures, run_trace, Params};

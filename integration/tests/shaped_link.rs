@@ -7,11 +7,11 @@
 //! must cut it. Why the link dominates: a 32-bit hidden-state cut of 8 x 128 tokens is 1.6 MB,
 //! about 2 s at 6 Mbit/s, several times a half-model forward pass on one core.
 
-use quantpipe_actors::simulator::{simulate_pipeline, SimStage};
 use quantpipe_integration::fleet::minilm_dir;
 use quantpipe_integration::fleet::{long_texts, node_toml};
 use quantpipe_integration::netns::{Link, Netns};
 use quantpipe_integration::{quantpipe_bin, Procs};
+use quantpipe_simulator::{simulate_pipeline, SimStage};
 use std::time::{Duration, Instant};
 
 /// Rate of both devices' uplinks, Mbit/s.

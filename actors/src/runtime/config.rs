@@ -186,7 +186,7 @@ impl QuantizerSettings {
         Ok(())
     }
 
-    pub fn policy_kind(&self) -> Result<crate::adaptive::policy::PolicyKind> {
+    pub fn policy_kind(&self) -> Result<quantpipe_adaptive::policy::PolicyKind> {
         self.policy
             .parse()
             .map_err(|e| anyhow::anyhow!("quantizer.policy: {e}"))

@@ -13,7 +13,7 @@
 //!
 //! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
 //! which measures its outgoing link from those acknowledgements and lets its QuantizerActor's
-//! policy choose each message's bitwidth (see [`crate::adaptive`]); the same acknowledgements
+//! policy choose each message's bitwidth (see [`quantpipe_adaptive`]); the same acknowledgements
 //! bound what a stage has queued ahead of its link ([`link_credits`]). A client's `--report`
 //! samples every node's stats into a [`timeline`].
 

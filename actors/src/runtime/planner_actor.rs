@@ -1,5 +1,5 @@
 //! The PlannerActor (hosted by the leader): waits for the expected nodes (liveliness tokens),
-//! gathers their device info, plans with [`crate::planner::plan`] (or takes the plan forced in
+//! gathers their device info, plans with [`quantpipe_planner::plan`] (or takes the plan forced in
 //! the leader's settings), sends each stage its [`Assignment`] and waits for every node to
 //! confirm its shard is loaded, then answers the plan on `qp/<fleet>/plan` and announces it on
 //! `qp/<fleet>/plan/changed`.
@@ -27,7 +27,6 @@
 //!
 //! It runs on a SyncArbiter thread: gathering and assigning wait on the network.
 
-use crate::planner::{self, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
 use crate::runtime::config::{ForcedStage, LeaderSettings};
 use crate::runtime::membership;
 use crate::runtime::transport::first_answer;
@@ -37,6 +36,7 @@ use crate::runtime::wire::{
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
+use quantpipe_planner::{self as planner, BitPolicy, Device, Fleet, ModelProfile, PlanConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

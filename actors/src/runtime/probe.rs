@@ -4,16 +4,16 @@
 //! the sender's stamp and its own arrival stamp ([`LinkAck`]); a [`LinkMonitor`] turns those into
 //! the link's bandwidth while transmitting, its utilisation and the items it carried, per window.
 //! The StageActor routes what comes out to the QuantizerActor's policy; idle gaps and a busy
-//! receiver do not read as a slow link (see [`crate::adaptive::estimator`]).
+//! receiver do not read as a slow link (see [`quantpipe_adaptive::estimator`]).
 //!
 //! Also kept, for stats: bytes and `put` seconds per destination key (under
 //! `CongestionControl::Block` a put returns once zenoh has queued the message, so these say
 //! little about the link), and per source key the mean of receiver clock minus sender stamp.
 
-use crate::adaptive::link_monitor::{Ack, LinkMonitor, LinkWindow};
-use crate::adaptive::policy::TransferRate;
 use crate::runtime::wire::{LinkAck, LinkStats};
 use actix::prelude::*;
+use quantpipe_adaptive::link_monitor::{Ack, LinkMonitor, LinkWindow};
+use quantpipe_adaptive::policy::TransferRate;
 use std::collections::BTreeMap;
 
 #[derive(Default)]

@@ -10,14 +10,14 @@
 //! (post-GELU) is clipped as one-sided, everything else as two-sided; 32 bits is raw f32,
 //! bit-exact.
 
-use crate::adaptive::link_policy::LinkPolicy;
-use crate::adaptive::policy::{
-    PolicyConfig, PolicyKind, TransferRate, WindowChoice, WindowObservation,
-};
 use crate::runtime::config::QuantizerSettings;
 use crate::runtime::wire::{Mask, Tokens};
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Result};
+use quantpipe_adaptive::link_policy::LinkPolicy;
+use quantpipe_adaptive::policy::{
+    PolicyConfig, PolicyKind, TransferRate, WindowChoice, WindowObservation,
+};
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
 use quantpipe_messages::payload::{payload_pieces, PayloadPiece, TensorToEncode};

@@ -8,8 +8,6 @@
 //! to the BandwidthProbeActor, and every `quantizer.window_s` routes the probe's window to the
 //! QuantizerActor's policy (sending a small probe message when the link was idle).
 
-use crate::adaptive::link_monitor::LinkWindow;
-use crate::adaptive::policy::PolicyKind;
 use crate::runtime::config::QuantizerSettings;
 use crate::runtime::cpu_time::{process_cpu_s, thread_cpu_s};
 use crate::runtime::emulation::Pacing;
@@ -32,6 +30,8 @@ use crate::runtime::wire::{
 };
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Context as _, Result};
+use quantpipe_adaptive::link_monitor::LinkWindow;
+use quantpipe_adaptive::policy::PolicyKind;
 use quantpipe_messages::Bits;
 use quantpipe_model_shards::{Boundary, ModelSource, Shard, UnitRange};
 use std::path::PathBuf;

@@ -396,7 +396,7 @@ impl Activation {
 /// A receiving stage's acknowledgement of one message from the stage before it, on
 /// [`Keys::link_ack`] of the sender: when the message was sent and when it arrived, by the
 /// sender's and receiver's clocks (the sender turns them into transfer intervals: see
-/// [`crate::adaptive::estimator`]).
+/// [`quantpipe_adaptive::estimator`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LinkAck {
     pub version: u16,

@@ -2,9 +2,7 @@
 //! PipeEdge-format profile files.
 
 use anyhow::Result;
-use quantpipe_actors::planner::cli::{
-    parse_baseline, parse_bits_menu, plan_from_files, PlanRequest,
-};
+use quantpipe_planner::cli::{parse_baseline, parse_bits_menu, plan_from_files, PlanRequest};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]

@@ -3,10 +3,10 @@
 
 use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
-use quantpipe_actors::profiles::pipeedge::{
+use quantpipe_model_shards::profile::profile_model;
+use quantpipe_planner::profiles::pipeedge::{
     upsert_device_profile, upsert_model, ModelEntry, ModelProfileEntry, ScalarOrList,
 };
-use quantpipe_model_shards::profile::profile_model;
 use std::path::PathBuf;
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -6,9 +6,9 @@
 //! run through the simulator.
 
 use anyhow::{Context, Result};
-use quantpipe_actors::planner::scaling::{scaling_study, ScalingConfig};
-use quantpipe_actors::planner::PlanConfig;
-use quantpipe_actors::profiles::pipeedge::{load_planner_inputs, read_yaml, DevicesYml};
+use quantpipe_planner::profiles::pipeedge::{load_planner_inputs, read_yaml, DevicesYml};
+use quantpipe_planner::scaling::{scaling_study, ScalingConfig};
+use quantpipe_planner::PlanConfig;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -54,7 +54,7 @@ struct Report {
     measured_type: String,
     emulated_slow_type: String,
     slow_factor: f64,
-    study: quantpipe_actors::planner::scaling::ScalingReport,
+    study: quantpipe_planner::scaling::ScalingReport,
 }
 
 pub fn run(args: Args) -> Result<()> {

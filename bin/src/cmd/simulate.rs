@@ -1,7 +1,7 @@
 //! `quantpipe simulate`: discrete-event simulation of a plan written by `quantpipe plan --out`.
 
 use anyhow::Result;
-use quantpipe_actors::planner::cli::simulate_plan_file;
+use quantpipe_planner::cli::simulate_plan_file;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]

@@ -8,7 +8,7 @@
 
 use crate::timeline_chart::write_timeline_chart;
 use anyhow::{anyhow, bail, Result};
-use quantpipe_actors::adaptive::trace::Trace;
+use quantpipe_adaptive::trace::Trace;
 use quantpipe_integration::netns::Netns;
 use quantpipe_integration::trace_fleet::{figures, run_trace, Params, PlateauFigures};
 use serde::Serialize;

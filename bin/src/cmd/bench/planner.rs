@@ -3,7 +3,7 @@
 
 use super::print;
 use anyhow::Result;
-use quantpipe_actors::planner::bench::bench_planner;
+use quantpipe_planner::bench::bench_planner;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_example_trace_in_config_parses() {
-        let t = Trace::parse(include_str!("../../../config/traces/step-200-20-5-200.csv")).unwrap();
+        let t = Trace::parse(include_str!("../../config/traces/step-200-20-5-200.csv")).unwrap();
         assert_eq!(
             t.steps(),
             &[(0.0, 200.0), (18.0, 20.0), (36.0, 5.0), (54.0, 200.0)]

@@ -17,7 +17,7 @@
 //! Every choice is at or above the minimum bitwidth (the accuracy budget): when even that does
 //! not fit, the policy sends at the minimum and the throughput falls short.
 
-use crate::adaptive::sizes::SizeTable;
+use crate::sizes::SizeTable;
 use quantpipe_messages::Bits;
 use std::fmt;
 use std::str::FromStr;
@@ -468,7 +468,7 @@ mod tests {
     /// is bandwidth / 80 bytes per message, so 8 bits need 0.64 Mbit/s.
     fn sizes() -> SizeTable {
         SizeTable::new(
-            crate::adaptive::sizes::allowed_bits(b(1), Bits::RAW)
+            crate::sizes::allowed_bits(b(1), Bits::RAW)
                 .into_iter()
                 .map(|b| (b, u64::from(b.get()) * 1000))
                 .collect(),

@@ -5,9 +5,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use quantpipe_actors::planner::{
-    self, exact, exhaustive, links, BitPolicy, CostModel, Device, Fleet, ModelProfile, PlanConfig,
-    PlanError, PlannerKind,
+use quantpipe_planner::{
+    self as planner, exact, exhaustive, links, BitPolicy, CostModel, Device, Fleet, ModelProfile,
+    PlanConfig, PlanError, PlannerKind,
 };
 
 use common::{instance, same};
@@ -251,8 +251,8 @@ fn quantization_aware_planning_beats_quantizing_afterwards() {
 /// stays within the bound.
 #[test]
 fn pareto_check_agrees_with_dfs_check() {
-    use quantpipe_actors::planner::exact::{feasible, Check};
-    use quantpipe_actors::planner::random::{random_instance, Rng};
+    use quantpipe_planner::exact::{feasible, Check};
+    use quantpipe_planner::random::{random_instance, Rng};
     let (mut yes, mut no) = (0, 0);
     for seed in 0..300u64 {
         let mut rng = Rng::new(seed);

@@ -9,11 +9,14 @@
 //! 0 as fast as it admits them. With deterministic times the steady-state rate is `ubatch /
 //! max(compute, transfer)`, the planner's bound, unless latency exceeds what the buffers cover.
 //!
-//! [`simulate`] takes a [`crate::planner::Plan`] (which carries per-stage compute, transfer and
-//! latency); [`simulate_pipeline`] takes the same numbers directly.
+//! [`simulate_pipeline`] takes each stage's compute, transfer and latency ([`SimStage`]) and the
+//! buffer counts as plain numbers; `quantpipe_planner::simulate` feeds it a plan. Main types:
+//! [`SimStage`] in, [`SimReport`] (or [`SimError`]) out.
+
+#![forbid(unsafe_code)]
 
 mod engine;
 mod report;
 
-pub use engine::{simulate, simulate_pipeline, SimStage};
+pub use engine::{simulate_pipeline, SimStage};
 pub use report::{SimError, SimReport};

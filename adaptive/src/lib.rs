@@ -12,8 +12,13 @@
 //! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
 //!   figures judged on it: recovery after a step, mean bitwidth against an oracle.
 //!
-//! Everything here takes and returns plain data (no actix, no zenoh), so it is unit-tested
+//! Main types: [`estimator::BandwidthEstimator`], [`link_monitor::LinkMonitor`],
+//! [`policy::Policy`] (with [`policy::PolicyKind`]), [`sizes::SizeTable`], [`trace::Trace`].
+//!
+//! Everything here takes and returns plain data (no actix, zenoh or libtorch), so it is unit-tested
 //! directly; the BandwidthProbeActor and QuantizerActor are thin shells over it.
+
+#![forbid(unsafe_code)]
 
 pub mod estimator;
 pub mod link_monitor;

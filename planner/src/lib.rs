@@ -9,7 +9,12 @@
 //! ([`bits::BitPolicy::Menu`]).
 //!
 //! Entry points: [`plan`] (the optimum), [`plan_with`] (any [`PlannerKind`], including the
-//! baselines), [`cli`] (file-based requests for `quantpipe plan`), [`scaling`] and [`bench`].
+//! baselines), [`simulate()`] (a plan through the discrete-event simulator), [`cli`] (file-based
+//! requests for `quantpipe plan`), [`scaling`] and [`bench`]. Main types: [`ModelProfile`] and
+//! [`Fleet`] in, [`Plan`] out; [`profiles`] reads PipeEdge's YAML profile files into them and makes
+//! synthetic ViT profiles.
+
+#![forbid(unsafe_code)]
 
 pub mod baselines;
 pub mod bench;
@@ -22,8 +27,10 @@ pub mod exact;
 pub mod exhaustive;
 pub mod links;
 pub mod plan;
+pub mod profiles;
 pub mod random;
 pub mod scaling;
+pub mod simulate;
 pub mod types;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +39,7 @@ pub use bits::BitPolicy;
 pub use cost::CostModel;
 pub use error::PlanError;
 pub use plan::{BottleneckKind, Plan, Stage};
+pub use simulate::simulate;
 pub use types::{Device, Fleet, LinkMatrix, ModelProfile, PlanConfig};
 
 /// Which planner to run.

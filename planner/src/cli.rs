@@ -26,7 +26,7 @@ use thiserror::Error;
 use super::types::{Fleet, LinkMatrix, PlanConfig};
 use super::{plan_with, BitPolicy, Plan, PlanError, PlannerKind};
 use crate::profiles::pipeedge::{dtype_bytes, load_planner_inputs, read_yaml, ProfileError};
-use crate::simulator::{self, SimError, SimReport};
+use quantpipe_simulator::{SimError, SimReport};
 
 /// Failures of the file-based API.
 #[derive(Debug, Error)]
@@ -208,5 +208,5 @@ pub fn read_plan(path: &Path) -> Result<Plan, SimError> {
 
 /// `quantpipe simulate --plan F --microbatches N`.
 pub fn simulate_plan_file(path: &Path, microbatches: usize) -> Result<SimReport, CliError> {
-    Ok(simulator::simulate(&read_plan(path)?, microbatches)?)
+    Ok(crate::simulate::simulate(&read_plan(path)?, microbatches)?)
 }

@@ -10,11 +10,9 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let report = quantpipe_actors::planner::bench::bench_planner(
-        env("QP_BENCH_REPS", 5),
-        env("QP_BENCH_GAP", 30),
-    )
-    .expect("bench failed");
+    let report =
+        quantpipe_planner::bench::bench_planner(env("QP_BENCH_REPS", 5), env("QP_BENCH_GAP", 30))
+            .expect("bench failed");
     println!(
         "{}",
         serde_json::to_string_pretty(&report).expect("serialise")

@@ -5,11 +5,11 @@ mod common;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use quantpipe_actors::planner::cli::{self, PlanRequest};
-use quantpipe_actors::planner::scaling::{scaling_study, ScalingConfig};
-use quantpipe_actors::planner::{self, BitPolicy, PlanConfig, PlannerKind};
-use quantpipe_actors::profiles::synthetic::{vit_profile, DeviceSpeed, VitSpec};
-use quantpipe_actors::simulator::simulate;
+use quantpipe_planner::cli::{self, PlanRequest};
+use quantpipe_planner::profiles::synthetic::{vit_profile, DeviceSpeed, VitSpec};
+use quantpipe_planner::scaling::{scaling_study, ScalingConfig};
+use quantpipe_planner::simulate;
+use quantpipe_planner::{self as planner, BitPolicy, PlanConfig, PlannerKind};
 
 use common::instance;
 

@@ -27,7 +27,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::planner::{Device, Fleet, ModelProfile};
+use crate::{Device, Fleet, ModelProfile};
 
 const MIB: f64 = 1024.0 * 1024.0;
 

@@ -7,7 +7,6 @@ use std::collections::{BinaryHeap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::report::{percentile, SimError, SimReport};
-use crate::planner::Plan;
 
 /// One stage as the simulator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,27 +240,6 @@ pub fn simulate_pipeline(
             .map(|s| util(s.busy_link))
             .collect(),
     })
-}
-
-/// Simulates a plan: its stages' compute, transfer and latency, and its buffer counts.
-pub fn simulate(plan: &Plan, microbatches: usize) -> Result<SimReport, SimError> {
-    let stages: Vec<SimStage> = plan
-        .stages
-        .iter()
-        .map(|s| SimStage {
-            compute_s: s.compute_s,
-            transfer_s: s.transfer_s,
-            latency_s: s.out_latency_s,
-        })
-        .collect();
-    simulate_pipeline(
-        &stages,
-        plan.in_buffers,
-        plan.out_buffers,
-        plan.ubatch,
-        microbatches,
-        plan.throughput_items_per_s,
-    )
 }
 
 #[cfg(test)]

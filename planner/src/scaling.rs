@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{Device, Fleet, ModelProfile, PlanConfig};
 use super::{plan_with, PlanError, PlannerKind};
-use crate::simulator::simulate;
+use crate::simulate::simulate;
 
 /// The study's knobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

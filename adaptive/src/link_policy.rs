@@ -8,10 +8,10 @@
 //! about the link. Observations that arrive before any message (there can be none: they are
 //! acknowledgements of messages) are ignored.
 
-use crate::adaptive::policy::{
+use crate::policy::{
     Policy, PolicyConfig, PolicyKind, TransferRate, WindowChoice, WindowObservation,
 };
-use crate::adaptive::sizes::{allowed_bits, SizeTable};
+use crate::sizes::{allowed_bits, SizeTable};
 use quantpipe_messages::Bits;
 
 #[derive(Debug, Clone)]

@@ -11,10 +11,10 @@
 //! The oracle knows the trace: in each window it sends the largest mean bitwidth (time-sharing
 //! adjacent bitwidths) whose size fits the window's true bandwidth at the target rate.
 
-use crate::adaptive::estimator::{ArrivalIntervals, BandwidthEstimator, Transfer};
-use crate::adaptive::policy::{Policy, TransferRate, WindowObservation};
-use crate::adaptive::sizes::SizeTable;
-use crate::adaptive::trace::Trace;
+use crate::estimator::{ArrivalIntervals, BandwidthEstimator, Transfer};
+use crate::policy::{Policy, TransferRate, WindowObservation};
+use crate::sizes::SizeTable;
+use crate::trace::Trace;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -233,8 +233,8 @@ pub fn figures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adaptive::policy::{PolicyConfig, PolicyKind};
-    use crate::adaptive::sizes::allowed_bits;
+    use crate::policy::{PolicyConfig, PolicyKind};
+    use crate::sizes::allowed_bits;
     use quantpipe_messages::Bits;
 
     /// MiniLM's hidden state for a microbatch of 8 articles of 128 tokens, cut after a u3.

@@ -8,8 +8,8 @@
 //! Pending messages are remembered up to [`MAX_PENDING`]: a receiver that never acknowledges
 //! (gone, or a stage of an older plan) cannot grow the table without bound.
 
-use crate::adaptive::estimator::{ArrivalIntervals, BandwidthEstimator, Estimate, Transfer};
-use crate::adaptive::policy::{TransferRate, WindowObservation};
+use crate::estimator::{ArrivalIntervals, BandwidthEstimator, Estimate, Transfer};
+use crate::policy::{TransferRate, WindowObservation};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Most messages awaiting an acknowledgement that a link remembers.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use quantpipe_actors::planner::{BitPolicy, Device, Fleet, LinkMatrix, ModelProfile, PlanConfig};
+use quantpipe_planner::{BitPolicy, Device, Fleet, LinkMatrix, ModelProfile, PlanConfig};
 
 /// (model, fleet, config) with 1-7 units, 1-`max_devices` devices of 1-3 types (several hosts per
 /// type are common), memory from too small to ample, and either raw or menu bitwidths.

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::planner::ModelProfile;
+use crate::ModelProfile;
 
 /// A ViT's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
