@@ -6,7 +6,8 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::report::{percentile, SimError, SimReport};
+use super::report::{SimError, SimReport};
+use super::stats::percentile;
 
 /// One stage as the simulator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,12 +11,15 @@
 //!
 //! [`simulate_pipeline`] takes each stage's compute, transfer and latency ([`SimStage`]) and the
 //! buffer counts as plain numbers; `quantpipe_planner::simulate` feeds it a plan. Main types:
-//! [`SimStage`] in, [`SimReport`] (or [`SimError`]) out.
+//! [`SimStage`] in, [`SimReport`] (or [`SimError`]) out; [`percentile`] is the one
+//! nearest-rank percentile of the workspace's latency reports.
 
 #![forbid(unsafe_code)]
 
 mod engine;
 mod report;
+mod stats;
 
 pub use engine::{simulate_pipeline, SimStage};
 pub use report::{SimError, SimReport};
+pub use stats::percentile;

@@ -47,23 +47,3 @@ pub enum SimError {
     #[error("parsing plan {path}: {detail}")]
     Parse { path: String, detail: String },
 }
-
-/// Nearest-rank percentile of sorted values.
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(super::percentile(&v, 50.0), 50.0);
-        assert_eq!(super::percentile(&v, 99.0), 99.0);
-        assert_eq!(super::percentile(&[3.0], 90.0), 3.0);
-    }
-}

@@ -52,14 +52,8 @@ pub struct RunReport {
     pub outputs: Vec<Vec<f32>>,
 }
 
-/// Percentile (nearest rank) of sorted samples.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
+/// Percentile (nearest rank) of samples: the simulator's, so both reports mean the same thing.
+pub use quantpipe_simulator::percentile;
 
 /// Asks the leader for its plan until one is ready or `wait` passes.
 pub fn wait_for_plan(session: &Session, keys: &Keys, wait: Duration) -> Result<PlanInfo> {
