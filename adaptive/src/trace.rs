@@ -1,8 +1,9 @@
 //! Bandwidth traces: how a link's rate changes over time, in a file users write.
 //!
-//! One step per line, `at_s, mbit`: from `at_s` seconds after the start the link runs at `mbit`
-//! Mbit/s, until the next line. Blank lines and `#` comments are ignored. The first step is at 0
-//! and steps are in increasing time. Example (the 200 -> 20 -> 5 -> 200 Mbit/s trace):
+//! A CSV file without a header, one step per line, `at_s, mbit`: from `at_s` seconds after the
+//! start the link runs at `mbit` Mbit/s, until the next line. Blank lines and `#` comments (whole
+//! lines or line ends) are ignored. The first step is at 0 and steps are in increasing time.
+//! Example (the 200 -> 20 -> 5 -> 200 Mbit/s trace):
 //! ```text
 //! # at_s, mbit
 //! 0, 200
@@ -11,6 +12,7 @@
 //! 15, 200
 //! ```
 
+use serde::Deserialize;
 use std::path::Path;
 
 /// A piecewise-constant bandwidth over time.
@@ -47,37 +49,47 @@ impl Trace {
         Ok(Trace { steps })
     }
 
-    /// Parses the text format (see the module docs); errors name the line.
+    /// Parses the text format (see the module docs); errors name the line and the field.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut steps = Vec::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
+        let lines: Vec<&str> = text.lines().collect();
+        let uncommented = without_comments(&lines);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(uncommented.as_bytes());
+        let mut steps: Vec<(f64, f64)> = Vec::new();
+        let mut record = csv::StringRecord::new();
+        loop {
+            let more = reader
+                .read_record(&mut record)
+                .map_err(|e| format!("{}: {e}", line_of(e.position(), &lines)))?;
+            if !more {
+                break;
             }
-            let bad = |why: &str| format!("line {}: `{}`: {why}", n + 1, raw.trim());
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            if fields.len() != 2 {
+            let here = line_of(record.position(), &lines);
+            let bad = |why: &str| format!("{here}: {why}");
+            if record.len() != 2 {
                 return Err(bad("expected `at_s, mbit`"));
             }
-            let at: f64 = fields[0]
-                .parse()
-                .map_err(|_| bad("the time is not a number"))?;
-            let mbit: f64 = fields[1]
-                .parse()
-                .map_err(|_| bad("the rate is not a number"))?;
-            if !(at >= 0.0 && at.is_finite()) {
+            let step: Step = record.deserialize(None).map_err(|e| match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } if err.field() == Some(1) => {
+                    bad("the rate is not a number")
+                }
+                _ => bad("the time is not a number"),
+            })?;
+            if !(step.at_s >= 0.0 && step.at_s.is_finite()) {
                 return Err(bad("the time must be >= 0"));
             }
-            if !(mbit > 0.0 && mbit.is_finite()) {
+            if !(step.mbit > 0.0 && step.mbit.is_finite()) {
                 return Err(bad("the rate must be > 0 Mbit/s"));
             }
             if let Some(&(prev, _)) = steps.last() {
-                if at <= prev {
+                if step.at_s <= prev {
                     return Err(bad("times must increase from line to line"));
                 }
             }
-            steps.push((at, mbit));
+            steps.push((step.at_s, step.mbit));
         }
         Trace::new(steps)
     }
@@ -143,6 +155,34 @@ impl Trace {
     }
 }
 
+/// One line of a trace file, in column order.
+#[derive(Deserialize)]
+struct Step {
+    at_s: f64,
+    mbit: f64,
+}
+
+/// The text with every `#` comment blanked, line for line (the CSV reader knows only comments
+/// that fill a whole line, and skips the lines left empty).
+fn without_comments(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `line N: `text`` for the reader's position, so an error shows what the user wrote.
+fn line_of(position: Option<&csv::Position>, lines: &[&str]) -> String {
+    match position.map(csv::Position::line) {
+        Some(n) => {
+            let raw = lines.get(n as usize - 1).copied().unwrap_or("").trim();
+            format!("line {n}: `{raw}`")
+        }
+        None => "a line".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +212,18 @@ mod tests {
             let err = Trace::parse(text).unwrap_err();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_trailing_comment_does_not_hide_the_bad_field() {
+        let err = Trace::parse("0, 200 # start\n5, x # drop\n").unwrap_err();
+        assert_eq!(err, "line 2: `5, x # drop`: the rate is not a number");
+    }
+
+    #[test]
+    fn quoted_fields_read_as_spreadsheets_write_them() {
+        let t = Trace::parse("\"0\",\"7.5\"\n\"2\",\"1\"\n").unwrap();
+        assert_eq!(t.steps(), &[(0.0, 7.5), (2.0, 1.0)]);
     }
 
     #[test]

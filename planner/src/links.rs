@@ -20,7 +20,8 @@ use super::bitset;
 use super::cost::CostModel;
 use super::error::PlanError;
 use super::exact;
-use super::random::{random_instance, Rng};
+use super::random::{random_instance, seeded};
+use rand::Rng as _;
 
 /// `(device, l, r)` stages.
 pub type Stages = Vec<(usize, usize, usize)>;
@@ -373,10 +374,10 @@ pub struct GapReport {
 /// Runs the heuristic and the exact planner on `instances` random fleets of 8-12 devices with
 /// random link matrices and reports the gap.
 pub fn heuristic_gap(instances: usize, units: usize, seed: u64) -> Result<GapReport, PlanError> {
-    let mut rng = Rng::new(seed);
+    let mut rng = seeded(seed);
     let (mut feasible_n, mut optimal, mut sum, mut max) = (0, 0, 0.0, 0.0f64);
     for _ in 0..instances {
-        let devices = 8 + rng.below(5) as usize;
+        let devices = rng.random_range(8..=12);
         let (model, fleet, cfg) = random_instance(&mut rng, units, devices, 3, true);
         let cm = CostModel::new(&model, &fleet, &cfg)?;
         let Ok(ex) = solve_exact(&cm) else {

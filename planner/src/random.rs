@@ -1,57 +1,43 @@
-//! Seeded random planning instances, for the heuristic-gap report and the benches. A tiny
-//! SplitMix64 keeps the crate free of an RNG dependency and the instances identical everywhere.
+//! Seeded random planning instances, for the heuristic-gap report, the benches and the tests.
 
 use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::bits::BitPolicy;
 use super::types::{Device, Fleet, LinkMatrix, ModelProfile, PlanConfig};
 
-/// SplitMix64: small, fast, and good enough for generating test instances.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The generator behind [`seeded`]. ChaCha8 because rand_chacha promises the same stream for a
+/// seed on every platform and in every release (rand's `StdRng` does not), so a seed names one
+/// set of instances for good.
+pub type InstanceRng = ChaCha8Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
+/// A generator whose instances depend only on `seed`.
+pub fn seeded(seed: u64) -> InstanceRng {
+    InstanceRng::seed_from_u64(seed)
+}
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in 0..n.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Log-uniform in [lo, hi).
-    pub fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        (lo.ln() + self.unit() * (hi.ln() - lo.ln())).exp()
-    }
+/// Log-uniform in [lo, hi): bandwidths spread evenly over decades.
+fn log_uniform(rng: &mut impl Rng, lo: f64, hi: f64) -> f64 {
+    rng.random_range(lo.ln()..hi.ln()).exp()
 }
 
 /// A random transformer-shaped instance: `units` units whose cuts after u0/u2 carry more
 /// elements, `types` device types 1-4x apart in speed, memory from tight to ample, bandwidth
 /// 10-1000 Mbit/s, and (if `links`) a random asymmetric link matrix.
 pub fn random_instance(
-    rng: &mut Rng,
+    rng: &mut impl Rng,
     units: usize,
     devices: usize,
     types: usize,
     links: bool,
 ) -> (ModelProfile, Fleet, PlanConfig) {
-    let base: Vec<f64> = (0..units).map(|_| 0.002 + 0.008 * rng.unit()).collect();
+    let base: Vec<f64> = (0..units)
+        .map(|_| 0.002 + 0.008 * rng.random::<f64>())
+        .collect();
     let weight_bytes: Vec<u64> = (0..units)
-        .map(|_| 1_000_000 + rng.below(8_000_000))
+        .map(|_| 1_000_000 + rng.random_range(0..8_000_000))
         .collect();
     let hidden = 20_000u64;
     let cut_elements = (1..units)
@@ -65,10 +51,10 @@ pub fn random_instance(
     let mut type_mem = Vec::new();
     let mut type_bw = Vec::new();
     for t in 0..types {
-        let speed = 1.0 + 3.0 * rng.unit();
+        let speed = 1.0 + 3.0 * rng.random::<f64>();
         compute_s.insert(format!("t{t}"), base.iter().map(|b| b * speed).collect());
-        type_mem.push(20_000_000 + rng.below(200_000_000));
-        type_bw.push(rng.log_uniform(10.0, 1000.0));
+        type_mem.push(20_000_000 + rng.random_range(0..200_000_000));
+        type_bw.push(log_uniform(rng, 10.0, 1000.0));
     }
     let model = ModelProfile {
         name: "random".into(),
@@ -80,7 +66,7 @@ pub fn random_instance(
     };
     let devs: Vec<Device> = (0..devices)
         .map(|d| {
-            let t = rng.below(types as u64) as usize;
+            let t = rng.random_range(0..types.max(1));
             Device {
                 name: format!("dev{d}"),
                 device_type: format!("t{t}"),
@@ -98,7 +84,7 @@ pub fn random_instance(
                         if a == b {
                             0.0
                         } else {
-                            rng.log_uniform(10.0, 1000.0)
+                            log_uniform(rng, 10.0, 1000.0)
                         }
                     })
                     .collect()

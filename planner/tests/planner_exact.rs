@@ -54,7 +54,11 @@ proptest! {
     /// No baseline beats the optimum, and chosen bitwidths respect the accuracy budget.
     #[test]
     fn baselines_never_beat_the_optimum((model, fleet, cfg) in instance(5, false)) {
-        let Ok(best) = planner::plan(&model, &fleet, &cfg) else { return Ok(()); };
+        let best = planner::plan(&model, &fleet, &cfg);
+        // About a third of these instances have no plan: 1200 cases reject some 650, well
+        // inside proptest's limit of 1024.
+        prop_assume!(best.is_ok(), "no plan: {:?}", best);
+        let best = best.unwrap();
         let allowed = cfg.bits.allowed(model.units()).unwrap();
         for s in &best.stages[..best.stages.len() - 1] {
             prop_assert!(allowed[s.r - 1].contains(&s.out_bits.unwrap()));
@@ -252,13 +256,14 @@ fn quantization_aware_planning_beats_quantizing_afterwards() {
 #[test]
 fn pareto_check_agrees_with_dfs_check() {
     use quantpipe_planner::exact::{feasible, Check};
-    use quantpipe_planner::random::{random_instance, Rng};
+    use quantpipe_planner::random::{random_instance, seeded};
+    use rand::Rng as _;
     let (mut yes, mut no) = (0, 0);
     for seed in 0..300u64 {
-        let mut rng = Rng::new(seed);
-        let units = 6 + rng.below(19) as usize;
-        let devices = 2 + rng.below(9) as usize;
-        let types = 1 + rng.below(4) as usize;
+        let mut rng = seeded(seed);
+        let units = rng.random_range(6..25);
+        let devices = rng.random_range(2..11);
+        let types = rng.random_range(1..5);
         let (model, fleet, mut cfg) = random_instance(&mut rng, units, devices, types, false);
         if seed % 2 == 1 {
             cfg.bits = BitPolicy::Menu {

@@ -20,7 +20,9 @@ proptest! {
     /// planner's ubatch / bottleneck, and the bottleneck stage or link is saturated.
     #[test]
     fn simulator_agrees_with_the_planner_bound((model, fleet, cfg) in instance(5, false)) {
-        let Ok(p) = planner::plan(&model, &fleet, &cfg) else { return Ok(()); };
+        let p = planner::plan(&model, &fleet, &cfg);
+        prop_assume!(p.is_ok(), "no plan: {:?}", p);
+        let p = p.unwrap();
         let r = simulate(&p, 300).unwrap();
         let rel = (r.steady_throughput_items_per_s - p.throughput_items_per_s).abs()
             / p.throughput_items_per_s;
