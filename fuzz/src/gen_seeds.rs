@@ -1,11 +1,14 @@
-//! `cargo run --manifest-path fuzz/Cargo.toml --bin gen_seeds -- fuzz/corpus/decode`
+//! `cargo run --manifest-path fuzz/Cargo.toml --bin gen_seeds -- fuzz/corpus/decode fuzz/corpus/control`
 
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
+use quantpipe_messages::oracle::sample_messages;
 use quantpipe_messages::{Bits, BoundaryPayload};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: gen_seeds DIR")?;
+    let usage = "usage: gen_seeds TENSOR_DIR CONTROL_DIR";
+    let dir = std::env::args().nth(1).ok_or(usage)?;
+    let control_dir = std::env::args().nth(2).ok_or(usage)?;
     std::fs::create_dir_all(&dir)?;
     let shapes: [&[usize]; 4] = [&[2, 3, 4], &[1, 5], &[3], &[2, 0, 3]];
     let mut i = 0;
@@ -28,5 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("wrote {} seeds to {dir}", 2 * i);
+    std::fs::create_dir_all(&control_dir)?;
+    let messages = sample_messages();
+    for (k, bytes) in messages.iter().enumerate() {
+        std::fs::write(format!("{control_dir}/message-{k}"), bytes)?;
+    }
+    println!("wrote {} seeds to {control_dir}", messages.len());
     Ok(())
 }

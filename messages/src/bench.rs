@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bits::Bits;
 use crate::clipping::{ds_aciq, ClipMethod, DsAciqConfig, SampleStats, ValueKind};
 use crate::codec::{self, Clip};
-use crate::{Bits, DecodeLimits, EncodedTensor};
+use crate::limits::DecodeLimits;
+use crate::tensor::EncodedTensor;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,10 +24,10 @@ use crate::bits::Bits;
 use crate::clipping::{self, ClipMethod, ClipRange, DsAciqConfig, SampleStats, ValueKind};
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::DecodeLimits;
+use crate::msgpack;
 use crate::pack;
 use crate::quant::QuantParams;
 use crate::tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
-use crate::wire;
 
 /// Values per block of the quantize/pack pipeline: a multiple of 8 (so blocks start on byte
 /// boundaries of the packed stream at any bitwidth) whose u16 code scratch (8 KiB) and f32
@@ -148,11 +148,11 @@ fn write_wire_header(
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let params: Vec<SampleParams> = plan.params().collect();
     rmp::encode::write_array_len(out, 6).expect(VEC_WRITE);
-    wire::write_value(out, &FORMAT_VERSION);
-    wire::write_value(out, &shape);
-    wire::write_value(out, &Dtype::F32);
-    wire::write_value(out, &bits);
-    wire::write_value(out, &params);
+    msgpack::write_value(out, &FORMAT_VERSION);
+    msgpack::write_value(out, &shape);
+    msgpack::write_value(out, &Dtype::F32);
+    msgpack::write_value(out, &bits);
+    msgpack::write_value(out, &params);
     rmp::encode::write_bin_len(out, bin_len).expect(VEC_WRITE);
     Ok(plan)
 }

@@ -112,3 +112,41 @@ pub enum DecodeError {
         max_code: u32,
     },
 }
+
+/// Why a message between nodes ([`crate::envelope`]) was refused: the four things a receiver
+/// tells apart (it counts foreign-fleet messages apart from malformed ones, for instance).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WireError {
+    /// The buffer is larger than the configured message limit; nothing was parsed.
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    /// The message was written by another wire version; nothing after the version was parsed.
+    #[error("wire version {found}, this node speaks {supported}")]
+    Version { found: u64, supported: u16 },
+    /// The message belongs to another fleet; nothing after the fleet was parsed.
+    #[error("message of fleet `{found}` on fleet `{expected}`'s topic")]
+    ForeignFleet { expected: String, found: String },
+    /// The bytes are not a complete message of the expected kind, or more follow it.
+    #[error("malformed message ({len} bytes): {reason}")]
+    Malformed { len: usize, reason: String },
+}
+
+impl WireError {
+    /// The framing's verdict on a buffer of `len` bytes, in the receiver's four classes.
+    pub(crate) fn from_framing(e: DecodeError, len: usize) -> WireError {
+        match e {
+            DecodeError::MessageTooLarge { len, max } => WireError::TooLarge { len, max },
+            DecodeError::UnsupportedVersion { found, supported } => {
+                WireError::Version { found, supported }
+            }
+            DecodeError::TrailingBytes { count, .. } => WireError::Malformed {
+                len,
+                reason: format!("{count} bytes after the message"),
+            },
+            other => WireError::Malformed {
+                len,
+                reason: other.to_string(),
+            },
+        }
+    }
+}

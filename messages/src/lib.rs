@@ -1,5 +1,26 @@
-//! Wire types shared by every quantpipe node: the messages actors exchange over zenoh, their key
-//! expressions, and the encoded-tensor format that carries activations between pipeline stages.
+//! Everything that crosses the network between quantpipe nodes, leaders and clients: the
+//! messages, their key expressions, the one envelope and framing they travel in, and the
+//! encoded-tensor format that carries activations between pipeline stages. Free of torch, zenoh
+//! and actix: it describes bytes, and nodes of any runtime speak it.
+//!
+//! # Messages
+//! - [`Envelope`] ([`envelope`]): `[version, fleet, body]`, the one wrapper of every message;
+//!   [`envelope::encode`] / [`envelope::decode`] write and read it. Decoding checks the size
+//!   ([`DecodeLimits`]) before reading a byte, then version ([`WIRE_VERSION`]) and fleet, then the
+//!   extent, and only then parses the body; it returns a typed [`WireError`] (too large, wrong
+//!   version, foreign fleet, malformed) and never panics.
+//! - [`Keys`] ([`keys`]): the zenoh key expressions of a fleet.
+//! - Control ([`control`]): [`DeviceInfo`] with its [`UnitTimes`] profile, [`Assignment`] (with
+//!   its [`NextHop`]) and [`Release`], [`PlanInfo`] of [`PlanStage`]s.
+//! - [`Activation`] ([`activation`]): the header of one microbatch, whose [`Body`] ([`Tokens`],
+//!   an encoded payload, or a probe's filler) follows it outside the MessagePack value, so a
+//!   stage sends tens of megabytes as a second slice and a receiver decodes them in place; the
+//!   [`Mask`] of text models rides in the header.
+//! - Acknowledgements ([`ack`]): [`AssignAck`], [`LinkAck`].
+//! - [`Output`] ([`output`]): what the last stage returns to a client.
+//! - [`NodeStats`] and [`LinkStats`] ([`stats`]): a node's counters.
+//! - [`oracle`]: the round-trip and no-panic promises of the decoders, as the function the fuzz
+//!   target and the property tests run on arbitrary bytes.
 //!
 //! # The activation codec
 //! Activations crossing a pipeline cut are compressed by post-training quantization:
@@ -15,11 +36,31 @@
 //! - [`bench::codec_report`]: the throughput measurement behind `quantpipe bench codec`.
 //!
 //! Decoding untrusted bytes ([`EncodedTensor::from_bytes`], [`BoundaryPayload::from_bytes`])
-//! checks the size limit ([`DecodeLimits`]) before parsing, the version before the rest, and every
-//! consistency rule before trusting a number; it returns a typed [`DecodeError`] and never panics
-//! (the `fuzz/` target exercises this).
+//! goes through the same framing as the messages ([`DecodeLimits`] before parsing, the version,
+//! [`FORMAT_VERSION`], before the rest) and checks every consistency rule before trusting a
+//! number; it returns a typed [`DecodeError`] and never panics (the `fuzz/` target `decode`
+//! exercises this).
 //!
-//! # Example
+//! # Layers
+//! Modules import only modules below them: `msgpack` (MessagePack primitives) and `framing`
+//! (size, version, extent) under [`tensor`], [`payload`] and [`envelope`]; the messages over
+//! [`envelope`]; [`clip_range`] under both the scalar quantizer and [`clipping`].
+//!
+//! # Examples
+//! A control message, and what a node of another fleet makes of it:
+//! ```
+//! use quantpipe_messages::{envelope, Release, WireError};
+//!
+//! let bytes = envelope::encode("lab", &Release { epoch: 3 });
+//! assert_eq!(envelope::decode::<Release>(&bytes, "lab")?, Release { epoch: 3 });
+//! assert!(matches!(
+//!     envelope::decode::<Release>(&bytes, "prod"),
+//!     Err(WireError::ForeignFleet { .. })
+//! ));
+//! # Ok::<(), WireError>(())
+//! ```
+//!
+//! An activation through the codec:
 //! ```
 //! use quantpipe_messages::{codec, Bits, BoundaryPayload, DecodeLimits};
 //! use quantpipe_messages::codec::Clip;
@@ -39,21 +80,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod ack;
+pub mod activation;
 pub mod bench;
 pub mod bits;
+pub mod clip_range;
 pub mod clipping;
 pub mod codec;
+pub mod control;
+pub mod envelope;
 pub mod error;
+mod framing;
+pub mod keys;
 pub mod limits;
+mod msgpack;
+pub mod oracle;
+pub mod output;
 pub mod pack;
 pub mod payload;
 mod quant;
+pub mod stats;
 pub mod synth;
 pub mod tensor;
-mod wire;
 
+pub use ack::{AssignAck, LinkAck};
+pub use activation::{Activation, Body, Mask, Tokens};
 pub use bits::Bits;
-pub use error::{DecodeError, EncodeError, InvalidBits};
+pub use control::{Assignment, DeviceInfo, NextHop, PlanInfo, PlanStage, Release, UnitTimes};
+pub use envelope::{Envelope, WIRE_VERSION};
+pub use error::{DecodeError, EncodeError, InvalidBits, WireError};
+pub use keys::Keys;
 pub use limits::DecodeLimits;
+pub use output::Output;
 pub use payload::{BoundaryPayload, BoundaryPayloadRef};
+pub use stats::{LinkStats, NodeStats};
 pub use tensor::{Dtype, EncodedTensor, EncodedTensorRef, SampleParams, FORMAT_VERSION};

@@ -1,20 +1,13 @@
-//! MessagePack framing shared by the wire types: bounded, versioned, trailing-byte-checked
-//! parsing.
+//! MessagePack primitives of the wire: writing values in the compact form (structs as arrays),
+//! and reading the few things a receiver looks at before parsing anything: the top-level array's
+//! length, an unsigned integer, a string, and the extent of a value.
 //!
-//! Order of checks in [`from_bytes_versioned`], each before any work that could be expensive:
-//! 1. the buffer length against the configured limit;
-//! 2. the version, read from the first array element without parsing the rest, so a message
-//!    from an incompatible writer is reported as such rather than as "malformed";
-//! 3. the extent of the top-level value, found by [`value_len`] (an iterative walk that neither
-//!    recurses nor allocates), so truncation and trailing bytes are named precisely;
-//! 4. the serde parse, from a borrowed slice: rmp-serde then never allocates more than the
-//!    bytes present, and serde caps container pre-allocation.
+//! The readers work on borrowed bytes, neither recurse nor allocate, and report truncation and
+//! foreign markers as typed [`DecodeError`]s, so they are safe on hostile input of any length.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::DecodeError;
-use crate::limits::DecodeLimits;
-use crate::tensor::FORMAT_VERSION;
 
 /// Serialises `value` as MessagePack with structs as arrays (the compact form).
 pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
@@ -44,35 +37,7 @@ pub(crate) fn serialized_len<T: Serialize>(value: &T) -> usize {
     count.0
 }
 
-/// Parses a version-first MessagePack array into `T` under `limits` (see the module docs).
-pub(crate) fn from_bytes_versioned<'a, T: Deserialize<'a>>(
-    buf: &'a [u8],
-    limits: &DecodeLimits,
-) -> Result<T, DecodeError> {
-    if buf.len() > limits.max_message_bytes {
-        return Err(DecodeError::MessageTooLarge {
-            len: buf.len(),
-            max: limits.max_message_bytes,
-        });
-    }
-    let version = peek_version(buf)?;
-    if version != u64::from(FORMAT_VERSION) {
-        return Err(DecodeError::UnsupportedVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    let len = value_len(buf)?;
-    if len != buf.len() {
-        return Err(DecodeError::TrailingBytes {
-            len,
-            count: buf.len() - len,
-        });
-    }
-    rmp_serde::from_slice(buf).map_err(map_rmp_error)
-}
-
-fn map_rmp_error(e: rmp_serde::decode::Error) -> DecodeError {
+pub(crate) fn map_rmp_error(e: rmp_serde::decode::Error) -> DecodeError {
     use rmp_serde::decode::Error as E;
     match &e {
         E::InvalidMarkerRead(io) | E::InvalidDataRead(io)
@@ -97,41 +62,66 @@ fn read_be(buf: &[u8], pos: &mut usize, n: usize) -> Result<u64, DecodeError> {
     Ok(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
-/// The first element of a top-level array, read as an unsigned integer: the format version.
-fn peek_version(buf: &[u8]) -> Result<u64, DecodeError> {
-    let mut pos = 0;
-    let marker = *buf.first().ok_or_else(|| truncated("empty message", 0))?;
-    pos += 1;
+/// The length of the array starting at `*pos`; moves `*pos` to its first element.
+pub(crate) fn read_array_len(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    let at = *pos;
+    let marker = *buf.get(at).ok_or_else(|| truncated("empty message", at))?;
+    *pos += 1;
+    match marker {
+        0x90..=0x9f => Ok(u64::from(marker & 0x0f)),
+        0xdc => read_be(buf, pos, 2),
+        0xdd => read_be(buf, pos, 4),
+        other => Err(DecodeError::Malformed(format!(
+            "expected a MessagePack array at byte {at}, found marker {other:#04x}"
+        ))),
+    }
+}
+
+/// The unsigned integer at `*pos` (`what` names it in errors); moves `*pos` past it.
+pub(crate) fn read_uint(buf: &[u8], pos: &mut usize, what: &str) -> Result<u64, DecodeError> {
+    let at = *pos;
+    let marker = *buf.get(at).ok_or_else(|| truncated(what, at))?;
+    *pos += 1;
+    match marker {
+        0x00..=0x7f => Ok(u64::from(marker)),
+        0xcc => read_be(buf, pos, 1),
+        0xcd => read_be(buf, pos, 2),
+        0xce => read_be(buf, pos, 4),
+        0xcf => read_be(buf, pos, 8),
+        other => Err(DecodeError::Malformed(format!(
+            "{what} at byte {at} is not an unsigned integer (marker {other:#04x})"
+        ))),
+    }
+}
+
+/// The UTF-8 string at `*pos` (`what` names it in errors), borrowed; moves `*pos` past it.
+pub(crate) fn read_str<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    what: &str,
+) -> Result<&'a str, DecodeError> {
+    let at = *pos;
+    let marker = *buf.get(at).ok_or_else(|| truncated(what, at))?;
+    *pos += 1;
     let len = match marker {
-        0x90..=0x9f => u64::from(marker & 0x0f),
-        0xdc => read_be(buf, &mut pos, 2)?,
-        0xdd => read_be(buf, &mut pos, 4)?,
+        0xa0..=0xbf => u64::from(marker & 0x1f),
+        0xd9 => read_be(buf, pos, 1)?,
+        0xda => read_be(buf, pos, 2)?,
+        0xdb => read_be(buf, pos, 4)?,
         other => {
             return Err(DecodeError::Malformed(format!(
-                "expected a MessagePack array at byte 0, found marker {other:#04x}"
+                "{what} at byte {at} is not a string (marker {other:#04x})"
             )))
         }
     };
-    if len == 0 {
-        return Err(DecodeError::Malformed(
-            "empty top-level array: no version field".into(),
-        ));
-    }
-    let at = pos;
-    let marker = *buf
-        .get(pos)
-        .ok_or_else(|| truncated("version field", pos))?;
-    pos += 1;
-    match marker {
-        0x00..=0x7f => Ok(u64::from(marker)),
-        0xcc => read_be(buf, &mut pos, 1),
-        0xcd => read_be(buf, &mut pos, 2),
-        0xce => read_be(buf, &mut pos, 4),
-        0xcf => read_be(buf, &mut pos, 8),
-        other => Err(DecodeError::Malformed(format!(
-            "version field at byte {at} is not an unsigned integer (marker {other:#04x})"
-        ))),
-    }
+    let start = *pos;
+    let bytes = usize::try_from(len)
+        .ok()
+        .and_then(|len| buf.get(start..start.checked_add(len)?))
+        .ok_or_else(|| truncated(what, at))?;
+    *pos = start + bytes.len();
+    std::str::from_utf8(bytes)
+        .map_err(|e| DecodeError::Malformed(format!("{what} at byte {at} is not UTF-8: {e}")))
 }
 
 /// Length in bytes of the first complete MessagePack value in `buf`.

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::bits::Bits;
 use crate::codec::{self, Clip};
 use crate::error::{DecodeError, EncodeError};
+use crate::framing;
 use crate::limits::DecodeLimits;
+use crate::msgpack;
 use crate::tensor::{EncodedTensor, EncodedTensorRef, FORMAT_VERSION};
-use crate::wire;
 
 /// The tensors crossing one cut, in unit-output order: `main` first, then `skip` if present.
 ///
@@ -110,7 +111,7 @@ impl<D: AsRef<[u8]>> BoundaryPayload<D> {
             main: self.main.borrowed(),
             skip: self.skip.as_ref().map(|t| t.borrowed()),
         };
-        wire::to_bytes(&borrowed)
+        msgpack::to_bytes(&borrowed)
     }
 }
 
@@ -118,7 +119,7 @@ impl BoundaryPayload {
     /// Parses and validates a wire buffer under `limits` (same guarantees as
     /// [`EncodedTensor::from_bytes`]).
     pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<BoundaryPayload, DecodeError> {
-        let p: BoundaryPayload = wire::from_bytes_versioned(buf, limits)?;
+        let p: BoundaryPayload = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
         p.validate(limits)?;
         Ok(p)
     }
@@ -131,7 +132,7 @@ impl<'a> BoundaryPayloadRef<'a> {
         buf: &'a [u8],
         limits: &DecodeLimits,
     ) -> Result<BoundaryPayloadRef<'a>, DecodeError> {
-        let p: BoundaryPayloadRef<'a> = wire::from_bytes_versioned(buf, limits)?;
+        let p: BoundaryPayloadRef<'a> = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
         p.validate(limits)?;
         Ok(p)
     }
@@ -175,12 +176,12 @@ pub fn write_payload(
     out.reserve(upper_bound + 8);
     let written = (|| {
         rmp::encode::write_array_len(out, 3).expect("writing MessagePack into a Vec cannot fail");
-        wire::write_value(out, &FORMAT_VERSION);
+        msgpack::write_value(out, &FORMAT_VERSION);
         for t in std::iter::once(main).chain(skip) {
             codec::encode_to_wire(t.values, t.shape, t.bits, t.clip, out)?;
         }
         if skip.is_none() {
-            wire::write_value(out, &());
+            msgpack::write_value(out, &());
         }
         Ok(())
     })();
@@ -209,7 +210,7 @@ pub fn payload_pieces(
     let mut written = Vec::new();
     rmp::encode::write_array_len(&mut written, 3)
         .expect("writing MessagePack into a Vec cannot fail");
-    wire::write_value(&mut written, &FORMAT_VERSION);
+    msgpack::write_value(&mut written, &FORMAT_VERSION);
     for (i, t) in std::iter::once(main).chain(skip).enumerate() {
         if t.bits.is_raw() && cfg!(target_endian = "little") {
             codec::write_raw_header(t.values, t.shape, &mut written)?;
@@ -221,7 +222,7 @@ pub fn payload_pieces(
         }
     }
     if skip.is_none() {
-        wire::write_value(&mut written, &());
+        msgpack::write_value(&mut written, &());
     }
     if !written.is_empty() {
         pieces.push(PayloadPiece::Written(written));

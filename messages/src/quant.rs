@@ -8,7 +8,7 @@
 //! is 0 and decodes to exactly `lo` (the reference produced NaN there by dividing by zero).
 
 use crate::bits::Bits;
-use crate::clipping::ClipRange;
+use crate::clip_range::ClipRange;
 
 /// 2^23: see [`QuantParams::code`].
 const ROUNDING_MAGIC: f32 = 8_388_608.0;

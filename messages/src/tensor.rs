@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bits::Bits;
 use crate::error::DecodeError;
+use crate::framing;
 use crate::limits::DecodeLimits;
-use crate::wire;
+use crate::msgpack;
 
 /// The format version this build writes and reads. Bump on any change of the layout above.
 pub const FORMAT_VERSION: u16 = 1;
@@ -220,7 +221,7 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
 
     /// Bytes of the serialised form beyond the payload (header and per-sample parameters).
     pub fn header_len(&self) -> usize {
-        wire::serialized_len(&self.borrowed()) - self.data().len()
+        msgpack::serialized_len(&self.borrowed()) - self.data().len()
     }
 
     /// The same tensor with its payload borrowed.
@@ -242,7 +243,7 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
 
     /// Serialises to MessagePack (the wire form).
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::to_bytes(&self.borrowed())
+        msgpack::to_bytes(&self.borrowed())
     }
 }
 
@@ -251,7 +252,7 @@ impl EncodedTensor {
     /// is parsed), structure, trailing bytes, and finally [`EncodedTensor::validate`].
     /// Allocation is bounded by the buffer length (itself bounded by `limits`).
     pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<EncodedTensor, DecodeError> {
-        let t: EncodedTensor = wire::from_bytes_versioned(buf, limits)?;
+        let t: EncodedTensor = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
         t.validate(limits)?;
         Ok(t)
     }
@@ -263,7 +264,7 @@ impl<'a> EncodedTensorRef<'a> {
         buf: &'a [u8],
         limits: &DecodeLimits,
     ) -> Result<EncodedTensorRef<'a>, DecodeError> {
-        let t: EncodedTensorRef<'a> = wire::from_bytes_versioned(buf, limits)?;
+        let t: EncodedTensorRef<'a> = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
         t.validate(limits)?;
         Ok(t)
     }

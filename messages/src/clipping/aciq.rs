@@ -15,7 +15,7 @@
 //! range = [min, min + W(3 * 4^(M+1)) * b], again capped at max.
 
 use super::{lambert_w0, ClipRange, SampleStats, ValueKind};
-use crate::Bits;
+use crate::bits::Bits;
 
 /// alpha / b for Laplace data at `bits` bits: W(3 * 4^bits).
 pub fn laplace_alpha_factor(bits: u32) -> f64 {

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::aciq::{aciq_alpha, full_alpha, range_for_alpha};
 use super::stats::strided_sample;
 use super::{ClipRange, SampleStats, ValueKind};
+use crate::bits::Bits;
 use crate::quant::QuantParams;
-use crate::Bits;
 
 /// Tuning of the DS-ACIQ search; the defaults are what the codec uses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -28,24 +28,9 @@ pub use lambert_w::lambert_w0;
 pub use naive::naive;
 pub use stats::{strided_sample, NonFiniteValue, SampleStats};
 
+pub use crate::clip_range::ClipRange;
+
 use serde::{Deserialize, Serialize};
-
-/// A clipping range: values below `lo` / above `hi` are clamped before quantization.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ClipRange {
-    pub lo: f32,
-    pub hi: f32,
-}
-
-impl ClipRange {
-    pub fn new(lo: f32, hi: f32) -> Self {
-        ClipRange { lo, hi }
-    }
-    /// hi - lo.
-    pub fn width(&self) -> f32 {
-        self.hi - self.lo
-    }
-}
 
 /// The distribution model of the tensor being clipped, chosen from the unit position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -106,7 +91,7 @@ pub fn clip_range(
     kind: ValueKind,
     values: &[f32],
     stats: &SampleStats,
-    bits: crate::Bits,
+    bits: crate::bits::Bits,
 ) -> ClipRange {
     match method {
         ClipMethod::Naive => naive(stats),
