@@ -88,6 +88,60 @@ pub const BLOCK_WAIT_BEFORE_CLOSE_US: u64 = 120_000_000;
 /// `bench pipeline` spent a third more CPU outside its forward passes. 16 batches are 1 MiB.
 pub const DATA_QUEUE_BATCHES: usize = 16;
 
+impl ZenohSettings {
+    /// A peer that listens on `listen` and connects to `connect`, multicast scouting off.
+    pub fn peer(listen: Vec<String>, connect: Vec<String>) -> Self {
+        ZenohSettings {
+            listen,
+            connect,
+            ..ZenohSettings::default()
+        }
+    }
+
+    /// The zenoh configuration these settings describe: the one place where quantpipe builds a
+    /// `zenoh::Config`, for nodes, clients, launchers and tests alike.
+    pub fn config(&self) -> Result<zenoh::Config> {
+        let mut c = zenoh::Config::default();
+        let set = |c: &mut zenoh::Config, k: &str, v: String| {
+            c.insert_json5(k, &v)
+                .map_err(|e| anyhow::anyhow!("zenoh setting {k} = {v}: {e}"))
+        };
+        set(&mut c, "mode", serde_json::to_string(&self.mode)?)?;
+        set(
+            &mut c,
+            "listen/endpoints",
+            serde_json::to_string(&self.listen)?,
+        )?;
+        set(
+            &mut c,
+            "connect/endpoints",
+            serde_json::to_string(&self.connect)?,
+        )?;
+        set(
+            &mut c,
+            "scouting/multicast/enabled",
+            self.multicast_scouting.to_string(),
+        )?;
+        // zenoh closes a transport whose blocking message waited 5 s for a free batch. Here
+        // back-pressure is the design: a stage behind a degraded link blocks for as long as the
+        // link needs, and must not lose its session (and be re-planned away) for it.
+        set(
+            &mut c,
+            "transport/link/tx/queue/congestion_control/block/wait_before_close",
+            BLOCK_WAIT_BEFORE_CLOSE_US.to_string(),
+        )?;
+        set(
+            &mut c,
+            "transport/link/tx/queue/size/data",
+            DATA_QUEUE_BATCHES.to_string(),
+        )?;
+        for (k, v) in &self.extra {
+            set(&mut c, k, v.clone())?;
+        }
+        Ok(c)
+    }
+}
+
 impl Default for ZenohSettings {
     fn default() -> Self {
         ZenohSettings {
@@ -191,6 +245,13 @@ impl QuantizerSettings {
             .parse()
             .map_err(|e| anyhow::anyhow!("quantizer.policy: {e}"))
     }
+
+    /// The clipping method `clip` names (`naive`, `aciq`, `ds-aciq`).
+    pub fn clip_method(&self) -> Result<quantpipe_messages::clipping::ClipMethod> {
+        self.clip
+            .parse()
+            .map_err(|e| anyhow::anyhow!("quantizer.clip: {e}"))
+    }
 }
 
 /// A stage of a plan forced in the leader's settings.
@@ -284,6 +345,22 @@ impl Default for MetricsSettings {
 }
 
 impl Settings {
+    /// Settings of `name` in `fleet` with every section at its defaults (no endpoints).
+    pub fn new(fleet: &str, name: &str, role: Role, model_dir: &Path) -> Self {
+        Settings {
+            fleet: fleet.to_owned(),
+            name: name.to_owned(),
+            role,
+            model_dir: model_dir.to_path_buf(),
+            zenoh: ZenohSettings::default(),
+            device: DeviceSettings::default(),
+            quantizer: QuantizerSettings::default(),
+            leader: LeaderSettings::default(),
+            client: ClientSettings::default(),
+            metrics: MetricsSettings::default(),
+        }
+    }
+
     /// Reads `path` (TOML) and applies `QUANTPIPE_*` environment overrides.
     pub fn load(path: &Path) -> Result<Settings> {
         if !path.exists() {
@@ -357,7 +434,7 @@ impl Settings {
         if self.leader.ubatch == 0 {
             bail!("leader.ubatch must be >= 1");
         }
-        crate::runtime::quantizer::parse_clip(&self.quantizer.clip)?;
+        self.quantizer.clip_method()?;
         self.quantizer.validate()?;
         if !(self.metrics.window_s > 0.0 && self.metrics.window_s.is_finite()) {
             bail!(
@@ -371,47 +448,9 @@ impl Settings {
         Ok(())
     }
 
-    /// The zenoh configuration these settings describe.
+    /// The zenoh configuration these settings describe (see [`ZenohSettings::config`]).
     pub fn zenoh_config(&self) -> Result<zenoh::Config> {
-        let z = &self.zenoh;
-        let mut c = zenoh::Config::default();
-        let set = |c: &mut zenoh::Config, k: &str, v: String| {
-            c.insert_json5(k, &v)
-                .map_err(|e| anyhow::anyhow!("zenoh setting {k} = {v}: {e}"))
-        };
-        set(&mut c, "mode", serde_json::to_string(&z.mode)?)?;
-        set(
-            &mut c,
-            "listen/endpoints",
-            serde_json::to_string(&z.listen)?,
-        )?;
-        set(
-            &mut c,
-            "connect/endpoints",
-            serde_json::to_string(&z.connect)?,
-        )?;
-        set(
-            &mut c,
-            "scouting/multicast/enabled",
-            z.multicast_scouting.to_string(),
-        )?;
-        // zenoh closes a transport whose blocking message waited 5 s for a free batch. Here
-        // back-pressure is the design: a stage behind a degraded link blocks for as long as the
-        // link needs, and must not lose its session (and be re-planned away) for it.
-        set(
-            &mut c,
-            "transport/link/tx/queue/congestion_control/block/wait_before_close",
-            BLOCK_WAIT_BEFORE_CLOSE_US.to_string(),
-        )?;
-        set(
-            &mut c,
-            "transport/link/tx/queue/size/data",
-            DATA_QUEUE_BATCHES.to_string(),
-        )?;
-        for (k, v) in &z.extra {
-            set(&mut c, k, v.clone())?;
-        }
-        Ok(c)
+        self.zenoh.config()
     }
 
     pub fn device_type(&self) -> String {
@@ -573,6 +612,18 @@ stages = [{ node = "a", units = [1, 24] }]
         .unwrap();
         let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
         assert_eq!(c.get_json(key).unwrap(), "1000");
+    }
+
+    #[test]
+    fn a_peer_connects_to_its_endpoints_without_scouting() {
+        let z = ZenohSettings::peer(vec![], vec!["tcp/127.0.0.1:7447".into()]);
+        let c = z.config().unwrap();
+        assert_eq!(
+            c.get_json("connect/endpoints").unwrap(),
+            "[\"tcp/127.0.0.1:7447\"]"
+        );
+        assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
+        assert_eq!(c.get_json("mode").unwrap(), "\"peer\"");
     }
 
     #[test]

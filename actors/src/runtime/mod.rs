@@ -4,7 +4,7 @@
 //! `qp/<fleet>/stage/1/in` -> ... -> last stage -> `qp/<fleet>/result/<client>`.
 //!
 //! Per node ([`node::run_node`]): a [`stage::StageActor`] on the actix arbiter routes and counts;
-//! the [`stage::ForwardWorker`] (libtorch), [`quantizer::QuantizerActor`] (codec) and
+//! the [`forward_worker::ForwardWorker`] (libtorch), [`quantizer::QuantizerActor`] (codec) and
 //! [`transport::TransportActor`] (zenoh puts, which block under `CongestionControl::Block`) run
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
 //! also hosts the [`planner_actor::PlannerActor`]; without a configured leader, `candidate` nodes
@@ -22,6 +22,7 @@ pub mod config;
 pub mod cpu_time;
 pub mod election;
 pub mod emulation;
+pub mod forward_worker;
 pub mod heap;
 pub mod inflight;
 pub mod link_credits;
@@ -29,9 +30,11 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod planner_actor;
+pub mod planning;
 pub mod probe;
 pub mod quantizer;
 pub mod stage;
+pub mod tensor_wire;
 pub mod timeline;
 pub mod transport;
 pub mod wire;

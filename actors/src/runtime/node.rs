@@ -11,10 +11,11 @@
 use crate::runtime::config::{Role, Settings};
 use crate::runtime::election::{watch_tokens, Leadership};
 use crate::runtime::emulation::Pacing;
-use crate::runtime::planner_actor::start_leading;
+use crate::runtime::forward_worker::ForwardWorker;
+use crate::runtime::planner_actor::{start_leading, until_leader_fails};
 use crate::runtime::probe::BandwidthProbeActor;
-use crate::runtime::quantizer::{parse_clip, QuantizerActor};
-use crate::runtime::stage::{AssignQuery, ForwardWorker, ReleaseQuery, StageActor, StatsQuery};
+use crate::runtime::quantizer::QuantizerActor;
+use crate::runtime::stage::{AssignQuery, ReleaseQuery, StageActor, StatsQuery};
 use crate::runtime::transport::TransportActor;
 use crate::runtime::wire::{self, DeviceInfo, Keys, UnitTimes, WIRE_VERSION};
 use actix::prelude::*;
@@ -120,6 +121,131 @@ where
         .map_err(|e| anyhow!("declaring the queryable {key}: {e}"))
 }
 
+/// This node's device info and the pacing an emulated device follows, when it hosts a stage.
+fn device_info(settings: &Settings) -> Result<(DeviceInfo, Pacing)> {
+    let source = ModelSource::open_dir(&settings.model_dir)
+        .with_context(|| format!("opening model folder {}", settings.model_dir.display()))?;
+    let profile = node_profile(settings, &source)?;
+    // The profile (scaled by the slowdown) an emulated device paces its forward passes by.
+    let pacing = Pacing {
+        unit_times_s: profile.time_s.clone(),
+        ubatch: profile.ubatch,
+    };
+    let info = DeviceInfo {
+        version: WIRE_VERSION,
+        fleet: settings.fleet.clone(),
+        name: settings.name.clone(),
+        device_type: settings.device_type(),
+        mem_bytes: (settings.device.mem_mb * 1024.0 * 1024.0) as u64,
+        threads: settings.device.threads,
+        slowdown: settings.device.slowdown,
+        bw_mbps: settings.device.bw_mbps,
+        profile,
+    };
+    Ok((info, pacing))
+}
+
+/// Starts a stage's actors: the StageActor on the current arbiter; the ForwardWorker,
+/// QuantizerActor and two TransportActors (tensors, and control traffic that must never wait
+/// behind a blocked tensor put) on SyncArbiter threads; the BandwidthProbeActor.
+fn start_stage(
+    settings: &Settings,
+    session: &zenoh::Session,
+    pacing: Pacing,
+) -> Result<Addr<StageActor>> {
+    let clip = settings.quantizer.clip_method()?;
+    let metrics = match &settings.metrics.file {
+        Some(path) => Some(crate::runtime::metrics::MetricsWriter::open(path)?),
+        None => None,
+    };
+    let probe = BandwidthProbeActor::default().start();
+    let transport = {
+        let (s, p) = (session.clone(), probe.clone());
+        SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
+    };
+    let control = {
+        let (s, p) = (session.clone(), probe.clone());
+        SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
+    };
+    let (model_dir, slowdown) = (settings.model_dir.clone(), settings.device.slowdown);
+    let threads = settings.device.threads;
+    let forward = SyncArbiter::start(1, move || {
+        tch::set_num_threads(threads);
+        ForwardWorker::new(model_dir.clone(), slowdown, Some(pacing.clone()))
+    });
+    // One thread: the outgoing link's policy state lives in the actor.
+    let quant = SyncArbiter::start(1, move || {
+        QuantizerActor::new(clip, DecodeLimits::default())
+    });
+    let keys = Keys::new(&settings.fleet);
+    let stage = StageActor::new(
+        keys,
+        settings.name.clone(),
+        forward,
+        quant,
+        transport,
+        probe,
+        settings.quantizer.clone(),
+    )
+    .with_control_transport(control);
+    Ok(match metrics {
+        Some(writer) => stage.with_metrics(writer, settings.metrics.window_s),
+        None => stage,
+    }
+    .start())
+}
+
+/// The queryables of a stage's node: device info (answered from `info`), assignments,
+/// releases and stats (handed to the StageActor). Declared outside the arbiter (zenoh's blocking
+/// calls refuse to run on a current-thread runtime); their callbacks only hand the query on.
+fn declare_stage_queryables(
+    session: &zenoh::Session,
+    keys: &Keys,
+    name: &str,
+    stage: &Addr<StageActor>,
+    info: &DeviceInfo,
+) -> Result<Vec<zenoh::query::Queryable<()>>> {
+    let bytes = wire::to_bytes(info);
+    let device = session
+        .declare_queryable(keys.device(name))
+        .callback(move |q| {
+            let key = q.key_expr().clone();
+            if let Err(e) = q.reply(key, bytes.clone()).wait() {
+                tracing::warn!("answering a device query: {e}");
+            }
+        })
+        .wait()
+        .map_err(|e| anyhow!("declaring the device queryable: {e}"))?;
+    let assign = forward_queries(session, keys.assign(name), stage.clone(), |bytes, query| {
+        AssignQuery { bytes, query }
+    })?;
+    let release = forward_queries(
+        session,
+        keys.release(name),
+        stage.clone(),
+        |bytes, query| ReleaseQuery { bytes, query },
+    )?;
+    let s = stage.clone();
+    let stats = session
+        .declare_queryable(keys.stats(name))
+        .callback(move |query| s.do_send(StatsQuery { query }))
+        .wait()
+        .map_err(|e| anyhow!("declaring the stats queryable: {e}"))?;
+    Ok(vec![device, assign, release, stats])
+}
+
+/// A liveliness token on `key`.
+fn declare_token(
+    session: &zenoh::Session,
+    key: String,
+) -> Result<zenoh::liveliness::LivelinessToken> {
+    session
+        .liveliness()
+        .declare_token(key.clone())
+        .wait()
+        .map_err(|e| anyhow!("declaring the liveliness token {key}: {e}"))
+}
+
 /// Runs a node until SIGINT/SIGTERM.
 pub fn run_node(settings: Settings) -> Result<()> {
     if !crate::runtime::heap::keep_freed_buffers() {
@@ -129,140 +255,35 @@ pub fn run_node(settings: Settings) -> Result<()> {
     }
     tch::set_num_threads(settings.device.threads);
     let keys = Keys::new(&settings.fleet);
-    let hosts_stage = settings.role.hosts_stage();
-    // The profile (scaled by the slowdown) an emulated device paces its forward passes by.
-    let mut pacing = None;
-    let info = if hosts_stage {
-        let source = ModelSource::open_dir(&settings.model_dir)
-            .with_context(|| format!("opening model folder {}", settings.model_dir.display()))?;
-        let profile = node_profile(&settings, &source)?;
-        pacing = Some(Pacing {
-            unit_times_s: profile.time_s.clone(),
-            ubatch: profile.ubatch,
-        });
-        Some(DeviceInfo {
-            version: WIRE_VERSION,
-            fleet: settings.fleet.clone(),
-            name: settings.name.clone(),
-            device_type: settings.device_type(),
-            mem_bytes: (settings.device.mem_mb * 1024.0 * 1024.0) as u64,
-            threads: settings.device.threads,
-            slowdown: settings.device.slowdown,
-            bw_mbps: settings.device.bw_mbps,
-            profile,
-        })
-    } else {
-        None
+    let stage_info = match settings.role.hosts_stage() {
+        true => Some(device_info(&settings)?),
+        false => None,
     };
-
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
 
     let system = actix::System::new();
-    let clip = parse_clip(&settings.quantizer.clip)?;
-    let model_dir = settings.model_dir.clone();
-    let slowdown = settings.device.slowdown;
-    let threads = settings.device.threads;
-    let metrics = match &settings.metrics.file {
-        Some(path) if hosts_stage => Some(crate::runtime::metrics::MetricsWriter::open(path)?),
-        _ => None,
-    };
-    let window_s = settings.metrics.window_s;
-    let quantizer = settings.quantizer.clone();
-    let (stage, leadership) = system.block_on({
-        let session = session.clone();
-        let keys = keys.clone();
-        let name = settings.name.clone();
-        let me = settings.name.clone();
-        let leader = settings.leader.clone();
-        let role = settings.role;
-        async move {
-            let stage = hosts_stage.then(|| {
-                let probe = BandwidthProbeActor::default().start();
-                let transport = {
-                    let (s, p) = (session.clone(), probe.clone());
-                    SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
-                };
-                let control = {
-                    let (s, p) = (session.clone(), probe.clone());
-                    SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
-                };
-                let forward = SyncArbiter::start(1, move || {
-                    tch::set_num_threads(threads);
-                    ForwardWorker::new(model_dir.clone(), slowdown, pacing.clone())
-                });
-                // One thread: the outgoing link's policy state lives in the actor.
-                let quant = SyncArbiter::start(1, move || {
-                    QuantizerActor::new(clip, DecodeLimits::default())
-                });
-                let stage = StageActor::new(
-                    keys.clone(),
-                    name,
-                    forward,
-                    quant,
-                    transport,
-                    probe,
-                    quantizer,
-                )
-                .with_control_transport(control);
-                match metrics {
-                    Some(writer) => stage.with_metrics(writer, window_s),
-                    None => stage,
-                }
-                .start()
-            });
-            let leadership = (role == Role::Candidate)
-                .then(|| Leadership::new(session.clone(), keys.clone(), me, leader).start());
-            (stage, leadership)
+    let (stage, leadership) = system.block_on(async {
+        let stage = match stage_info.as_ref() {
+            Some((_, pacing)) => Some(start_stage(&settings, &session, pacing.clone())?),
+            None => None,
+        };
+        let leadership = (settings.role == Role::Candidate).then(|| {
+            let (me, leader) = (settings.name.clone(), settings.leader.clone());
+            Leadership::new(session.clone(), keys.clone(), me, leader).start()
+        });
+        Ok::<_, anyhow::Error>((stage, leadership))
+    })?;
+    let queryables = match (&stage, &stage_info) {
+        (Some(stage), Some((info, _))) => {
+            declare_stage_queryables(&session, &keys, &settings.name, stage, info)?
         }
-    });
-
-    // Queryables are declared outside the arbiter (zenoh's blocking calls refuse to run on a
-    // current-thread runtime); their callbacks only hand the query to an actor.
-    let mut queryables = Vec::new();
-    if let (Some(stage), Some(info)) = (&stage, &info) {
-        let bytes = wire::to_bytes(info);
-        queryables.push(
-            session
-                .declare_queryable(keys.device(&settings.name))
-                .callback(move |q| {
-                    let key = q.key_expr().clone();
-                    if let Err(e) = q.reply(key, bytes.clone()).wait() {
-                        tracing::warn!("answering a device query: {e}");
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("declaring the device queryable: {e}"))?,
-        );
-        queryables.push(forward_queries(
-            &session,
-            keys.assign(&settings.name),
-            stage.clone(),
-            |bytes, query| AssignQuery { bytes, query },
-        )?);
-        queryables.push(forward_queries(
-            &session,
-            keys.release(&settings.name),
-            stage.clone(),
-            |bytes, query| ReleaseQuery { bytes, query },
-        )?);
-        let s = stage.clone();
-        queryables.push(
-            session
-                .declare_queryable(keys.stats(&settings.name))
-                .callback(move |query| s.do_send(StatsQuery { query }))
-                .wait()
-                .map_err(|e| anyhow!("declaring the stats queryable: {e}"))?,
-        );
-    }
+        _ => Vec::new(),
+    };
     // The token goes up last: a node the leader sees alive answers its device info and takes
     // assignments, so a node joining after the first plan can be planned in at once.
-    let _token = session
-        .liveliness()
-        .declare_token(keys.node(&settings.name))
-        .wait()
-        .map_err(|e| anyhow!("declaring the liveliness token: {e}"))?;
+    let _token = declare_token(&session, keys.node(&settings.name))?;
     tracing::info!(
         "node {} up in fleet {} ({:?}, {} thread(s), emulated slowdown x{})",
         settings.name,
@@ -271,16 +292,9 @@ pub fn run_node(settings: Settings) -> Result<()> {
         settings.device.threads,
         settings.device.slowdown
     );
-
     // A candidate's token goes up with the node's: from then on it may be elected.
     let _candidate_token = match &leadership {
-        Some(_) => Some(
-            session
-                .liveliness()
-                .declare_token(keys.candidate(&settings.name))
-                .wait()
-                .map_err(|e| anyhow!("declaring the candidate token: {e}"))?,
-        ),
+        Some(_) => Some(declare_token(&session, keys.candidate(&settings.name))?),
         None => None,
     };
     let _election = match leadership {
@@ -296,7 +310,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
             // The planner's address lives as long as the node: its actor owns the plan
             // queryable and the leader token.
             let _planner = configured_leader.then(|| start_leading(session, keys, name, leader));
-            wait_for_signal().await
+            until_leader_fails(wait_for_signal()).await
         }
     });
     drop(_election);

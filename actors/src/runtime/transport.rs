@@ -146,25 +146,7 @@ impl Handler<Put> for TransportActor {
                 })
                 .wait()
                 .map_err(|e| anyhow!("declaring a publisher on {}: {e}", msg.key))?;
-            let deadline = Instant::now() + self.match_wait;
-            loop {
-                let matching = publisher
-                    .matching_status()
-                    .wait()
-                    .map_err(|e| anyhow!("matching status of {}: {e}", msg.key))?
-                    .matching();
-                if matching {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Err(anyhow!(
-                        "nobody subscribes to {} after {:?}: is the next stage (or the client) up?",
-                        msg.key,
-                        self.match_wait
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_subscriber(&publisher, &msg.key, self.match_wait)?;
             self.publishers.insert(msg.key.clone(), publisher);
         }
         let publisher = &self.publishers[&msg.key];
@@ -181,6 +163,27 @@ impl Handler<Put> for TransportActor {
             put_s: secs,
         });
         Ok(secs)
+    }
+}
+
+/// Blocks until `publisher` has a subscriber (a put with none known is dropped by zenoh), or
+/// fails after `wait`. A matching listener reports the status at its declaration and then each
+/// change, so nothing is polled.
+fn wait_for_subscriber(publisher: &Publisher<'static>, key: &str, wait: Duration) -> Result<()> {
+    let listener = publisher
+        .matching_listener()
+        .wait()
+        .map_err(|e| anyhow!("listening for subscribers of {key}: {e}"))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match listener.recv_deadline(deadline) {
+            Ok(Some(status)) if status.matching() => return Ok(()),
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(anyhow!(
+                "nobody subscribes to {key} after {wait:?}: is the next stage (or the client) up?"
+            )),
+            Err(e) => return Err(anyhow!("listening for subscribers of {key}: {e}")),
+        }
     }
 }
 
