@@ -11,8 +11,8 @@
 //! two windows can therefore make one window look busier than its length, so the busy fraction
 //! is clamped to 1.
 
-use anyhow::{bail, Context as _, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -241,68 +241,106 @@ busy_forward_s,busy_codec_s,busy_fraction,in_flight_end,in_flight_max,dropped,\
 in_bytes_per_s,out_bytes_per_s,out_bits,links,\
 out_mbps,out_utilisation,out_bits_mean,target_items_per_s";
 
-/// One row as a CSV line (no newline).
-pub fn csv_line(r: &MetricsRow) -> String {
-    let sum = |d: Direction| -> f64 {
-        r.links
-            .iter()
-            .filter(|l| l.direction == d)
-            .map(|l| l.bytes_per_s)
-            .sum()
-    };
-    let out_bits = r
-        .links
-        .iter()
-        .rev()
-        .find(|l| l.direction == Direction::Out)
-        .map(|l| l.bits.to_string())
-        .unwrap_or_default();
-    let links: Vec<String> = r
-        .links
-        .iter()
-        .map(|l| {
-            let d = match l.direction {
-                Direction::In => "in",
-                Direction::Out => "out",
-            };
-            format!("{d}:{}:{:.1}:{}", l.key, l.bytes_per_s, l.bits)
-        })
-        .collect();
-    let o = r.out_link.unwrap_or_default();
-    format!(
-        "{},{},{},{:.3},{:.3},{},{},{:.3},{:.6},{:.6},{:.4},{},{},{},{:.1},{:.1},{},{},{:.3},{:.3},{:.2},{:.3}",
-        csv_field(&r.node),
-        r.stage.map(|s| s.to_string()).unwrap_or_default(),
-        r.epoch,
-        r.start_unix_s,
-        r.window_s,
-        r.microbatches,
-        r.items,
-        r.items_per_s,
-        r.busy_forward_s,
-        r.busy_codec_s,
-        r.busy_fraction,
-        r.in_flight_end,
-        r.in_flight_max,
-        r.dropped,
-        sum(Direction::In),
-        sum(Direction::Out),
-        out_bits,
-        csv_field(&links.join(" ")),
-        o.mbps,
-        o.utilisation,
-        o.bits_mean,
-        o.target_items_per_s
-    )
+/// A figure written with `D` decimals, as the CSV columns have always been (a reader diffing two
+/// runs sees the same digits; `f64`'s shortest form would not line up).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed<const D: usize>(pub f64);
+
+impl<const D: usize> Serialize for Fixed<D> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:.*}", D, self.0))
+    }
 }
 
-/// Quotes a field when it holds a comma, quote or newline (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
+/// One row in the CSV columns of [`CSV_HEADER`]: per-direction sums, the last outgoing bitwidth
+/// and every link folded into `links`.
+#[derive(Debug, Serialize)]
+struct CsvRecord<'a> {
+    node: &'a str,
+    stage: Option<u32>,
+    epoch: u64,
+    start_unix_s: Fixed<3>,
+    window_s: Fixed<3>,
+    microbatches: u64,
+    items: u64,
+    items_per_s: Fixed<3>,
+    busy_forward_s: Fixed<6>,
+    busy_codec_s: Fixed<6>,
+    busy_fraction: Fixed<4>,
+    in_flight_end: u64,
+    in_flight_max: u64,
+    dropped: u64,
+    in_bytes_per_s: Fixed<1>,
+    out_bytes_per_s: Fixed<1>,
+    out_bits: Option<u8>,
+    links: String,
+    out_mbps: Fixed<3>,
+    out_utilisation: Fixed<3>,
+    out_bits_mean: Fixed<2>,
+    target_items_per_s: Fixed<3>,
+}
+
+impl<'a> From<&'a MetricsRow> for CsvRecord<'a> {
+    fn from(r: &'a MetricsRow) -> Self {
+        let sum = |d: Direction| -> f64 {
+            r.links
+                .iter()
+                .filter(|l| l.direction == d)
+                .map(|l| l.bytes_per_s)
+                .sum()
+        };
+        let links: Vec<String> = r
+            .links
+            .iter()
+            .map(|l| {
+                let d = match l.direction {
+                    Direction::In => "in",
+                    Direction::Out => "out",
+                };
+                format!("{d}:{}:{:.1}:{}", l.key, l.bytes_per_s, l.bits)
+            })
+            .collect();
+        let o = r.out_link.unwrap_or_default();
+        CsvRecord {
+            node: &r.node,
+            stage: r.stage,
+            epoch: r.epoch,
+            start_unix_s: Fixed(r.start_unix_s),
+            window_s: Fixed(r.window_s),
+            microbatches: r.microbatches,
+            items: r.items,
+            items_per_s: Fixed(r.items_per_s),
+            busy_forward_s: Fixed(r.busy_forward_s),
+            busy_codec_s: Fixed(r.busy_codec_s),
+            busy_fraction: Fixed(r.busy_fraction),
+            in_flight_end: r.in_flight_end,
+            in_flight_max: r.in_flight_max,
+            dropped: r.dropped,
+            in_bytes_per_s: Fixed(sum(Direction::In)),
+            out_bytes_per_s: Fixed(sum(Direction::Out)),
+            out_bits: r
+                .links
+                .iter()
+                .rev()
+                .find(|l| l.direction == Direction::Out)
+                .map(|l| l.bits),
+            links: links.join(" "),
+            out_mbps: Fixed(o.mbps),
+            out_utilisation: Fixed(o.utilisation),
+            out_bits_mean: Fixed(o.bits_mean),
+            target_items_per_s: Fixed(o.target_items_per_s),
+        }
     }
+}
+
+/// One row as a CSV line, newline included (fields holding a comma, quote or newline quoted).
+pub fn csv_line(r: &MetricsRow) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.serialize(CsvRecord::from(r))?;
+    w.into_inner()
+        .map_err(|e| anyhow!("writing a metrics row: {}", e.error()))
 }
 
 /// Appends rows to a metrics file.
@@ -344,13 +382,16 @@ impl MetricsWriter {
 
     /// Appends one row (one line, written with a single call so readers never see half a row).
     pub fn write(&mut self, row: &MetricsRow) -> Result<()> {
-        let mut line = match self.format {
-            MetricsFormat::Csv => csv_line(row),
-            MetricsFormat::Jsonl => serde_json::to_string(row)?,
+        let line = match self.format {
+            MetricsFormat::Csv => csv_line(row)?,
+            MetricsFormat::Jsonl => {
+                let mut line = serde_json::to_vec(row)?;
+                line.push(b'\n');
+                line
+            }
         };
-        line.push('\n');
         self.file
-            .write_all(line.as_bytes())
+            .write_all(&line)
             .with_context(|| format!("writing {}", self.path.display()))
     }
 }
@@ -518,6 +559,25 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    #[test]
+    fn the_header_names_the_record_fields_in_order() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(CsvRecord::from(&sample_row())).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(text.lines().next(), Some(CSV_HEADER));
+    }
+
+    #[test]
+    fn a_row_reads_back_through_a_csv_reader() {
+        let line = csv_line(&sample_row()).unwrap();
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&line[..]);
+        let record = r.records().next().unwrap().unwrap();
+        assert_eq!(record.len(), CSV_HEADER.split(',').count());
+        assert_eq!((&record[0], &record[1], &record[16]), ("board,a", "0", "6"));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! thread of its own ([`TimelineSampler`]); [`rows`] turns one sample into plain rows, and
 //! [`AccuracyTable`] reads the accuracy cost from `quantpipe eval-quant --json` output.
 
-use crate::runtime::wire::{self, Keys, NodeStats};
+use crate::runtime::metrics::Fixed;
 use anyhow::{anyhow, bail, Context as _, Result};
+use quantpipe_messages::{envelope, Keys, NodeStats};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -39,62 +40,79 @@ pub struct TimelineRow {
     pub accuracy_cost_pct: Option<f64>,
 }
 
+/// The timeline's CSV columns, in order.
 pub const CSV_HEADER: &str =
     "t_s,unix_s,items_per_s,target_items_per_s,node,stage,mbps,utilisation,bits_mean,accuracy_cost_pct";
 
-pub fn csv_line(r: &TimelineRow) -> String {
-    format!(
-        "{:.3},{:.3},{:.3},{:.3},{},{},{:.3},{:.3},{:.2},{}",
-        r.t_s,
-        r.unix_s,
-        r.items_per_s,
-        r.target_items_per_s,
-        r.node,
-        r.stage.map(|s| s.to_string()).unwrap_or_default(),
-        r.mbps,
-        r.utilisation,
-        r.bits_mean,
-        r.accuracy_cost_pct
-            .map(|c| format!("{c:.3}"))
-            .unwrap_or_default()
-    )
+/// One row in the CSV columns, with the decimals each column has always had.
+#[derive(Debug, Serialize)]
+struct CsvRecord<'a> {
+    t_s: Fixed<3>,
+    unix_s: Fixed<3>,
+    items_per_s: Fixed<3>,
+    target_items_per_s: Fixed<3>,
+    node: &'a str,
+    stage: Option<u32>,
+    mbps: Fixed<3>,
+    utilisation: Fixed<3>,
+    bits_mean: Fixed<2>,
+    accuracy_cost_pct: Option<Fixed<3>>,
 }
 
-/// Reads rows back from a timeline CSV.
+impl<'a> From<&'a TimelineRow> for CsvRecord<'a> {
+    fn from(r: &'a TimelineRow) -> Self {
+        CsvRecord {
+            t_s: Fixed(r.t_s),
+            unix_s: Fixed(r.unix_s),
+            items_per_s: Fixed(r.items_per_s),
+            target_items_per_s: Fixed(r.target_items_per_s),
+            node: &r.node,
+            stage: r.stage,
+            mbps: Fixed(r.mbps),
+            utilisation: Fixed(r.utilisation),
+            bits_mean: Fixed(r.bits_mean),
+            accuracy_cost_pct: r.accuracy_cost_pct.map(Fixed),
+        }
+    }
+}
+
+/// A CSV writer of timeline rows over `out`, the header written first.
+fn csv_writer<W: Write>(mut out: W) -> Result<csv::Writer<W>> {
+    writeln!(out, "{CSV_HEADER}")?;
+    Ok(csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out))
+}
+
+/// Reads rows back from a timeline CSV; a bad row is named by its line and column.
 pub fn read_csv(text: &str) -> Result<Vec<TimelineRow>> {
-    let mut lines = text.lines();
-    if lines.next() != Some(CSV_HEADER) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().context("timeline: reading the header")?;
+    if !header.iter().eq(CSV_HEADER.split(',')) {
         bail!("not a timeline CSV (expected the header `{CSV_HEADER}`)");
     }
-    lines
-        .enumerate()
-        .map(|(i, l)| {
-            let f: Vec<&str> = l.split(',').collect();
-            if f.len() != 10 {
-                bail!("timeline line {}: {} fields, expected 10", i + 2, f.len());
-            }
-            let num = |k: usize| -> Result<f64> {
-                f[k].parse()
-                    .with_context(|| format!("timeline line {}, field {}", i + 2, k + 1))
-            };
-            Ok(TimelineRow {
-                t_s: num(0)?,
-                unix_s: num(1)?,
-                items_per_s: num(2)?,
-                target_items_per_s: num(3)?,
-                node: f[4].to_owned(),
-                stage: if f[5].is_empty() {
-                    None
-                } else {
-                    Some(num(5)? as u32)
-                },
-                mbps: num(6)?,
-                utilisation: num(7)?,
-                bits_mean: num(8)?,
-                accuracy_cost_pct: if f[9].is_empty() { None } else { Some(num(9)?) },
-            })
-        })
+    reader
+        .deserialize()
+        .map(|row| row.map_err(|e| anyhow!("timeline {}", where_and_why(&e))))
         .collect()
+}
+
+/// `line N, column NAME: why` for a row the reader refused.
+fn where_and_why(e: &csv::Error) -> String {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let column = err
+                .field()
+                .and_then(|k| CSV_HEADER.split(',').nth(k as usize))
+                .unwrap_or("?");
+            format!("line {line}, column {column}: {}", err.kind())
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("line {line}: {len} fields, expected {expected_len}"),
+        _ => format!("line {line}: {e}"),
+    }
 }
 
 /// The rows of one window: the client's rate over `window_s`, and each node's outgoing
@@ -235,7 +253,7 @@ pub fn query_stats(session: &Session, keys: &Keys, timeout: Duration) -> Vec<Nod
     let mut out = Vec::new();
     while let Ok(reply) = replies.recv() {
         if let Ok(sample) = reply.result() {
-            if let Ok(s) = wire::from_bytes::<NodeStats>(&sample.payload().to_bytes(), &keys.fleet)
+            if let Ok(s) = envelope::decode::<NodeStats>(&sample.payload().to_bytes(), &keys.fleet)
             {
                 out.push(s);
             }
@@ -266,8 +284,9 @@ impl TimelineSampler {
             bail!("report window must be > 0 seconds, got {window_s}");
         }
         let mut file = std::fs::File::create(csv)
+            .map_err(anyhow::Error::from)
+            .and_then(csv_writer)
             .with_context(|| format!("creating the timeline {}", csv.display()))?;
-        writeln!(file, "{CSV_HEADER}")?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let handle = std::thread::spawn(move || -> Result<Vec<TimelineRow>> {
@@ -290,7 +309,7 @@ impl TimelineSampler {
                 let stats = query_stats(&session, &keys, window.min(Duration::from_secs(2)));
                 let unix_s = crate::runtime::metrics::unix_s();
                 for r in rows(t_s, unix_s, rate, &stats, accuracy.as_ref()) {
-                    writeln!(file, "{}", csv_line(&r))?;
+                    file.serialize(CsvRecord::from(&r))?;
                     all.push(r);
                 }
                 file.flush()?;
@@ -312,7 +331,7 @@ impl TimelineSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wire::LinkStats;
+    use quantpipe_messages::LinkStats;
 
     fn stats(node: &str, stage: u32, to: &str, bits: f64) -> NodeStats {
         NodeStats {
@@ -369,15 +388,43 @@ mod tests {
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!((r[0].node.as_str(), r[1].node.as_str()), ("a", "b"));
         assert!((r[1].accuracy_cost_pct.unwrap() - 2.0).abs() < 1e-9);
-        let text = std::iter::once(CSV_HEADER.to_owned())
-            .chain(r.iter().map(csv_line))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let mut w = csv_writer(Vec::new()).unwrap();
+        for row in &r {
+            w.serialize(CsvRecord::from(row)).unwrap();
+        }
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         let back = read_csv(&text).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].stage, Some(1));
         assert!((back[1].bits_mean - 6.0).abs() < 1e-9);
         assert!(read_csv("a,b\n").is_err());
+    }
+
+    #[test]
+    fn a_bad_row_is_named_by_line_and_column() {
+        let good = "1.000,2.000,3.000,4.000,a,0,5.000,0.500,8.00,";
+        let text = format!("{CSV_HEADER}\n{good}\n1.000,2.000,fast,4.000,a,0,5.000,0.500,8.00,\n");
+        let err = read_csv(&text).unwrap_err().to_string();
+        assert!(err.contains("line 3, column items_per_s"), "{err}");
+        let err = read_csv(&format!("{CSV_HEADER}\n{good}\n1,2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3: 2 fields, expected 10"), "{err}");
+    }
+
+    #[test]
+    fn a_node_name_with_a_comma_survives_the_round_trip() {
+        let mut row = rows(1.0, 1e9, 7.0, &[], None).remove(0);
+        row.node = "board,a".into();
+        row.stage = Some(2);
+        let mut w = csv_writer(Vec::new()).unwrap();
+        w.serialize(CsvRecord::from(&row)).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text.lines().nth(1),
+            Some("1.000,1000000000.000,7.000,0.000,\"board,a\",2,0.000,0.000,0.00,")
+        );
+        assert_eq!(read_csv(&text).unwrap(), vec![row]);
     }
 
     #[test]
