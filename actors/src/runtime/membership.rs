@@ -80,7 +80,7 @@ pub fn adopt_on_join(current_items_per_s: f64, candidate_items_per_s: f64, min_g
 }
 
 /// The alive nodes that ran a stage of the old plan and run none of the new one: they must
-/// drop their shard and their stage subscriptions (see [`crate::runtime::wire::Release`]).
+/// drop their shard and their stage subscriptions (see [`quantpipe_messages::Release`]).
 pub fn left_out(
     old_plan: &BTreeSet<String>,
     new_plan: &BTreeSet<String>,

@@ -9,7 +9,7 @@
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
 //! also hosts the [`planner_actor::PlannerActor`]; without a configured leader, `candidate` nodes
 //! elect one ([`election`]). Membership comes from zenoh liveliness tokens.
-//! Messages and key expressions: [`wire`]. Per-window metrics files: [`metrics`].
+//! Messages and key expressions: [`quantpipe_messages`]. Per-window metrics files: [`metrics`].
 //!
 //! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
 //! which measures its outgoing link from those acknowledgements and lets its QuantizerActor's
@@ -37,4 +37,3 @@ pub mod stage;
 pub mod tensor_wire;
 pub mod timeline;
 pub mod transport;
-pub mod wire;

@@ -17,10 +17,10 @@ use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::QuantizerActor;
 use crate::runtime::stage::{AssignQuery, ReleaseQuery, StageActor, StatsQuery};
 use crate::runtime::transport::TransportActor;
-use crate::runtime::wire::{self, DeviceInfo, Keys, UnitTimes, WIRE_VERSION};
 use actix::prelude::*;
 use anyhow::{anyhow, Context as _, Result};
 use quantpipe_messages::DecodeLimits;
+use quantpipe_messages::{envelope, DeviceInfo, Keys, UnitTimes};
 use quantpipe_model_shards::profile::profile_model;
 use quantpipe_model_shards::ModelSource;
 use serde::Deserialize;
@@ -132,8 +132,6 @@ fn device_info(settings: &Settings) -> Result<(DeviceInfo, Pacing)> {
         ubatch: profile.ubatch,
     };
     let info = DeviceInfo {
-        version: WIRE_VERSION,
-        fleet: settings.fleet.clone(),
         name: settings.name.clone(),
         device_type: settings.device_type(),
         mem_bytes: (settings.device.mem_mb * 1024.0 * 1024.0) as u64,
@@ -205,7 +203,7 @@ fn declare_stage_queryables(
     stage: &Addr<StageActor>,
     info: &DeviceInfo,
 ) -> Result<Vec<zenoh::query::Queryable<()>>> {
-    let bytes = wire::to_bytes(info);
+    let bytes = envelope::encode(&keys.fleet, info);
     let device = session
         .declare_queryable(keys.device(name))
         .callback(move |q| {

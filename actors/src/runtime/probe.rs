@@ -10,10 +10,10 @@
 //! `CongestionControl::Block` a put returns once zenoh has queued the message, so these say
 //! little about the link), and per source key the mean of receiver clock minus sender stamp.
 
-use crate::runtime::wire::{LinkAck, LinkStats};
 use actix::prelude::*;
 use quantpipe_adaptive::link_monitor::{Ack, LinkMonitor, LinkWindow};
 use quantpipe_adaptive::policy::TransferRate;
+use quantpipe_messages::{LinkAck, LinkStats};
 use std::collections::BTreeMap;
 
 #[derive(Default)]
@@ -217,12 +217,9 @@ impl Handler<Links> for BandwidthProbeActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wire::WIRE_VERSION;
 
     fn ack(stage: u32, epoch: u64, seq: u64, sent_s: f64, arrived_s: f64) -> LinkAck {
         LinkAck {
-            version: WIRE_VERSION,
-            fleet: "f".into(),
             epoch,
             stage,
             run: 1,

@@ -4,12 +4,12 @@
 //! attention masks to and from the activation header. The codec itself is
 //! [`quantpipe_messages::codec`]; this is its meeting point with libtorch.
 
-use crate::runtime::wire::{Mask, Tokens};
 use anyhow::{anyhow, bail, Result};
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
 use quantpipe_messages::payload::{payload_pieces, PayloadPiece, TensorToEncode};
 use quantpipe_messages::{Bits, BoundaryPayloadRef, DecodeLimits};
+use quantpipe_messages::{Mask, Tokens};
 use quantpipe_model_shards::units::is_post_gelu_cut;
 use tch::{Device, Kind, Tensor};
 use zenoh::bytes::ZBytes;

@@ -85,7 +85,7 @@ pub fn first_answer<T: serde::de::DeserializeOwned>(
     let sample = reply
         .result()
         .map_err(|e| anyhow!("node {node} answered its {what} with an error: {e:?}"))?;
-    crate::runtime::wire::from_bytes(&sample.payload().to_bytes(), fleet)
+    quantpipe_messages::envelope::decode(&sample.payload().to_bytes(), fleet)
         .map_err(|e| anyhow!("node {node}'s answer to its {what}: {e}"))
 }
 
@@ -179,9 +179,11 @@ fn wait_for_subscriber(publisher: &Publisher<'static>, key: &str, wait: Duration
         match listener.recv_deadline(deadline) {
             Ok(Some(status)) if status.matching() => return Ok(()),
             Ok(Some(_)) => continue,
-            Ok(None) => return Err(anyhow!(
+            Ok(None) => {
+                return Err(anyhow!(
                 "nobody subscribes to {key} after {wait:?}: is the next stage (or the client) up?"
-            )),
+            ))
+            }
             Err(e) => return Err(anyhow!("listening for subscribers of {key}: {e}")),
         }
     }

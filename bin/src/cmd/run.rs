@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on_with_progress, RunReport};
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::timeline::{AccuracyTable, TimelineSampler};
-use quantpipe_actors::runtime::wire::Keys;
+use quantpipe_messages::Keys;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -9,11 +9,11 @@ use crate::runtime::link_credits::LinkCredits;
 use crate::runtime::probe::{Watch, WatchLink};
 use crate::runtime::quantizer::{link_policy, SetPolicy};
 use crate::runtime::transport::{Received, Subscribe, UnsubscribeOthers};
-use crate::runtime::wire::{self, Assignment, NextHop, Release};
 use actix::prelude::*;
 use anyhow::{anyhow, Result};
 use quantpipe_adaptive::link_policy::LinkPolicy;
 use quantpipe_messages::Bits;
+use quantpipe_messages::{envelope, Assignment, NextHop, Release};
 use zenoh::query::Query;
 
 /// An assignment from the leader, with the query to answer once it is in effect.
@@ -114,7 +114,7 @@ impl StageActor {
 impl Handler<AssignQuery> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: AssignQuery, ctx: &mut Context<Self>) {
-        let a: Assignment = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+        let a: Assignment = match envelope::decode(&msg.bytes, &self.keys.fleet) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("dropping an assignment: {e}");
@@ -207,7 +207,7 @@ impl StageActor {
 impl Handler<ReleaseQuery> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: ReleaseQuery, ctx: &mut Context<Self>) {
-        let r: Release = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+        let r: Release = match envelope::decode(&msg.bytes, &self.keys.fleet) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("dropping a release: {e}");

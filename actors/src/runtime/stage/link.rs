@@ -7,10 +7,10 @@ use crate::runtime::metrics::OutLinkWindow;
 use crate::runtime::probe::{Acked, CloseWindow};
 use crate::runtime::quantizer::{TransferObserved, WindowObserved};
 use crate::runtime::transport::{unix_ns, zbytes_of, Put, Received};
-use crate::runtime::wire::{self, Activation, Assignment, Body, LinkAck, NextHop, WIRE_VERSION};
 use actix::prelude::*;
 use quantpipe_adaptive::link_monitor::LinkWindow;
 use quantpipe_adaptive::policy::WindowChoice;
+use quantpipe_messages::{envelope, Activation, Assignment, Body, LinkAck, NextHop};
 
 impl StageActor {
     /// Closes the outgoing link's window: the probe's observation goes to the policy; an idle
@@ -75,8 +75,6 @@ impl StageActor {
         };
         self.probes_sent += 1;
         let msg = Activation {
-            version: WIRE_VERSION,
-            fleet: self.keys.fleet.clone(),
             run: PROBE_RUN,
             client: self.name.clone(),
             seq: self.probes_sent,
@@ -89,7 +87,9 @@ impl StageActor {
         };
         self.transport.do_send(Put {
             key: self.keys.stage_in(next),
-            bytes: zbytes_of(msg.into_message(vec![0; self.quantizer.probe_bytes])),
+            bytes: zbytes_of(
+                msg.into_message(&self.keys.fleet, vec![0; self.quantizer.probe_bytes]),
+            ),
             control: false,
         });
     }
@@ -100,8 +100,6 @@ impl StageActor {
             return;
         };
         let ack = LinkAck {
-            version: WIRE_VERSION,
-            fleet: self.keys.fleet.clone(),
             epoch: act.epoch,
             stage: sender,
             run: act.run,
@@ -112,7 +110,7 @@ impl StageActor {
         };
         self.control.do_send(Put {
             key: self.keys.link_ack(sender),
-            bytes: wire::to_bytes(&ack).into(),
+            bytes: envelope::encode(&self.keys.fleet, &ack).into(),
             control: true,
         });
     }
@@ -120,7 +118,7 @@ impl StageActor {
     /// An acknowledgement of one of this stage's messages: to the probe, and the message's
     /// transfer rate on to the policy.
     pub(super) fn on_link_ack(&mut self, msg: Received, ctx: &mut Context<Self>) {
-        let ack: LinkAck = match wire::from_bytes(&msg.bytes, &self.keys.fleet) {
+        let ack: LinkAck = match envelope::decode(&msg.bytes, &self.keys.fleet) {
             Ok(a) => a,
             Err(e) => return self.drop_undecodable(&msg.key, e),
         };

@@ -11,11 +11,9 @@ use crate::runtime::probe::{Arrived, BandwidthProbeActor, Outgoing};
 use crate::runtime::quantizer::{Decode, Encode, QuantizerActor};
 use crate::runtime::tensor_wire::{mask_from_wire, mask_to_wire, tokens_from_wire};
 use crate::runtime::transport::{unix_ns, zbytes_with_header, Put, Received, TransportActor};
-use crate::runtime::wire::{
-    self, Activation, Assignment, Body, Keys, NextHop, Output, WIRE_VERSION,
-};
 use actix::prelude::*;
 use anyhow::anyhow;
+use quantpipe_messages::{envelope, Activation, Assignment, Body, Keys, NextHop, Output};
 use quantpipe_model_shards::Boundary;
 use std::sync::Arc;
 use tch::Tensor;
@@ -188,8 +186,6 @@ impl StageActor {
                     self.name
                 );
                 let out = Output {
-                    version: WIRE_VERSION,
-                    fleet: self.keys.fleet.clone(),
                     run,
                     seq,
                     epoch,
@@ -199,7 +195,7 @@ impl StageActor {
                 };
                 self.control.do_send(Put {
                     key: self.keys.result(&client),
-                    bytes: wire::to_bytes(&out).into(),
+                    bytes: envelope::encode(&self.keys.fleet, &out).into(),
                     control: true,
                 });
             }
@@ -293,8 +289,6 @@ impl Route {
         let values =
             Vec::<f32>::try_from(&t.contiguous().view(-1)).map_err(|e| failed(e.into()))?;
         let out = Output {
-            version: WIRE_VERSION,
-            fleet: self.keys.fleet.clone(),
             run: act.run,
             seq: act.seq,
             epoch: act.epoch,
@@ -302,7 +296,7 @@ impl Route {
             values,
             error: None,
         };
-        Ok(wire::to_bytes(&out).into())
+        Ok(envelope::encode(&self.keys.fleet, &out).into())
     }
 
     /// The next stage's message at the link's bitwidth, the seconds spent encoding, the bits.
@@ -327,8 +321,6 @@ impl Route {
             bits: bits.get(),
         });
         let header = Activation {
-            version: WIRE_VERSION,
-            fleet: self.keys.fleet.clone(),
             run: act.run,
             client: act.client.clone(),
             seq: act.seq,
@@ -339,7 +331,7 @@ impl Route {
             body_len: 0,
             mask: mask.map(mask_to_wire).transpose().map_err(failed)?,
         };
-        let bytes = zbytes_with_header(header.header_for(payload.len()), payload);
+        let bytes = zbytes_with_header(header.header_for(&self.keys.fleet, payload.len()), payload);
         Ok((bytes, encode_s, bits.get()))
     }
 }

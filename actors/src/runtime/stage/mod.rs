@@ -4,7 +4,7 @@
 //! StageActor itself only routes and counts, on the node's arbiter.
 //!
 //! It also closes the loop of the outgoing link's bitwidth: it acknowledges every message it
-//! accepts to the stage before it ([`LinkAck`](crate::runtime::wire::LinkAck)), hands the acknowledgements of its own messages
+//! accepts to the stage before it ([`LinkAck`](quantpipe_messages::LinkAck)), hands the acknowledgements of its own messages
 //! to the BandwidthProbeActor, and every `quantizer.window_s` routes the probe's window to the
 //! QuantizerActor's policy (sending a small probe message when the link was idle).
 
@@ -23,8 +23,8 @@ use crate::runtime::metrics::{unix_s, MetricsWriter, OutLinkWindow, WindowAccumu
 use crate::runtime::probe::{BandwidthProbeActor, Links};
 use crate::runtime::quantizer::QuantizerActor;
 use crate::runtime::transport::{Received, Reply, TransportActor};
-use crate::runtime::wire::{self, AssignAck, Assignment, Keys, NodeStats, WireError, WIRE_VERSION};
 use actix::prelude::*;
+use quantpipe_messages::{envelope, AssignAck, Assignment, Keys, NodeStats, WireError};
 use rules::{Refusal, Running};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -93,8 +93,6 @@ impl StageActor {
         quantizer: QuantizerSettings,
     ) -> Self {
         let stats = NodeStats {
-            version: WIRE_VERSION,
-            fleet: keys.fleet.clone(),
             node: name.clone(),
             ..Default::default()
         };
@@ -154,15 +152,13 @@ impl StageActor {
 
     fn ack(&self, query: Query, epoch: u64, error: Option<String>) {
         let ack = AssignAck {
-            version: WIRE_VERSION,
-            fleet: self.keys.fleet.clone(),
             node: self.name.clone(),
             epoch,
             error,
         };
         self.control.do_send(Reply {
             query,
-            bytes: wire::to_bytes(&ack),
+            bytes: envelope::encode(&self.keys.fleet, &ack),
         });
     }
 }
@@ -266,10 +262,9 @@ impl Handler<StatsQuery> for StageActor {
         let fleet = self.keys.fleet.clone();
         actix::spawn(async move {
             if let Ok(stats) = me.send(GetStats).await {
-                debug_assert_eq!(stats.fleet, fleet);
                 control.do_send(Reply {
                     query: msg.query,
-                    bytes: wire::to_bytes(&stats),
+                    bytes: envelope::encode(&fleet, &stats),
                 });
             }
         });
