@@ -1,9 +1,12 @@
-//! Helpers for quantpipe multi-node tests: the `quantpipe` binary, free loopback ports, and child
-//! processes that are killed when the test ends (passing, failing or timing out).
+//! Helpers of quantpipe's multi-node tests: the `quantpipe` binary, MiniLM, a zenoh peer of the
+//! test itself, and the single-process reference a pipeline's outputs are compared with. Fleets
+//! are started with `quantpipe_launcher`.
 
+use quantpipe_actors::runtime::config::ZenohSettings;
+use quantpipe_launcher::{loopback, Procs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
@@ -37,138 +40,89 @@ pub fn quantpipe_bin() -> PathBuf {
     bin
 }
 
-/// `n` distinct loopback TCP ports that were free a moment ago.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+/// The MiniLM folder `scripts/setup` fetches; panics naming the fix when it is missing.
+pub fn minilm_dir() -> PathBuf {
+    let model = repo_root().join("data/minilm");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "MiniLM is missing from {}: run scripts/setup",
+        model.display()
+    );
+    model
 }
 
 /// A zenoh peer session of the test itself (a client, or a hostile peer) connected to the node
 /// listening on loopback `port`, with multicast scouting off.
 pub fn peer_session(port: u16) -> zenoh::Session {
     use zenoh::Wait;
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
-        .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).wait().expect("opening a test zenoh session")
+    let config = ZenohSettings::peer(vec![], vec![loopback(port)])
+        .config()
+        .expect("a peer's zenoh config");
+    zenoh::open(config)
+        .wait()
+        .expect("opening a test zenoh session")
 }
 
-/// Child processes with their logs; all killed and reaped on drop.
-pub struct Procs {
-    dir: PathBuf,
-    children: Vec<(String, Child)>,
+/// Rows of single-process `quantpipe infer` (one thread) over the text file `input` in
+/// microbatches of `ubatch`: the reference a pipeline's outputs are compared with.
+pub fn single_process_outputs(
+    procs: &mut Procs,
+    log_name: &str,
+    bin: &Path,
+    model: &Path,
+    input: &Path,
+    ubatch: usize,
+) -> Vec<Vec<f32>> {
+    let out = procs
+        .run_to_end(
+            log_name,
+            bin,
+            &[
+                "infer",
+                "--model-dir",
+                model.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--ubatch",
+                &ubatch.to_string(),
+                "--threads",
+                "1",
+                "--json",
+            ],
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
+    serde_json::from_value(out["outputs"].clone()).expect("infer --json outputs")
 }
 
-impl Procs {
-    pub fn new(log_dir: &Path) -> Self {
-        Procs {
-            dir: log_dir.to_path_buf(),
-            children: Vec::new(),
-        }
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.log"))
-    }
-
-    /// Starts a long-running process, stdout and stderr to `<name>.log`.
-    pub fn spawn(&mut self, name: &str, bin: &Path, args: &[&str]) {
-        let log = std::fs::File::create(self.log(name)).unwrap();
-        let child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.children.push((name.to_owned(), child));
-    }
-
-    /// Kills the spawned process `name` (a node that is to die) and reaps it.
-    pub fn kill(&mut self, name: &str) {
-        let i = self
-            .children
+/// Panics naming the first row of `pipeline` that differs from `single` in any bit.
+pub fn assert_bitwise_equal(pipeline: &[Vec<f32>], single: &[Vec<f32>]) {
+    assert_eq!(pipeline.len(), single.len(), "number of output rows");
+    for (i, (p, s)) in pipeline.iter().zip(single).enumerate() {
+        assert_eq!(p.len(), s.len(), "item {i}: row length");
+        let differ = p
             .iter()
-            .position(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no process {name} was spawned"));
-        let (_, mut c) = self.children.remove(i);
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-
-    /// Every log, for failure messages.
-    pub fn logs(&self) -> String {
-        let mut out = String::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(20)..];
-                out += &format!("--- {} ---\n{}\n", p.display(), tail.join("\n"));
-            }
-        }
-        out
-    }
-
-    /// Runs a process to completion within `limit` (killing it past that) and returns its
-    /// stdout; panics with every log when it fails, times out, or a spawned process died.
-    pub fn run_to_end(&mut self, name: &str, bin: &Path, args: &[&str], limit: Duration) -> String {
-        let out_path = self.dir.join(format!("{name}.out"));
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(self.log(name)).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                if !status.success() {
-                    panic!("{name} failed ({status}):\n{}", self.logs());
-                }
-                return std::fs::read_to_string(&out_path).unwrap();
-            }
-            let died = self
-                .children
-                .iter_mut()
-                .find_map(|(n, c)| c.try_wait().unwrap().map(|s| (n.clone(), s)));
-            if let Some((n, status)) = died {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{n} exited ({status}) while {name} ran:\n{}", self.logs());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{name} did not finish within {limit:?}; killed:\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            .zip(s)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "item {i}: {differ} of {} values differ from single-process inference",
+            p.len()
+        );
     }
 }
 
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, c) in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitwise_comparison_tells_minus_zero_from_zero() {
+        assert_bitwise_equal(&[vec![1.0, 0.0]], &[vec![1.0, 0.0]]);
+        let caught = std::panic::catch_unwind(|| assert_bitwise_equal(&[vec![0.0]], &[vec![-0.0]]));
+        assert!(caught.is_err());
     }
 }
-
-pub mod fleet;
-pub mod netns;
-pub mod trace_fleet;

@@ -1,7 +1,7 @@
 //! Adaptive quantization on real shaped links: a 3-stage MiniLM pipeline in network namespaces
 //! whose two inter-stage links follow the bandwidth trace `config/traces/step-200-20-5-200.csv`
 //! (200 -> 20 -> 5 -> 200 Mbit/s, a step every 18 s) by `tc tbf` (see
-//! `quantpipe_integration::trace_fleet`).
+//! `quantpipe_launcher::trace_fleet`).
 //!
 //! With the `controller` policy, the client's mean throughput from 2 windows after each step to
 //! the end of the plateau must be >= 95% of the target (every plateau of this trace can carry the
@@ -10,10 +10,10 @@
 //! cut is 8 x 128 x 384 hidden states, 1.57 MB at 32 bits, 0.63 s at 20 Mbit/s.
 
 use quantpipe_adaptive::trace::Trace;
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::netns::Netns;
-use quantpipe_integration::trace_fleet::{figures, run_trace, Params};
-use quantpipe_integration::{quantpipe_bin, repo_root};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, repo_root};
+use quantpipe_launcher::netns::Netns;
+use quantpipe_launcher::privilege::root_or_skip;
+use quantpipe_launcher::trace_fleet::{figures, run_trace, Params};
 use std::time::Instant;
 
 /// Timeline windows (1 s) a node may miss in a row (a stage blocked on a slow put answers
@@ -22,6 +22,11 @@ const UNRESPONSIVE_WINDOWS: usize = 8;
 
 #[test]
 fn the_controller_holds_the_target_through_bandwidth_steps_and_fixed_32_bits_collapses() {
+    if !root_or_skip(
+        "the_controller_holds_the_target_through_bandwidth_steps_and_fixed_32_bits_collapses",
+    ) {
+        return;
+    }
     let started = Instant::now();
     let bin = quantpipe_bin();
     let model = minilm_dir();

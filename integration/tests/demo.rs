@@ -2,7 +2,8 @@
 //! and three device nodes, runs the pipeline, and writes a report whose figures hang together,
 //! a PNG chart, per-node metrics, and node logs in the format asked for with `--log-format`.
 
-use quantpipe_integration::{free_ports, quantpipe_bin, repo_root, Procs};
+use quantpipe_integration::{quantpipe_bin, repo_root};
+use quantpipe_launcher::{free_ports, Procs};
 use std::time::Duration;
 
 #[test]
@@ -16,31 +17,33 @@ fn demo_runs_the_fleet_and_writes_report_chart_metrics_and_json_node_logs() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let base_port = free_ports(1)[0].to_string();
+    let base_port = free_ports(1).unwrap()[0].to_string();
     let mut procs = Procs::new(dir.path());
-    let stdout = procs.run_to_end(
-        "demo",
-        &bin,
-        &[
-            "--log-format",
-            "json",
+    let stdout = procs
+        .run_to_end(
             "demo",
-            "--model-dir",
-            root.join("data/minilm").to_str().unwrap(),
-            "--bbc",
-            root.join("data/bbc").to_str().unwrap(),
-            "--limit",
-            "24",
-            "--train-limit",
-            "40",
-            "--base-port",
-            &base_port,
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(300),
-    );
+            &bin,
+            &[
+                "--log-format",
+                "json",
+                "demo",
+                "--model-dir",
+                root.join("data/minilm").to_str().unwrap(),
+                "--bbc",
+                root.join("data/bbc").to_str().unwrap(),
+                "--limit",
+                "24",
+                "--train-limit",
+                "40",
+                "--base-port",
+                &base_port,
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(300),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("demo --json printed no JSON report ({e}):\n{stdout}"));
     assert_eq!(report["test_items"], 24);

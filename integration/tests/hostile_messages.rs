@@ -6,15 +6,16 @@
 //! nodes' stats queryables, the client's report), and the run's outputs are still bitwise those
 //! of single-process inference at 32 bits.
 
-use quantpipe_actors::runtime::wire::{
-    self, Activation, Assignment, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
+use quantpipe_actors::runtime::config::{Role, Settings};
+use quantpipe_integration::{
+    assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, single_process_outputs,
 };
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::{
-    assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
-    write_uniform_minilm_profile,
+use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
+use quantpipe_messages::{
+    envelope, Activation, AssignAck, Assignment, Envelope, Keys, NextHop, NodeStats, Output,
+    PlanInfo, WIRE_VERSION,
 };
-use quantpipe_integration::{free_ports, peer_session, quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
@@ -96,8 +97,8 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             break (a, bytes[body_at..].to_vec());
         }
     };
-    let message = |a: &Activation| a.clone().into_message(first_body.clone()).concat();
-    let plan: PlanInfo = wire::from_bytes(&ask(s, &keys.plan(), vec![]), fleet).unwrap();
+    let message = |e: Envelope<Activation>| e.into_message(first_body.clone()).concat();
+    let plan: PlanInfo = envelope::decode(&ask(s, &keys.plan(), vec![]), fleet).unwrap();
     assert_eq!(plan.epoch, first.epoch);
 
     let mut sent = Sent {
@@ -109,8 +110,6 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
     // another fleet's, and one of an earlier plan.
     for _ in 0..ROUNDS {
         let out = Output {
-            version: WIRE_VERSION,
-            fleet: fleet.to_owned(),
             run: first.run,
             seq: 0,
             epoch: plan.epoch - 1,
@@ -119,15 +118,16 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             error: None,
         };
         let result = keys.result(&first.client);
-        let mut old = out.clone();
-        old.version = WIRE_VERSION + 1;
-        for bytes in malformed(&wire::to_bytes(&out), wire::to_bytes(&old)) {
+        let old = Envelope {
+            version: WIRE_VERSION + 1,
+            ..Envelope::new(fleet, out.clone())
+        };
+        for bytes in malformed(&envelope::encode(fleet, &out), old.to_bytes()) {
             put(s, &result, bytes, true);
         }
-        let mut foreign = out.clone();
-        foreign.fleet = format!("{fleet}x");
-        put(s, &result, wire::to_bytes(&foreign), true);
-        put(s, &result, wire::to_bytes(&out), true);
+        let foreign = Envelope::new(&format!("{fleet}x"), out.clone());
+        put(s, &result, foreign.to_bytes(), true);
+        put(s, &result, envelope::encode(fleet, &out), true);
     }
     for _ in 0..ROUNDS {
         // Stage inputs: every variant, addressed to the right stage.
@@ -135,18 +135,19 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             let key = keys.stage_in(stage);
             let mut a = first.clone();
             a.stage = stage;
-            let valid = message(&a);
-            let mut old = a.clone();
-            old.version = WIRE_VERSION + 1;
-            for bytes in malformed(&valid, message(&old)) {
+            let valid = message(Envelope::new(fleet, a.clone()));
+            let old = Envelope {
+                version: WIRE_VERSION + 1,
+                ..Envelope::new(fleet, a.clone())
+            };
+            for bytes in malformed(&valid, message(old)) {
                 put(s, &key, bytes, true);
             }
-            let mut foreign = a.clone();
-            foreign.fleet = format!("{fleet}x");
-            put(s, &key, message(&foreign), true);
+            let foreign = Envelope::new(&format!("{fleet}x"), a.clone());
+            put(s, &key, message(foreign), true);
             let mut stale = a.clone();
             stale.epoch = plan.epoch - 1;
-            put(s, &key, message(&stale), true);
+            put(s, &key, message(Envelope::new(fleet, stale)), true);
         }
         sent.malformed += 3;
         sent.foreign += 1;
@@ -158,27 +159,26 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             let key = keys.assign(node);
             let stage = &plan.stages[i];
             let a = Assignment {
-                version: WIRE_VERSION,
-                fleet: fleet.to_owned(),
                 epoch: plan.epoch - 1,
                 model: plan.model.clone(),
                 stage: i as u32,
                 stages: NODES.len() as u32,
                 l: stage.l,
                 r: stage.r,
-                next: wire::NextHop::Client,
+                next: NextHop::Client,
                 out_bits: 32,
                 target_items_per_s: 0.0,
             };
-            let mut old = a.clone();
-            old.version = WIRE_VERSION + 1;
-            let mut foreign = a.clone();
-            foreign.fleet = format!("{fleet}x");
-            let mut variants = malformed(&wire::to_bytes(&a), wire::to_bytes(&old));
-            variants.push(wire::to_bytes(&foreign));
-            variants.push(wire::to_bytes(&a));
+            let old = Envelope {
+                version: WIRE_VERSION + 1,
+                ..Envelope::new(fleet, a.clone())
+            };
+            let foreign = Envelope::new(&format!("{fleet}x"), a.clone());
+            let mut variants = malformed(&envelope::encode(fleet, &a), old.to_bytes());
+            variants.push(foreign.to_bytes());
+            variants.push(envelope::encode(fleet, &a));
             for bytes in variants {
-                let ack: wire::AssignAck = wire::from_bytes(&ask(s, &key, bytes), fleet).unwrap();
+                let ack: AssignAck = envelope::decode(&ask(s, &key, bytes), fleet).unwrap();
                 assert!(ack.error.is_some(), "{node} accepted a hostile assignment");
             }
         }
@@ -208,48 +208,35 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     std::fs::write(&input, texts.join("\n")).unwrap();
     // A profile file spares the nodes a measurement the forced plan does not use.
     let profile = dir.path().join("profile.json");
-    write_uniform_minilm_profile(&profile, UBATCH);
+    write_uniform_profile(&profile, UBATCH).unwrap();
 
-    let ports = free_ports(5);
-    let ep = |p: u16| vec![format!("tcp/127.0.0.1:{p}")];
+    let ports = free_ports(5).unwrap();
     let fleet = format!("hostile{}", std::process::id());
-    let device = format!(
-        "[device]\nthreads = 1\nprofile_ubatch = {UBATCH}\nprofile_file = \"{}\"\n",
-        profile.display()
-    );
+    let node = |name: &str, role: Role, listen: u16, connect: Vec<String>| -> Settings {
+        config_file::peer(&fleet, name, role, &model, vec![loopback(listen)], connect)
+    };
     // Cuts after u0 (two tensors) and after u3.
-    let leader = format!(
-        "[leader]\nexpected = [\"a\", \"b\", \"c\"]\nwait_s = 60\nubatch = {UBATCH}\nbits = 32\n\
-         stages = [{{ node = \"a\", units = [1, 1] }}, {{ node = \"b\", units = [2, 8] }}, \
-         {{ node = \"c\", units = [9, 24] }}]\n"
-    );
-    let mut procs = Procs::new(dir.path());
-    let configs = [
-        ("leader", "leader", ports[0], vec![], leader),
-        ("a", "device", ports[1], ep(ports[0]), device.clone()),
-        ("b", "device", ports[2], ep(ports[0]), device.clone()),
-        ("c", "device", ports[3], ep(ports[0]), device),
-    ];
-    for (name, role, listen, connect, extra) in &configs {
-        let path = dir.path().join(format!("{name}.toml"));
-        let toml = node_toml(&fleet, name, &model, role, &ep(*listen), connect, extra);
-        std::fs::write(&path, toml).unwrap();
-        procs.spawn(name, &bin, &["node", "--config", path.to_str().unwrap()]);
+    let mut leader = node("leader", Role::Leader, ports[0], vec![]);
+    leader.leader.expected = NODES.map(String::from).to_vec();
+    leader.leader.wait_s = 60.0;
+    leader.leader.ubatch = UBATCH;
+    leader.leader.bits = 32;
+    leader.leader.stages = config_file::forced(&[("a", [1, 1]), ("b", [2, 8]), ("c", [9, 24])]);
+    let mut nodes = Fleet::new(&bin, dir.path());
+    nodes.start(&leader, Place::Here).unwrap();
+    for (i, name) in NODES.iter().enumerate() {
+        let mut device = node(name, Role::Device, ports[i + 1], vec![loopback(ports[0])]);
+        device.device.threads = 1;
+        device.device.profile_ubatch = UBATCH;
+        device.device.profile_file = Some(profile.clone());
+        nodes.start(&device, Place::Here).unwrap();
     }
-    let client = dir.path().join("client.toml");
-    std::fs::write(
-        &client,
-        node_toml(
-            &fleet,
-            "client",
-            &model,
-            "device",
-            &ep(ports[4]),
-            &ep(ports[0]),
-            "[client]\nwindow = 2\nplan_wait_s = 90\nresult_timeout_s = 90\n",
-        ),
-    )
-    .unwrap();
+    let mut client = node("client", Role::Device, ports[4], vec![loopback(ports[0])]);
+    client.client.window = 2;
+    client.client.plan_wait_s = 90.0;
+    client.client.result_timeout_s = 90.0;
+    let client = config_file::write(dir.path(), &client).unwrap();
+    let procs = nodes.procs();
 
     let hostile = peer_session(ports[0]);
     let outputs = dir.path().join("outputs.json");
@@ -270,6 +257,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
             ],
             Duration::from_secs(180),
         );
+        let report = report.unwrap_or_else(|e| panic!("{e:#}"));
         (attacker.join().expect("the hostile peer failed"), report)
     });
     let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json");
@@ -278,7 +266,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     let keys = Keys::new(&fleet);
     for node in NODES {
         let stats: NodeStats =
-            wire::from_bytes(&ask(&hostile, &keys.stats(node), vec![]), &fleet).unwrap();
+            envelope::decode(&ask(&hostile, &keys.stats(node), vec![]), &fleet).unwrap();
         assert_eq!(stats.epoch, epoch, "{node} changed plan: {stats:?}");
         let m = stats.microbatches;
         assert_eq!(m, MICROBATCHES as u64, "{node}: {stats:?}");
@@ -319,7 +307,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     // padding of each microbatch is the same in both).
     let pipeline: Vec<Vec<f32>> =
         serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
-    let single = single_process_outputs(&mut procs, "infer", &bin, &model, &input, UBATCH);
+    let single = single_process_outputs(procs, "infer", &bin, &model, &input, UBATCH);
     assert_bitwise_equal(&pipeline, &single);
     eprintln!(
         "hostile messages test took {:.0} s",

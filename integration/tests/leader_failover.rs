@@ -4,12 +4,12 @@
 //! candidate takes over, plans over the nodes left at a higher epoch, and a second run completes
 //! on that plan with the same exact outputs.
 
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::{
-    assert_bitwise_equal, long_texts, node_toml, single_process_outputs,
-    write_uniform_minilm_profile,
+use quantpipe_actors::runtime::config::Role;
+use quantpipe_integration::{
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
+use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
+use quantpipe_launcher::{config_file, free_ports, Fleet, Place, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -39,68 +39,49 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, long_texts(8, 160).join("\n")).unwrap();
     let profile = dir.path().join("profile.json");
-    write_uniform_minilm_profile(&profile, 4);
+    write_uniform_profile(&profile, 4).unwrap();
 
-    let ports = free_ports(5);
+    let ports = free_ports(5).unwrap();
     let ep = |i: usize| format!("tcp/127.0.0.1:{}", ports[i]);
     let fleet = format!("elect{}", std::process::id());
-    // Every candidate carries the same [leader] section: whoever is elected plans with it.
-    let extra = format!(
-        "[device]\nthreads = 1\nprofile_ubatch = 4\nprofile_file = \"{}\"\n\
-         [leader]\nexpected = [\"a\", \"b\", \"c\"]\nwait_s = 30\nubatch = 4\nbits = 32\n",
-        profile.display()
-    );
-    let mut procs = Procs::new(dir.path());
-    let start = |procs: &mut Procs, name: &str, i: usize| {
-        let path = dir.path().join(format!("{name}.toml"));
+    let mut nodes = Fleet::new(&bin, dir.path());
+    let start = |nodes: &mut Fleet, name: &str, i: usize| {
         let connect: Vec<String> = (0..i).map(ep).collect();
-        std::fs::write(
-            &path,
-            node_toml(
-                &fleet,
-                name,
-                &model,
-                "candidate",
-                &[ep(i)],
-                &connect,
-                &extra,
-            ),
-        )
-        .unwrap();
-        procs.spawn(name, &bin, &["node", "--config", path.to_str().unwrap()]);
+        let mut s = config_file::peer(&fleet, name, Role::Candidate, &model, vec![ep(i)], connect);
+        s.device.threads = 1;
+        s.device.profile_ubatch = 4;
+        s.device.profile_file = Some(profile.clone());
+        // Every candidate carries the same [leader] section: whoever is elected plans with it.
+        s.leader.expected = ["a", "b", "c"].map(String::from).to_vec();
+        s.leader.wait_s = 30.0;
+        s.leader.ubatch = 4;
+        s.leader.bits = 32;
+        nodes.start(&s, Place::Here).unwrap();
     };
     // `a` comes up first, so it is elected whatever the start-up order of the others.
-    start(&mut procs, "a", 0);
+    start(&mut nodes, "a", 0);
     wait_for(
-        &procs,
+        nodes.procs(),
         &dir.path().join("a.log"),
         "node a up",
         Duration::from_secs(60),
     );
-    start(&mut procs, "b", 1);
-    start(&mut procs, "c", 2);
+    start(&mut nodes, "b", 1);
+    start(&mut nodes, "c", 2);
     wait_for(
-        &procs,
+        nodes.procs(),
         &dir.path().join("a.log"),
         "stage 2 = ",
         Duration::from_secs(60),
     );
 
     let run = |procs: &mut Procs, name: &str, connect: &[String]| -> serde_json::Value {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            node_toml(
-                &fleet,
-                name,
-                &model,
-                "device",
-                &[],
-                connect,
-                "[client]\nwindow = 2\nplan_wait_s = 60\nresult_timeout_s = 60\nstall_s = 3\n",
-            ),
-        )
-        .unwrap();
+        let mut s = config_file::peer(&fleet, name, Role::Device, &model, vec![], connect.to_vec());
+        s.client.window = 2;
+        s.client.plan_wait_s = 60.0;
+        s.client.result_timeout_s = 60.0;
+        s.client.stall_s = 3.0;
+        let path = config_file::write(dir.path(), &s).unwrap();
         let outputs = dir.path().join(format!("{name}.json"));
         let out = procs.run_to_end(
             name,
@@ -117,12 +98,13 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
             ],
             Duration::from_secs(120),
         );
+        let out = out.unwrap_or_else(|e| panic!("{e:#}"));
         let report: serde_json::Value = serde_json::from_str(out.trim()).expect("run --json");
         assert_eq!(report["items"], 8, "{report}");
         report
     };
     let epoch = |r: &serde_json::Value| r["plan"]["epoch"].as_u64().unwrap();
-    let nodes = |r: &serde_json::Value| -> Vec<String> {
+    let stage_nodes = |r: &serde_json::Value| -> Vec<String> {
         r["plan"]["stages"]
             .as_array()
             .unwrap()
@@ -133,21 +115,34 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
             .collect()
     };
 
-    let first = run(&mut procs, "client1", &[ep(0), ep(1), ep(2)]);
-    assert_eq!(nodes(&first), ["a", "b", "c"].map(String::from), "{first}");
+    let first = run(nodes.procs(), "client1", &[ep(0), ep(1), ep(2)]);
+    assert_eq!(
+        stage_nodes(&first),
+        ["a", "b", "c"].map(String::from),
+        "{first}"
+    );
     let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
     assert!(a_log.contains("a elected leader"), "{a_log}");
 
     let killed = Instant::now();
-    procs.kill("a");
+    nodes.procs().kill("a").unwrap();
     let b_log = dir.path().join("b.log");
-    wait_for(&procs, &b_log, "b elected leader", Duration::from_secs(30));
+    wait_for(
+        nodes.procs(),
+        &b_log,
+        "b elected leader",
+        Duration::from_secs(30),
+    );
     let elected_after = killed.elapsed();
-    wait_for(&procs, &b_log, "stage 1 = ", Duration::from_secs(60));
+    wait_for(nodes.procs(), &b_log, "stage 1 = ", Duration::from_secs(60));
     let replanned_after = killed.elapsed();
-    let second = run(&mut procs, "client2", &[ep(1), ep(2)]);
+    let second = run(nodes.procs(), "client2", &[ep(1), ep(2)]);
     assert!(epoch(&second) > epoch(&first), "{first}\n{second}");
-    assert_eq!(nodes(&second), ["b", "c"].map(String::from), "{second}");
+    assert_eq!(
+        stage_nodes(&second),
+        ["b", "c"].map(String::from),
+        "{second}"
+    );
     let b_text = std::fs::read_to_string(&b_log).unwrap();
     assert!(
         b_text.contains(&format!(
@@ -159,7 +154,7 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
     let c_log = std::fs::read_to_string(dir.path().join("c.log")).unwrap();
     assert!(!c_log.contains("c elected leader"), "{c_log}");
 
-    let single = single_process_outputs(&mut procs, "infer", &bin, &model, &input, 4);
+    let single = single_process_outputs(nodes.procs(), "infer", &bin, &model, &input, 4);
     for name in ["client1", "client2"] {
         let rows: Vec<Vec<f32>> = serde_json::from_slice(
             &std::fs::read(dir.path().join(format!("{name}.json"))).unwrap(),

@@ -2,11 +2,12 @@
 //! and after u2 (unit 3, the post-GELU pair) at 32 bits must give exactly (bitwise) the outputs
 //! of single-process inference of the same microbatches.
 
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::{
-    assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
+use quantpipe_actors::runtime::config::{Role, Settings};
+use quantpipe_integration::{
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
+use quantpipe_launcher::minilm::write_uniform_profile;
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,23 +24,17 @@ const SENTENCES: &[&str] = &[
     "Short.",
 ];
 
-fn node_toml(
+/// Settings of `name` listening on loopback `listen` and connecting to `connect`.
+fn node(
     fleet: &str,
     name: &str,
     model: &Path,
-    role: &str,
+    role: Role,
     listen: u16,
     connect: Option<u16>,
-    extra: &str,
-) -> String {
-    let connect = connect
-        .map(|p| format!("\"tcp/127.0.0.1:{p}\""))
-        .unwrap_or_default();
-    format!(
-        "fleet = \"{fleet}\"\nname = \"{name}\"\nrole = \"{role}\"\nmodel_dir = \"{}\"\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{connect}]\n{extra}",
-        model.display()
-    )
+) -> Settings {
+    let connect = connect.map(loopback).into_iter().collect();
+    config_file::peer(fleet, name, role, model, vec![loopback(listen)], connect)
 }
 
 #[test]
@@ -51,62 +46,63 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     std::fs::write(&input, SENTENCES.join("\n")).unwrap();
     // A profile file spares the nodes a measurement the forced plan does not use.
     let profile = dir.path().join("profile.json");
-    write_uniform_minilm_profile(&profile, 4);
+    write_uniform_profile(&profile, 4).unwrap();
 
-    let ports = free_ports(5);
+    let ports = free_ports(5).unwrap();
     let fleet = format!("it{}", std::process::id());
-    let device = format!(
-        "[device]\nthreads = 1\nprofile_ubatch = 4\nprofile_file = \"{}\"\n",
-        profile.display()
-    );
-    let leader_extra = "[leader]\nexpected = [\"a\", \"b\", \"c\"]\nwait_s = 60\nubatch = 4\nbits = 32\n\
-        stages = [{ node = \"a\", units = [1, 1] }, { node = \"b\", units = [2, 3] }, { node = \"c\", units = [4, 24] }]\n";
-    let mut procs = Procs::new(dir.path());
-    let configs = [
-        ("leader", "leader", ports[0], None, leader_extra.to_string()),
-        ("a", "device", ports[1], Some(ports[0]), device.clone()),
-        ("b", "device", ports[2], Some(ports[0]), device.clone()),
-        ("c", "device", ports[3], Some(ports[0]), device.clone()),
-    ];
-    for (name, role, listen, connect, extra) in &configs {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            node_toml(&fleet, name, &model, role, *listen, *connect, extra),
-        )
-        .unwrap();
-        procs.spawn(name, &bin, &["node", "--config", path.to_str().unwrap()]);
-    }
-    let client = dir.path().join("client.toml");
-    std::fs::write(
-        &client,
-        node_toml(
+    let mut leader = node(&fleet, "leader", &model, Role::Leader, ports[0], None);
+    leader.leader.expected = ["a", "b", "c"].map(String::from).to_vec();
+    leader.leader.wait_s = 60.0;
+    leader.leader.ubatch = 4;
+    leader.leader.bits = 32;
+    leader.leader.stages = config_file::forced(&[("a", [1, 1]), ("b", [2, 3]), ("c", [4, 24])]);
+    let mut nodes = Fleet::new(&bin, dir.path());
+    nodes.start(&leader, Place::Here).unwrap();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let mut device = node(
             &fleet,
-            "client",
+            name,
             &model,
-            "device",
-            ports[4],
+            Role::Device,
+            ports[i + 1],
             Some(ports[0]),
-            "[client]\nwindow = 2\nplan_wait_s = 90\nresult_timeout_s = 90\n",
-        ),
-    )
-    .unwrap();
-    let outputs = dir.path().join("outputs.json");
-    let report = procs.run_to_end(
+        );
+        device.device.threads = 1;
+        device.device.profile_ubatch = 4;
+        device.device.profile_file = Some(profile.clone());
+        nodes.start(&device, Place::Here).unwrap();
+    }
+    let mut client = node(
+        &fleet,
         "client",
-        &bin,
-        &[
-            "run",
-            "--config",
-            client.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--save-outputs",
-            outputs.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(240),
+        &model,
+        Role::Device,
+        ports[4],
+        Some(ports[0]),
     );
+    client.client.window = 2;
+    client.client.plan_wait_s = 90.0;
+    client.client.result_timeout_s = 90.0;
+    let client = config_file::write(dir.path(), &client).unwrap();
+    let procs = nodes.procs();
+    let outputs = dir.path().join("outputs.json");
+    let report = procs
+        .run_to_end(
+            "client",
+            &bin,
+            &[
+                "run",
+                "--config",
+                client.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--save-outputs",
+                outputs.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(240),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json output");
     assert_eq!(report["items"], SENTENCES.len());
     assert_eq!(report["plan"]["stages"].as_array().unwrap().len(), 3);
@@ -120,7 +116,7 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
         let part = dir.path().join(format!("part{i}.txt"));
         std::fs::write(&part, chunk.join("\n")).unwrap();
         single.extend(single_process_outputs(
-            &mut procs,
+            procs,
             &format!("infer{i}"),
             &bin,
             &model,

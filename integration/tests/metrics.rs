@@ -2,29 +2,17 @@
 //! and a leader on loopback, logging as JSON (`--log-format json`); during a client run every
 //! node appends per-window rows, and the windows the run went through show non-zero items/s.
 
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::write_uniform_minilm_profile;
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
+use quantpipe_actors::runtime::config::{Role, Settings};
+use quantpipe_integration::{minilm_dir, quantpipe_bin};
+use quantpipe_launcher::minilm::write_uniform_profile;
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn node_toml(
-    fleet: &str,
-    name: &str,
-    model: &Path,
-    role: &str,
-    ports: (u16, Option<u16>),
-) -> String {
-    let connect = ports
-        .1
-        .map(|p| format!("\"tcp/127.0.0.1:{p}\""))
-        .unwrap_or_default();
-    format!(
-        "fleet = \"{fleet}\"\nname = \"{name}\"\nrole = \"{role}\"\nmodel_dir = \"{}\"\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{}\"]\nconnect = [{connect}]\n",
-        model.display(),
-        ports.0
-    )
+/// Settings of `name` listening on loopback `ports.0` and connecting to `ports.1`.
+fn node(fleet: &str, name: &str, model: &Path, role: Role, ports: (u16, Option<u16>)) -> Settings {
+    let connect = ports.1.map(loopback).into_iter().collect();
+    config_file::peer(fleet, name, role, model, vec![loopback(ports.0)], connect)
 }
 
 /// Waits until `path` holds a line `ok` accepts, or panics with the logs after `limit`.
@@ -62,76 +50,64 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
         .collect();
     std::fs::write(&input, lines.join("\n")).unwrap();
     let profile = dir.path().join("profile.json");
-    write_uniform_minilm_profile(&profile, 4);
+    write_uniform_profile(&profile, 4).unwrap();
 
-    let ports = free_ports(4);
+    let ports = free_ports(4).unwrap();
     let fleet = format!("metrics{}", std::process::id());
     let csv = dir.path().join("out/a.csv");
     let jsonl = dir.path().join("out/b.jsonl");
-    let mut procs = Procs::new(dir.path());
-    let leader = format!(
-        "{}[leader]\nexpected = [\"a\", \"b\"]\nwait_s = 60\nubatch = 4\nbits = 8\n\
-         stages = [{{ node = \"a\", units = [1, 10] }}, {{ node = \"b\", units = [11, 24] }}]\n",
-        node_toml(&fleet, "leader", &model, "leader", (ports[0], None))
-    );
+    let mut leader = node(&fleet, "leader", &model, Role::Leader, (ports[0], None));
+    leader.leader.expected = vec!["a".into(), "b".into()];
+    leader.leader.wait_s = 60.0;
+    leader.leader.ubatch = 4;
+    leader.leader.bits = 8;
+    leader.leader.stages = config_file::forced(&[("a", [1, 10]), ("b", [11, 24])]);
     let device = |name: &str, port: u16, metrics: &Path| {
-        format!(
-            "{}[device]\nthreads = 1\nprofile_ubatch = 4\nprofile_file = \"{}\"\n\
-             [metrics]\nfile = \"{}\"\nwindow_s = 0.5\n",
-            node_toml(&fleet, name, &model, "device", (port, Some(ports[0]))),
-            profile.display(),
-            metrics.display()
-        )
+        let mut s = node(&fleet, name, &model, Role::Device, (port, Some(ports[0])));
+        s.device.threads = 1;
+        s.device.profile_ubatch = 4;
+        s.device.profile_file = Some(profile.clone());
+        s.metrics.file = Some(metrics.to_path_buf());
+        s.metrics.window_s = 0.5;
+        s
     };
-    for (name, text) in [
-        ("leader", leader),
-        ("a", device("a", ports[1], &csv)),
-        ("b", device("b", ports[2], &jsonl)),
+    let mut nodes = Fleet::new(&bin, dir.path()).log_format("json");
+    for s in [
+        leader,
+        device("a", ports[1], &csv),
+        device("b", ports[2], &jsonl),
     ] {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        procs.spawn(
-            name,
+        nodes.start(&s, Place::Here).unwrap();
+    }
+    let mut client = node(
+        &fleet,
+        "client",
+        &model,
+        Role::Device,
+        (ports[3], Some(ports[0])),
+    );
+    client.client.window = 2;
+    client.client.plan_wait_s = 90.0;
+    client.client.result_timeout_s = 90.0;
+    let client = config_file::write(dir.path(), &client).unwrap();
+    let procs = nodes.procs();
+    let report = procs
+        .run_to_end(
+            "client",
             &bin,
             &[
                 "--log-format",
                 "json",
-                "node",
+                "run",
                 "--config",
-                path.to_str().unwrap(),
+                client.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--json",
             ],
-        );
-    }
-    let client = dir.path().join("client.toml");
-    std::fs::write(
-        &client,
-        format!(
-            "{}[client]\nwindow = 2\nplan_wait_s = 90\nresult_timeout_s = 90\n",
-            node_toml(
-                &fleet,
-                "client",
-                &model,
-                "device",
-                (ports[3], Some(ports[0]))
-            )
-        ),
-    )
-    .unwrap();
-    let report = procs.run_to_end(
-        "client",
-        &bin,
-        &[
-            "--log-format",
-            "json",
-            "run",
-            "--config",
-            client.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(180),
-    );
+            Duration::from_secs(180),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json output");
     assert_eq!(report["items"], lines.len());
 
@@ -139,7 +115,7 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
     let header = quantpipe_actors::runtime::metrics::CSV_HEADER;
     let col = header.split(',').position(|c| c == "items_per_s").unwrap();
     let stage_col = header.split(',').position(|c| c == "stage").unwrap();
-    let rows = wait_for_line(&procs, &csv, Duration::from_secs(10), |l| {
+    let rows = wait_for_line(procs, &csv, Duration::from_secs(10), |l| {
         let f: Vec<&str> = l.split(',').collect();
         l != header && f[stage_col] == "0" && f[col].parse::<f64>().is_ok_and(|v| v > 0.0)
     });
@@ -147,7 +123,7 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
     assert_eq!(rows.iter().filter(|l| *l == header).count(), 1);
 
     // Node b: JSON lines; its busy windows carry the incoming link's bytes/s.
-    let rows = wait_for_line(&procs, &jsonl, Duration::from_secs(10), |l| {
+    let rows = wait_for_line(procs, &jsonl, Duration::from_secs(10), |l| {
         serde_json::from_str::<serde_json::Value>(l)
             .is_ok_and(|v| v["stage"] == 1 && v["items_per_s"].as_f64().unwrap_or(0.0) > 0.0)
     });

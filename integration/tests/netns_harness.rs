@@ -1,7 +1,8 @@
 //! The network-namespace harness itself: members reach each other over their veths, a shaped
 //! link carries roughly its rate and follows a rate change, and everything is gone after drop.
 
-use quantpipe_integration::netns::{Link, Netns};
+use quantpipe_launcher::netns::{Link, Netns};
+use quantpipe_launcher::privilege::root_or_skip;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -51,6 +52,9 @@ fn measure_mbit(net: &Netns, port: u16, secs: f64) -> f64 {
 
 #[test]
 fn members_connect_over_tcp_and_a_shaped_link_carries_its_rate() {
+    if !root_or_skip("members_connect_over_tcp_and_a_shaped_link_carries_its_rate") {
+        return;
+    }
     let net = Netns::new("qpharness", 2).unwrap_or_else(|e| panic!("{e}"));
     let names = [net.ns(0).to_owned(), net.ns(1).to_owned()];
     for n in &names {
@@ -115,6 +119,9 @@ fn members_connect_over_tcp_and_a_shaped_link_carries_its_rate() {
 
 #[test]
 fn namespaces_are_removed_when_a_test_panics() {
+    if !root_or_skip("namespaces_are_removed_when_a_test_panics") {
+        return;
+    }
     let names = std::sync::Mutex::new(Vec::new());
     let result = std::panic::catch_unwind(|| {
         let net = Netns::new("qpharness", 1).unwrap_or_else(|e| panic!("{e}"));
@@ -129,6 +136,9 @@ fn namespaces_are_removed_when_a_test_panics() {
 
 #[test]
 fn stale_namespaces_of_dead_processes_are_swept() {
+    if !root_or_skip("stale_namespaces_of_dead_processes_are_swept") {
+        return;
+    }
     // A pid above the kernel's maximum never runs.
     let stale = "qpsweep-4194305-0-m0";
     let status = Command::new("ip")

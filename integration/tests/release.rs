@@ -3,11 +3,13 @@
 //! (zenoh delivers to every subscriber, over the sender's link). One node process on loopback;
 //! the test speaks the leader's side of the protocol.
 
-use quantpipe_actors::runtime::wire::{
-    self, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, Release, WIRE_VERSION,
+use quantpipe_actors::runtime::config::Role;
+use quantpipe_integration::{minilm_dir, peer_session, quantpipe_bin};
+use quantpipe_launcher::minilm::write_uniform_profile;
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
+use quantpipe_messages::{
+    envelope, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, Release,
 };
-use quantpipe_integration::fleet::{minilm_dir, node_toml, write_uniform_minilm_profile};
-use quantpipe_integration::{free_ports, peer_session, quantpipe_bin, Procs};
 use std::time::{Duration, Instant};
 use zenoh::{Session, Wait};
 
@@ -49,31 +51,29 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
     let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile.json");
-    write_uniform_minilm_profile(&profile, 4);
-    let port = free_ports(1)[0];
-    let config = dir.path().join("a.toml");
-    let device = format!(
-        "[device]\nthreads = 1\nprofile_ubatch = 4\nprofile_file = \"{}\"\n",
-        profile.display()
+    write_uniform_profile(&profile, 4).unwrap();
+    let port = free_ports(1).unwrap()[0];
+    let mut device = config_file::peer(
+        FLEET,
+        "a",
+        Role::Device,
+        &model,
+        vec![loopback(port)],
+        vec![],
     );
-    let listen = vec![format!("tcp/127.0.0.1:{port}")];
-    std::fs::write(
-        &config,
-        node_toml(FLEET, "a", &model, "device", &listen, &[], &device),
-    )
-    .unwrap();
-    let mut procs = Procs::new(dir.path());
-    procs.spawn("a", &bin, &["node", "--config", config.to_str().unwrap()]);
+    device.device.threads = 1;
+    device.device.profile_ubatch = 4;
+    device.device.profile_file = Some(profile.clone());
+    let mut nodes = Fleet::new(&bin, dir.path());
+    nodes.start(&device, Place::Here).unwrap();
 
     let s = peer_session(port);
     let keys = Keys::new(FLEET);
     let deadline = Instant::now() + Duration::from_secs(120);
     let info: DeviceInfo =
-        wire::from_bytes(&ask(&s, &keys.device("a"), vec![], deadline), FLEET).unwrap();
+        envelope::decode(&ask(&s, &keys.device("a"), vec![], deadline), FLEET).unwrap();
     let assign = |epoch: u64| -> AssignAck {
         let a = Assignment {
-            version: WIRE_VERSION,
-            fleet: FLEET.into(),
             epoch,
             model: info.profile.model.clone(),
             stage: 0,
@@ -84,20 +84,21 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
             out_bits: 32,
             target_items_per_s: 0.0,
         };
-        let bytes = ask(&s, &keys.assign("a"), wire::to_bytes(&a), deadline);
-        wire::from_bytes(&bytes, FLEET).unwrap()
+        let bytes = ask(&s, &keys.assign("a"), envelope::encode(FLEET, &a), deadline);
+        envelope::decode(&bytes, FLEET).unwrap()
     };
     let release = |epoch: u64| -> AssignAck {
-        let r = Release {
-            version: WIRE_VERSION,
-            fleet: FLEET.into(),
-            epoch,
-        };
-        let bytes = ask(&s, &keys.release("a"), wire::to_bytes(&r), deadline);
-        wire::from_bytes(&bytes, FLEET).unwrap()
+        let r = Release { epoch };
+        let bytes = ask(
+            &s,
+            &keys.release("a"),
+            envelope::encode(FLEET, &r),
+            deadline,
+        );
+        envelope::decode(&bytes, FLEET).unwrap()
     };
     let stats = || -> NodeStats {
-        wire::from_bytes(&ask(&s, &keys.stats("a"), vec![], deadline), FLEET).unwrap()
+        envelope::decode(&ask(&s, &keys.stats("a"), vec![], deadline), FLEET).unwrap()
     };
     let stage_in = keys.stage_in(0);
 
@@ -125,10 +126,10 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
 
     // Garbage on the release queryable is refused and counted, and changes nothing.
     let bytes = ask(&s, &keys.release("a"), vec![0xc1, 0x00], deadline);
-    let ack: AssignAck = wire::from_bytes(&bytes, FLEET).unwrap();
+    let ack: AssignAck = envelope::decode(&bytes, FLEET).unwrap();
     assert!(ack.error.is_some());
     let st = stats();
     assert_eq!((st.stage, st.epoch), (Some(0), 12), "{st:?}");
     assert!(st.dropped_malformed >= 1, "{st:?}");
-    procs.kill("a");
+    nodes.procs().kill("a").unwrap();
 }

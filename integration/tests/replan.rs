@@ -4,73 +4,14 @@
 //! microbatch not answered yet again under the new epoch, and the run completes with every output
 //! bitwise equal (32 bits) to single-process inference.
 
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::{
-    assert_bitwise_equal, single_process_outputs, write_uniform_minilm_profile,
+use quantpipe_actors::runtime::config::{DeviceSettings, Role, Settings};
+use quantpipe_integration::{
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
 };
-use quantpipe_integration::{free_ports, quantpipe_bin, Procs};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use quantpipe_launcher::minilm::write_uniform_profile;
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Launch, Place};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Processes this test starts outside [`Procs`] (so it can kill one on purpose); killed on drop.
-struct Owned(BTreeMap<String, Child>);
-
-impl Owned {
-    fn spawn(&mut self, name: &str, bin: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) {
-        let out = std::fs::File::create(log).unwrap();
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(
-                std::fs::File::create(log.with_extension("out"))
-                    .map(Stdio::from)
-                    .unwrap(),
-            )
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.0.insert(name.to_owned(), child);
-    }
-
-    fn kill(&mut self, name: &str) {
-        let mut c = self.0.remove(name).expect("a process of this test");
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        for c in self.0.values_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn node_toml(
-    fleet: &str,
-    name: &str,
-    model: &Path,
-    role: &str,
-    ports: (u16, u16),
-    extra: &str,
-) -> String {
-    let connect = if ports.1 == 0 {
-        String::new()
-    } else {
-        format!("\"tcp/127.0.0.1:{}\"", ports.1)
-    };
-    format!(
-        "fleet = \"{fleet}\"\nname = \"{name}\"\nrole = \"{role}\"\nmodel_dir = \"{}\"\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{}\"]\nconnect = [{connect}]\n{extra}",
-        model.display(),
-        ports.0
-    )
-}
 
 /// Items long enough that the 128-token tokenizer truncates each, so every microbatch has the
 /// same length in the pipeline and in the single-process reference.
@@ -113,10 +54,8 @@ struct TestFleet {
     model: PathBuf,
     fleet: String,
     ports: Vec<u16>,
-    device: String,
-    procs: Procs,
-    nodes: Owned,
-    client: Owned,
+    device: DeviceSettings,
+    nodes: Fleet,
     items: usize,
     /// Last, so the processes are gone before their folder is.
     dir: tempfile::TempDir,
@@ -132,47 +71,44 @@ impl TestFleet {
         std::fs::write(dir.path().join("texts.txt"), texts(items).join("\n")).unwrap();
         // Equal profiles: the planner spreads the 24 units over every node it has.
         let profile = dir.path().join("profile.json");
-        write_uniform_minilm_profile(&profile, 4);
-        let device = format!(
-            "[device]\nthreads = 1\nslowdown = {slowdown}\nprofile_ubatch = 4\nprofile_file = \"{}\"\n",
-            profile.display()
-        );
+        write_uniform_profile(&profile, 4).unwrap();
+        let device = DeviceSettings {
+            threads: 1,
+            slowdown,
+            profile_ubatch: 4,
+            profile_file: Some(profile),
+            ..DeviceSettings::default()
+        };
         let mut f = TestFleet {
+            nodes: Fleet::new(&bin, dir.path()),
             bin,
             model,
-            procs: Procs::new(dir.path()),
             dir,
             fleet: format!("{tag}{}", std::process::id()),
-            ports: free_ports(6),
+            ports: free_ports(6).unwrap(),
             device,
-            nodes: Owned(BTreeMap::new()),
-            client: Owned(BTreeMap::new()),
             items,
         };
-        let list: Vec<String> = expected.iter().map(|n| format!("\"{n}\"")).collect();
-        let leader = format!(
-            "[leader]\nexpected = [{}]\nwait_s = 60\nubatch = 4\nbits = 32\n",
-            list.join(", ")
-        );
-        let path = f.dir.path().join("leader.toml");
-        std::fs::write(
-            &path,
-            node_toml(
-                &f.fleet,
-                "leader",
-                &f.model,
-                "leader",
-                (f.ports[0], 0),
-                &leader,
-            ),
-        )
-        .unwrap();
-        f.procs.spawn(
-            "leader",
-            &f.bin,
-            &["node", "--config", path.to_str().unwrap()],
-        );
+        let mut leader = f.settings("leader", Role::Leader, f.ports[0], None);
+        leader.leader.expected = expected.iter().map(|n| n.to_string()).collect();
+        leader.leader.wait_s = 60.0;
+        leader.leader.ubatch = 4;
+        leader.leader.bits = 32;
+        f.nodes.start(&leader, Place::Here).unwrap();
         f
+    }
+
+    /// Settings of `name` listening on loopback `listen` and connecting to `connect`.
+    fn settings(&self, name: &str, role: Role, listen: u16, connect: Option<u16>) -> Settings {
+        let connect = connect.map(loopback).into_iter().collect();
+        config_file::peer(
+            &self.fleet,
+            name,
+            role,
+            &self.model,
+            vec![loopback(listen)],
+            connect,
+        )
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -181,27 +117,9 @@ impl TestFleet {
 
     /// Starts device node `name` (`i`-th of the fleet, for its port).
     fn start_node(&mut self, name: &str, i: usize) {
-        let path = self.path(&format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            node_toml(
-                &self.fleet,
-                name,
-                &self.model,
-                "device",
-                (self.ports[i + 1], self.ports[0]),
-                &self.device,
-            ),
-        )
-        .unwrap();
-        let log = self.path(&format!("{name}.log"));
-        self.nodes.spawn(
-            name,
-            &self.bin,
-            &["node", "--config", path.to_str().unwrap()],
-            &log,
-            &[],
-        );
+        let mut s = self.settings(name, Role::Device, self.ports[i + 1], Some(self.ports[0]));
+        s.device = self.device.clone();
+        self.nodes.start(&s, Place::Here).unwrap();
     }
 
     /// Waits until `file` (in the fleet's folder) contains `needle`.
@@ -215,7 +133,7 @@ impl TestFleet {
             assert!(
                 Instant::now() < deadline,
                 "{what} did not happen within {limit:?}:\n{}",
-                self.procs.logs()
+                self.nodes.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -235,26 +153,14 @@ impl TestFleet {
 
     /// Starts `quantpipe run` over the texts (its log shows each answered microbatch).
     fn start_client(&mut self) {
-        let client = self.path("client.toml");
-        std::fs::write(
-            &client,
-            node_toml(
-                &self.fleet,
-                "client",
-                &self.model,
-                "device",
-                (self.ports[5], self.ports[0]),
-                "[client]\nwindow = 3\nplan_wait_s = 60\nresult_timeout_s = 60\nstall_s = 3\n",
-            ),
-        )
-        .unwrap();
-        let (input, outputs, log) = (
-            self.path("texts.txt"),
-            self.path("outputs.json"),
-            self.path("client.log"),
-        );
-        self.client.spawn(
-            "client",
+        let mut client = self.settings("client", Role::Device, self.ports[5], Some(self.ports[0]));
+        client.client.window = 3;
+        client.client.plan_wait_s = 60.0;
+        client.client.result_timeout_s = 60.0;
+        client.client.stall_s = 3.0;
+        let client = config_file::write(self.dir.path(), &client).unwrap();
+        let (input, outputs) = (self.path("texts.txt"), self.path("outputs.json"));
+        let launch = Launch::new(
             &self.bin,
             &[
                 "run",
@@ -266,36 +172,23 @@ impl TestFleet {
                 outputs.to_str().unwrap(),
                 "--json",
             ],
-            &log,
-            &[("RUST_LOG", "info,quantpipe_actors::runtime::client=debug")],
-        );
+        )
+        .env("RUST_LOG", "info,quantpipe_actors::runtime::client=debug");
+        self.nodes
+            .procs()
+            .start_with_output("client", &launch)
+            .unwrap();
     }
 
     /// Waits for the client to finish and answers its JSON report.
     fn finish_client(&mut self) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(s) = self.client.0.get_mut("client").unwrap().try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the run did not finish:\n{}",
-                self.procs.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert!(
-            status.success(),
-            "client failed ({status}):\n{}",
-            self.procs.logs()
-        );
-        let report: serde_json::Value = serde_json::from_str(
-            std::fs::read_to_string(self.path("client.out"))
-                .unwrap()
-                .trim(),
-        )
-        .expect("run --json output");
+        let out = self
+            .nodes
+            .procs()
+            .finish("client", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("the run did not finish: {e:#}"));
+        let report: serde_json::Value =
+            serde_json::from_str(out.trim()).expect("run --json output");
         assert_eq!(report["items"], self.items);
         report
     }
@@ -305,8 +198,14 @@ impl TestFleet {
         let pipeline: Vec<Vec<f32>> =
             serde_json::from_slice(&std::fs::read(self.path("outputs.json")).unwrap()).unwrap();
         let input = self.path("texts.txt");
-        let single =
-            single_process_outputs(&mut self.procs, "infer", &self.bin, &self.model, &input, 4);
+        let single = single_process_outputs(
+            self.nodes.procs(),
+            "infer",
+            &self.bin,
+            &self.model,
+            &input,
+            4,
+        );
         assert_bitwise_equal(&pipeline, &single);
     }
 
@@ -356,7 +255,7 @@ fn a_stage_node_leaving_mid_run_replans_and_every_output_stays_bitwise_exact() {
         Duration::from_secs(60),
         "a first result",
     );
-    f.nodes.kill(&victim);
+    f.nodes.procs().kill(&victim).unwrap();
     let report = f.finish_client();
     f.assert_moved_to_a_new_epoch(&report);
     assert!(!final_nodes(&report).contains(&victim), "{report}");

@@ -7,10 +7,12 @@
 //! must cut it. Why the link dominates: a 32-bit hidden-state cut of 8 x 128 tokens is 1.6 MB,
 //! about 2 s at 6 Mbit/s, several times a half-model forward pass on one core.
 
-use quantpipe_integration::fleet::minilm_dir;
-use quantpipe_integration::fleet::{long_texts, node_toml};
-use quantpipe_integration::netns::{Link, Netns};
-use quantpipe_integration::{quantpipe_bin, Procs};
+use quantpipe_actors::runtime::config::Role;
+use quantpipe_integration::{minilm_dir, quantpipe_bin};
+use quantpipe_launcher::minilm::long_texts;
+use quantpipe_launcher::netns::{Link, Netns};
+use quantpipe_launcher::privilege::root_or_skip;
+use quantpipe_launcher::{config_file, Fleet, Place};
 use quantpipe_simulator::{simulate_pipeline, SimStage};
 use std::time::{Duration, Instant};
 
@@ -21,77 +23,66 @@ const MICROBATCHES: usize = 10;
 
 #[test]
 fn a_shaped_link_bottleneck_runs_at_the_simulated_rate() {
+    if !root_or_skip("a_shaped_link_bottleneck_runs_at_the_simulated_rate") {
+        return;
+    }
     let started = Instant::now();
     let bin = quantpipe_bin();
     let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
-    // Members: 0 leader, 1 and 2 devices, 3 client. `net` outlives `procs`: processes die first.
+    // Members: 0 leader, 1 and 2 devices, 3 client. `net` outlives `nodes`: processes die first.
     let net = Netns::new("qpshaped", 4).unwrap_or_else(|e| panic!("{e}"));
-    let mut procs = Procs::new(dir.path());
+    let mut nodes = Fleet::new(&bin, dir.path());
     // Whichever device the planner puts first, its uplink is shaped.
     net.set_rate(Link::egress(1), RATE_MBIT).unwrap();
     net.set_rate(Link::egress(2), RATE_MBIT).unwrap();
 
     let endpoint = |i: usize| format!("tcp/{}:7447", net.addr(i));
     let fleet = format!("shaped{}", std::process::id());
-    let device = format!(
-        "[device]\nthreads = 1\nprofile_ubatch = {UBATCH}\nprofile_repeats = 2\nmem_mb = 70\n\
-         bw_mbps = {RATE_MBIT}\n"
-    );
-    let leader = format!(
-        "[leader]\nexpected = [\"a\", \"b\"]\nwait_s = 120\nubatch = {UBATCH}\nbits = 32\n"
-    );
-    let nodes = [
-        (0, "leader", "leader", leader),
-        (1, "a", "device", device.clone()),
-        (2, "b", "device", device),
-    ];
-    for (i, name, role, extra) in &nodes {
-        let connect = if *i == 0 { vec![] } else { vec![endpoint(0)] };
-        let path = dir.path().join(format!("{name}.toml"));
-        let toml = node_toml(&fleet, name, &model, role, &[endpoint(*i)], &connect, extra);
-        std::fs::write(&path, toml).unwrap();
-        net.spawn(
-            &mut procs,
-            *i,
-            name,
-            &bin,
-            &["node", "--config", path.to_str().unwrap()],
-        );
+    let node = |name: &str, role: Role, i: usize| {
+        let connect = if i == 0 { vec![] } else { vec![endpoint(0)] };
+        config_file::peer(&fleet, name, role, &model, vec![endpoint(i)], connect)
+    };
+    let mut leader = node("leader", Role::Leader, 0);
+    leader.leader.expected = vec!["a".into(), "b".into()];
+    leader.leader.wait_s = 120.0;
+    leader.leader.ubatch = UBATCH;
+    leader.leader.bits = 32;
+    nodes.start(&leader, Place::Member(&net, 0)).unwrap();
+    for (i, name) in [(1, "a"), (2, "b")] {
+        let mut device = node(name, Role::Device, i);
+        device.device.threads = 1;
+        device.device.profile_ubatch = UBATCH;
+        device.device.profile_repeats = 2;
+        device.device.mem_mb = 70.0;
+        device.device.bw_mbps = RATE_MBIT;
+        nodes.start(&device, Place::Member(&net, i)).unwrap();
     }
-    let client = dir.path().join("client.toml");
-    let client_extra = "[client]\nwindow = 4\nplan_wait_s = 150\nresult_timeout_s = 60\n";
-    std::fs::write(
-        &client,
-        node_toml(
-            &fleet,
-            "client",
-            &model,
-            "device",
-            &[endpoint(3)],
-            &[endpoint(0)],
-            client_extra,
-        ),
-    )
-    .unwrap();
+    let mut client = node("client", Role::Device, 3);
+    client.client.window = 4;
+    client.client.plan_wait_s = 150.0;
+    client.client.result_timeout_s = 60.0;
+    let client = config_file::write(dir.path(), &client).unwrap();
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, long_texts(UBATCH * MICROBATCHES, 160).join("\n")).unwrap();
 
-    let out = net.run_to_end(
-        &mut procs,
-        3,
-        "client",
-        &bin,
-        &[
-            "run",
-            "--config",
-            client.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--json",
-        ],
-        Duration::from_secs(170),
-    );
+    let out = net
+        .run_to_end(
+            nodes.procs(),
+            3,
+            "client",
+            &bin,
+            &[
+                "run",
+                "--config",
+                client.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(170),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let report: serde_json::Value = serde_json::from_str(out.trim()).expect("run --json output");
     let plan = &report["plan"];
     assert_eq!(plan["source"], "planner", "{plan}");

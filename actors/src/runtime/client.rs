@@ -9,16 +9,13 @@
 
 use crate::runtime::config::Settings;
 use crate::runtime::inflight::{in_order, InFlight, Verdict};
-use crate::runtime::quantizer::{mask_to_wire, tokens_to_wire};
-use crate::runtime::transport::{unix_ns, zbytes_of};
-use crate::runtime::wire::{self, Activation, Body, Keys, Output, PlanInfo, WIRE_VERSION};
+use crate::runtime::transport::{first_answer, unix_ns, zbytes_of};
 use anyhow::{anyhow, bail, Context as _, Result};
-use quantpipe_model_shards::preprocess::TextTokenizer;
+use quantpipe_messages::{envelope, Activation, Keys, NodeStats, Output, PlanInfo};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
-use zenoh::qos::{CongestionControl, Priority};
+use zenoh::qos::Priority;
 use zenoh::{Session, Wait};
 
 /// Figures of one run.
@@ -50,38 +47,63 @@ pub struct RunReport {
     /// Per item, in input order: the last stage's output row (embedding or logits).
     #[serde(skip)]
     pub outputs: Vec<Vec<f32>>,
+    /// Seconds from the run's first send to each result's arrival, in arrival order (the
+    /// steady-state rate is read between the first and the last).
+    #[serde(skip)]
+    pub arrivals_s: Vec<f64>,
 }
 
 /// Percentile (nearest rank) of samples: the simulator's, so both reports mean the same thing.
 pub use quantpipe_simulator::percentile;
 
-/// Asks the leader for its plan until one is ready or `wait` passes.
+mod inputs;
+mod plan_source;
+mod stage0;
+
+pub use inputs::{Encoded, Inputs, TextInputs};
+pub use plan_source::PlanWatch;
+use stage0::Stage0;
+
+/// What the client's zenoh callbacks hand to its loop.
+pub(crate) enum Event {
+    /// A result for this client.
+    Result(Vec<u8>),
+    /// A plan announcement.
+    Plan(Vec<u8>),
+    /// A plan queryable appeared (a leader's first plan, or a new leader).
+    PlanServed,
+}
+
+/// Waits for the leader's plan: asked as soon as the leader serves one, or heard when it is
+/// announced; fails when none comes within `wait`.
 pub fn wait_for_plan(session: &Session, keys: &Keys, wait: Duration) -> Result<PlanInfo> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let replies = session
-            .get(keys.plan())
-            .priority(Priority::InteractiveHigh)
-            .timeout(Duration::from_secs(2))
-            .wait()
-            .map_err(|e| anyhow!("plan query: {e}"))?;
-        while let Ok(reply) = replies.recv() {
-            if let Ok(sample) = reply.result() {
-                match wire::from_bytes::<PlanInfo>(&sample.payload().to_bytes(), &keys.fleet) {
-                    Ok(p) => return Ok(p),
-                    Err(e) => tracing::warn!("ignoring a plan answer: {e}"),
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "no plan from the leader of fleet {} within {wait:?}: is the leader up and are \
-                 the expected nodes alive?",
-                keys.fleet
-            );
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    PlanWatch::declare(session, keys)?
+        .next(Instant::now() + wait)?
+        .ok_or_else(|| no_plan(keys, wait))
+}
+
+fn no_plan(keys: &Keys, wait: Duration) -> anyhow::Error {
+    anyhow!(
+        "no plan from the leader of fleet {} within {wait:?}: is the leader up and are the \
+         expected nodes alive?",
+        keys.fleet
+    )
+}
+
+/// A node's stats (its `stats` queryable), waiting at most `limit` for the answer.
+pub fn node_stats(
+    session: &Session,
+    keys: &Keys,
+    node: &str,
+    limit: Duration,
+) -> Result<NodeStats> {
+    let replies = session
+        .get(keys.stats(node))
+        .priority(Priority::InteractiveHigh)
+        .timeout(limit)
+        .wait()
+        .map_err(|e| anyhow!("stats query: {e}"))?;
+    first_answer(&replies, node, "stats", &keys.fleet)
 }
 
 /// Streams `texts` through the fleet's pipeline. Opens its own zenoh session.
@@ -110,36 +132,13 @@ pub fn run_texts_with_progress(
     result
 }
 
-/// What the client's zenoh callbacks hand to its loop.
-enum Event {
-    Result(Vec<u8>),
-    Plan(Vec<u8>),
-}
-
-/// Asks the leader once for its plan; `None` when nobody answers in time.
-fn query_plan(session: &Session, keys: &Keys) -> Option<PlanInfo> {
-    let replies = session
-        .get(keys.plan())
-        .priority(Priority::InteractiveHigh)
-        .timeout(Duration::from_secs(2))
-        .wait()
-        .ok()?;
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            if let Ok(p) = wire::from_bytes::<PlanInfo>(&sample.payload().to_bytes(), &keys.fleet) {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
 /// Like [`run_texts`], on an open session.
 ///
 /// When the leader re-plans (a stage's node left, or a device joined), the client hears the new
-/// plan on [`Keys::plan_changed`], or asks for it after `client.stall_s` without a result, and
-/// sends every microbatch not answered yet again under the new epoch; results of any other epoch
-/// are dropped (see [`InFlight`]), so each item is answered once, in input order.
+/// plan on [`Keys::plan_changed`] (or from a new leader's plan queryable, or by asking after
+/// `client.stall_s` without a result), and sends every microbatch not answered yet again under
+/// the new epoch; results of any other epoch are dropped (see [`InFlight`]), so each item is
+/// answered once, in input order.
 pub fn run_texts_on(
     session: &Session,
     keys: &Keys,
@@ -158,11 +157,26 @@ pub fn run_texts_on_with_progress(
     texts: &[String],
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunReport> {
+    let mut inputs = TextInputs::new(texts, &settings.model_dir, settings.client.max_len)?;
+    run_on(session, keys, settings, &mut inputs, progress)
+}
+
+/// Streams `inputs` through the fleet's pipeline on an open session (see [`run_texts_on`]).
+pub fn run_on(
+    session: &Session,
+    keys: &Keys,
+    settings: &Settings,
+    inputs: &mut dyn Inputs,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunReport> {
     let c = &settings.client;
-    // Subscribe before asking for the plan, so no announcement falls between the two.
-    let (tx, events) = std::sync::mpsc::channel::<Event>();
+    if inputs.items() == 0 {
+        bail!("no input item to run");
+    }
+    // Subscribed before asking for the plan, so no announcement falls between the two.
+    let watch = PlanWatch::declare(session, keys)?;
     let _results = {
-        let tx = tx.clone();
+        let tx = watch.sender();
         session
             .declare_subscriber(keys.result(&settings.name))
             .callback(move |s| {
@@ -171,81 +185,47 @@ pub fn run_texts_on_with_progress(
             .wait()
             .map_err(|e| anyhow!("subscribing to results: {e}"))?
     };
-    let _plans = session
-        .declare_subscriber(keys.plan_changed())
-        .callback(move |s| {
-            let _ = tx.send(Event::Plan(s.payload().to_bytes().into_owned()));
-        })
-        .wait()
-        .map_err(|e| anyhow!("subscribing to plan changes: {e}"))?;
-    let mut plan = wait_for_plan(session, keys, Duration::from_secs_f64(c.plan_wait_s))?;
-    let tokenizer_path = settings.model_dir.join("tokenizer.json");
-    let tokenizer = TextTokenizer::from_file(&tokenizer_path, c.max_len)
-        .with_context(|| format!("client tokenizer {}", tokenizer_path.display()))?;
+    let plan_wait = Duration::from_secs_f64(c.plan_wait_s);
+    let mut plan = watch
+        .next(Instant::now() + plan_wait)?
+        .ok_or_else(|| no_plan(keys, plan_wait))?;
     let run: u64 = unix_ns() ^ ((std::process::id() as u64) << 32);
-    let publisher = session
-        .declare_publisher(keys.stage_in(0))
-        .congestion_control(CongestionControl::Block)
-        .priority(Priority::Data)
-        .wait()
-        .map_err(|e| anyhow!("declaring the stage-0 publisher: {e}"))?;
-    let wait_for_stage0 = || -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !publisher
-            .matching_status()
-            .wait()
-            .map_err(|e| anyhow!("matching status: {e}"))?
-            .matching()
-        {
-            if Instant::now() >= deadline {
-                bail!(
-                    "stage 0 of fleet {} does not listen on {}",
-                    keys.fleet,
-                    keys.stage_in(0)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    };
-    wait_for_stage0()?;
+    let stage0 = Stage0::declare(session, keys)?;
+    let stage0_limit = Duration::from_secs(30);
+    stage0.wait_listening(stage0_limit)?;
 
-    let ubatch = plan.ubatch.max(1);
-    let batches: Vec<&[String]> = texts.chunks(ubatch).collect();
+    let microbatches = inputs.cut(plan.ubatch.max(1))?;
     let mut answered_items = 0usize;
     let send = |seq: u64, epoch: u64| -> Result<()> {
-        let refs: Vec<&str> = batches[seq as usize].iter().map(|s| s.as_str()).collect();
-        let b = tokenizer.encode_batch(&refs)?;
+        let e = inputs.encode(seq as usize)?;
         let msg = Activation {
-            version: WIRE_VERSION,
-            fleet: keys.fleet.clone(),
             run,
             client: settings.name.clone(),
             seq,
             epoch,
             stage: 0,
             sent_unix_ns: unix_ns(),
-            body: Body::Tokens(tokens_to_wire(&b.tensors[0])?),
+            body: e.body,
             body_len: 0,
-            mask: b.mask.as_ref().map(mask_to_wire).transpose()?,
+            mask: e.mask,
         };
-        publisher
-            .put(zbytes_of(msg.into_message(Vec::new())))
-            .wait()
-            .map_err(|e| anyhow!("sending microbatch {seq}: {e}"))
+        stage0
+            .put(zbytes_of(msg.into_message(&keys.fleet, e.payload)))
+            .with_context(|| format!("microbatch {seq}"))
     };
     let timeout = Duration::from_secs_f64(c.result_timeout_s);
     let stall = Duration::from_secs_f64(c.stall_s);
     let mut book = InFlight::new(plan.epoch);
     let mut sent_at: HashMap<u64, Instant> = HashMap::new();
     let mut outputs: BTreeMap<u64, Output> = BTreeMap::new();
-    let mut latencies = Vec::with_capacity(batches.len());
+    let mut latencies = Vec::with_capacity(microbatches);
+    let mut arrivals_s = Vec::with_capacity(microbatches);
     let (mut dup, mut foreign, mut stale) = (0u64, 0u64, 0u64);
     let start = Instant::now();
     let mut last_result = Instant::now();
     let mut next = 0u64;
-    while outputs.len() < batches.len() {
-        while (next as usize) < batches.len() && book.in_flight() < c.window {
+    while outputs.len() < microbatches {
+        while (next as usize) < microbatches && book.in_flight() < c.window {
             sent_at.insert(next, Instant::now());
             send(next, book.epoch())?;
             book.sent(next);
@@ -259,16 +239,12 @@ pub fn run_texts_on_with_progress(
                 book.epoch()
             );
         }
-        let newer = match events.recv_timeout(stall) {
-            Ok(Event::Plan(bytes)) => match wire::from_bytes::<PlanInfo>(&bytes, &keys.fleet) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!("ignoring a plan announcement: {e}");
-                    None
-                }
-            },
-            Ok(Event::Result(bytes)) => {
-                let out: Output = match wire::from_bytes(&bytes, &keys.fleet) {
+        let newer = match watch.recv(stall)? {
+            Some(Event::Plan(bytes)) => watch.decode(&bytes),
+            // A new leader serves its plan: it may have re-planned while taking over.
+            Some(Event::PlanServed) => watch.ask(),
+            Some(Event::Result(bytes)) => {
+                let out: Output = match envelope::decode(&bytes, &keys.fleet) {
                     Ok(o) => o,
                     Err(e) => {
                         foreign += 1;
@@ -289,6 +265,10 @@ pub fn run_texts_on_with_progress(
                 if let Some(err) = &out.error {
                     bail!("microbatch {} failed in the pipeline: {err}", out.seq);
                 }
+                if out.seq >= microbatches as u64 {
+                    foreign += 1;
+                    continue;
+                }
                 match book.result(out.seq, out.epoch) {
                     Verdict::Accept => {}
                     Verdict::Duplicate => {
@@ -304,7 +284,7 @@ pub fn run_texts_on_with_progress(
                         continue;
                     }
                 }
-                let want = batches[out.seq as usize].len() as u64;
+                let want = inputs.items_in(out.seq as usize) as u64;
                 if out.shape.len() != 2
                     || out.shape[0] != want
                     || out.values.len() as u64 != want * out.shape[1]
@@ -322,16 +302,14 @@ pub fn run_texts_on_with_progress(
                 );
                 last_result = Instant::now();
                 latencies.push(sent_at[&out.seq].elapsed().as_secs_f64());
+                arrivals_s.push(start.elapsed().as_secs_f64());
                 answered_items += want as usize;
                 progress(answered_items);
                 outputs.insert(out.seq, out);
                 None
             }
-            Err(RecvTimeoutError::Timeout) => {
-                // Results stall: perhaps the announcement of a new plan was missed.
-                query_plan(session, keys)
-            }
-            Err(RecvTimeoutError::Disconnected) => bail!("the result subscriber closed"),
+            // Results stall: perhaps the announcement of a new plan was missed.
+            None => watch.ask(),
         };
         if let Some(p) = newer {
             if p.epoch <= book.epoch() {
@@ -354,7 +332,7 @@ pub fn run_texts_on_with_progress(
                 again.len()
             );
             plan = p;
-            wait_for_stage0()?;
+            stage0.wait_listening(stage0_limit)?;
             for seq in again {
                 send(seq, book.epoch())?;
                 book.sent(seq);
@@ -381,11 +359,11 @@ pub fn run_texts_on_with_progress(
         plan,
         epochs: book.epochs().to_vec(),
         resent: book.resent(),
-        items: texts.len(),
-        microbatches: batches.len(),
+        items: inputs.items(),
+        microbatches,
         window: c.window,
         elapsed_s: elapsed,
-        items_per_s: texts.len() as f64 / elapsed,
+        items_per_s: inputs.items() as f64 / elapsed,
         latency_p50_s: percentile(&latencies, 50.0),
         latency_p90_s: percentile(&latencies, 90.0),
         latency_p99_s: percentile(&latencies, 99.0),
@@ -394,6 +372,7 @@ pub fn run_texts_on_with_progress(
         dropped_foreign: foreign,
         dropped_stale_epoch: stale,
         outputs: rows,
+        arrivals_s,
     })
 }
 

@@ -11,17 +11,16 @@ use crate::datasets::bbc::{Article, Corpus};
 use crate::eval::metrics::nearest_neighbour;
 use crate::logging::LogFormat;
 use anyhow::{anyhow, bail, Context, Result};
-use quantpipe_actors::runtime::client::{run_texts_on, wait_for_plan, RunReport};
-use quantpipe_actors::runtime::config::Settings;
+use quantpipe_actors::runtime::client::{node_stats, run_texts_on, RunReport};
+use quantpipe_actors::runtime::config::{Role, Settings};
 use quantpipe_actors::runtime::metrics::{read_jsonl, MetricsRow};
-use quantpipe_actors::runtime::transport::first_answer;
-use quantpipe_actors::runtime::wire::{Keys, NodeStats, PlanInfo};
+use quantpipe_launcher::{config_file, loopback, Fleet, Place};
+use quantpipe_messages::{Keys, PlanInfo};
 use quantpipe_model_shards::preprocess::TextTokenizer;
 use quantpipe_model_shards::profile::profile_model;
 use quantpipe_model_shards::{ModelSource, UnitRange};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
@@ -85,41 +84,6 @@ const DEVICES: [DemoDevice; 3] = [
     },
 ];
 
-/// Child processes, killed and reaped when dropped (on success, error or panic).
-struct Children(Vec<(String, Child, PathBuf)>);
-
-impl Children {
-    /// Fails naming the first child that exited, with the tail of its log.
-    fn check(&mut self) -> Result<()> {
-        for (name, child, log) in &mut self.0 {
-            if let Some(status) = child.try_wait()? {
-                let text = std::fs::read_to_string(&*log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "{name} exited ({status}); end of {}:\n{}",
-                    log.display(),
-                    tail.join("\n")
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for (name, child, _) in &mut self.0 {
-            if let Err(e) = child.kill() {
-                if e.kind() != std::io::ErrorKind::InvalidInput {
-                    eprintln!("killing {name}: {e}");
-                }
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct StageReport {
     node: String,
@@ -163,15 +127,6 @@ struct DemoReport {
 
 /// Length of the nodes' metrics windows, seconds.
 const METRICS_WINDOW_S: f64 = 1.0;
-
-fn zenoh_toml(listen: u16, connect: Option<u16>) -> String {
-    let connect = connect
-        .map(|p| format!("\"tcp/127.0.0.1:{p}\""))
-        .unwrap_or_default();
-    format!(
-        "[zenoh]\nmode = \"peer\"\nlisten = [\"tcp/127.0.0.1:{listen}\"]\nconnect = [{connect}]\nmulticast_scouting = false\n"
-    )
-}
 
 /// Embeds texts on this process (fp32, whole model), `ubatch` at a time; answers rows and the
 /// forward seconds (emulated slowdown applied to the time, as the nodes do).
@@ -249,28 +204,28 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
         profiles.insert(threads, path);
     }
 
-    // The fleet.
+    // The fleet: configs and logs in the output folder.
     let fleet = format!("demo{}", std::process::id());
-    let configs = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
-    let mut children = Children(Vec::new());
+    let mut nodes = Fleet::new(&exe, &out).log_format(log_format.as_arg());
     let leader_port = args.base_port;
-    let common = |name: &str| {
-        format!(
-            "fleet = \"{fleet}\"\nname = \"{name}\"\nmodel_dir = \"{}\"\n",
-            model_dir.display()
+    let node = |name: &str, role: Role, port: u16, connect: Option<u16>| {
+        let connect = connect.map(loopback).into_iter().collect();
+        config_file::peer(
+            &fleet,
+            name,
+            role,
+            &model_dir,
+            vec![loopback(port)],
+            connect,
         )
     };
-    let expected: Vec<String> = DEVICES.iter().map(|d| format!("\"{}\"", d.name)).collect();
-    let leader_cfg = format!(
-        "{}role = \"leader\"\n{}[leader]\nexpected = [{}]\nwait_s = 120\nubatch = {}\nbits = {}\n",
-        common("leader"),
-        zenoh_toml(leader_port, None),
-        expected.join(", "),
-        args.ubatch,
-        args.bits
-    );
-    let mut files = vec![("leader".to_string(), leader_cfg)];
+    let mut leader = node("leader", Role::Leader, leader_port, None);
+    leader.leader.expected = DEVICES.iter().map(|d| d.name.to_string()).collect();
+    leader.leader.wait_s = 120.0;
+    leader.leader.ubatch = args.ubatch;
+    leader.leader.bits = args.bits;
+    nodes.start(&leader, Place::Here)?;
     let mut metrics_files = Vec::new();
     for (i, d) in DEVICES.iter().enumerate() {
         let metrics = out.join(format!("metrics-{}.jsonl", d.name));
@@ -279,39 +234,17 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
             std::fs::remove_file(&metrics)
                 .with_context(|| format!("removing the old {}", metrics.display()))?;
         }
-        files.push((
-            d.name.to_string(),
-            format!(
-                "{}{}[device]\nthreads = {}\nslowdown = {}\nprofile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"{}\"\n[metrics]\nfile = \"{}\"\nwindow_s = {}\n",
-                common(d.name),
-                zenoh_toml(leader_port + 1 + i as u16, Some(leader_port)),
-                d.threads,
-                d.slowdown,
-                args.ubatch,
-                profiles[&d.threads].display(),
-                args.clip,
-                metrics.display(),
-                METRICS_WINDOW_S
-            ),
-        ));
+        let port = leader_port + 1 + i as u16;
+        let mut device = node(d.name, Role::Device, port, Some(leader_port));
+        device.device.threads = d.threads;
+        device.device.slowdown = d.slowdown;
+        device.device.profile_ubatch = args.ubatch;
+        device.device.profile_file = Some(profiles[&d.threads].clone());
+        device.quantizer.clip = args.clip.clone();
+        device.metrics.file = Some(metrics.clone());
+        device.metrics.window_s = METRICS_WINDOW_S;
+        nodes.start(&device, Place::Here)?;
         metrics_files.push((d.name.to_string(), metrics));
-    }
-    for (name, text) in &files {
-        let path = configs.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text)?;
-        let log = out.join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log)?;
-        let child = Command::new(&exe)
-            .args(["--log-format", log_format.as_arg()])
-            .arg("node")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        children.0.push((name.clone(), child, log));
     }
     eprintln!(
         "started leader and {} nodes (fleet {fleet}; logs in {})",
@@ -320,27 +253,22 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
     );
 
     // The pipeline.
-    let client_cfg = format!(
-        "{}{}[client]\nwindow = 4\nplan_wait_s = 5\nresult_timeout_s = 120\n",
-        common("demo-client"),
-        zenoh_toml(leader_port + 10, Some(leader_port))
+    let mut client = node(
+        "demo-client",
+        Role::Device,
+        leader_port + 10,
+        Some(leader_port),
     );
-    let client_path = configs.path().join("client.toml");
-    std::fs::write(&client_path, client_cfg)?;
-    let settings = Settings::load(&client_path)?;
+    client.client.window = 4;
+    client.client.plan_wait_s = 5.0;
+    client.client.result_timeout_s = 120.0;
+    // Read back like any client's settings: `QUANTPIPE_*` overrides apply.
+    let settings = Settings::load(&config_file::write(&out, &client)?)?;
     let keys = Keys::new(&settings.fleet);
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let plan = loop {
-        children.check()?;
-        match wait_for_plan(&session, &keys, Duration::from_secs(2)) {
-            Ok(p) => break p,
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => {}
-        }
-    };
+    let plan = nodes.wait_for_plan(&session, &keys, Duration::from_secs(180))?;
     // With --json, stdout carries the report alone (the plan is in it).
     if !args.json {
         print_plan(&plan);
@@ -359,7 +287,7 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
 
     let mut stages = Vec::new();
     for s in &plan.stages {
-        let st = node_stats(&session, &keys, &s.node)?;
+        let st = node_stats(&session, &keys, &s.node, Duration::from_secs(5))?;
         let d = DEVICES.iter().find(|d| d.name == s.node);
         stages.push(StageReport {
             node: s.node.clone(),
@@ -381,7 +309,7 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
     // Let every node close the window the run ended in before the fleet stops.
     std::thread::sleep(Duration::from_secs_f64(METRICS_WINDOW_S * 1.5));
     let _ = session.close().wait();
-    drop(children);
+    drop(nodes);
 
     let chart = out.join("demo.png");
     let mut rows = Vec::new();
@@ -464,15 +392,6 @@ fn timelines(rows: &[(String, Vec<MetricsRow>)]) -> Vec<Timeline> {
                 .collect(),
         })
         .collect()
-}
-
-fn node_stats(session: &zenoh::Session, keys: &Keys, node: &str) -> Result<NodeStats> {
-    let replies = session
-        .get(keys.stats(node))
-        .timeout(Duration::from_secs(5))
-        .wait()
-        .map_err(|e| anyhow!("stats query: {e}"))?;
-    first_answer(&replies, node, "stats", &keys.fleet)
 }
 
 fn print_plan(plan: &PlanInfo) {

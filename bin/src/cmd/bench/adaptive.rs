@@ -1,5 +1,5 @@
 //! `quantpipe bench adaptive`: adaptive quantization on shaped links. A 3-stage MiniLM fleet in
-//! network namespaces (`quantpipe_integration::trace_fleet`) whose inter-stage links follow a
+//! network namespaces (`quantpipe_launcher::trace_fleet`) whose inter-stage links follow a
 //! bandwidth trace by `tc tbf`, once per policy. Per plateau of the trace: the time to regain
 //! 95% of the target after the step, the throughput held after 2 windows, and the mean bitwidth
 //! sent against the one an oracle that knew the trace would send at.
@@ -9,8 +9,8 @@
 use crate::timeline_chart::write_timeline_chart;
 use anyhow::{anyhow, bail, Result};
 use quantpipe_adaptive::trace::Trace;
-use quantpipe_integration::netns::Netns;
-use quantpipe_integration::trace_fleet::{figures, run_trace, Params, PlateauFigures};
+use quantpipe_launcher::netns::Netns;
+use quantpipe_launcher::trace_fleet::{figures, run_trace, Params, PlateauFigures};
 use serde::Serialize;
 use std::path::PathBuf;
 

@@ -16,23 +16,19 @@
 //! bottleneck stage is the one alone on its core; the report says which nodes are emulated.
 
 use anyhow::{anyhow, bail, Context, Result};
-use quantpipe_actors::runtime::client::{percentile, wait_for_plan};
-use quantpipe_actors::runtime::transport::{first_answer, unix_ns, zbytes_of};
-use quantpipe_actors::runtime::wire::{
-    self, Activation, Body, Keys, NodeStats, Output, PlanInfo, WIRE_VERSION,
-};
+use quantpipe_actors::runtime::client::{node_stats, run_on, Encoded, Inputs};
+use quantpipe_actors::runtime::config::Role;
+use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
 use quantpipe_messages::clipping::{ClipMethod, ValueKind};
 use quantpipe_messages::codec::{self, Clip};
 use quantpipe_messages::{Bits, BoundaryPayload};
+use quantpipe_messages::{Body, Keys};
 use quantpipe_model_shards::presets::export_preset;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use zenoh::handlers::FifoChannel;
-use zenoh::qos::{CongestionControl, Priority};
-use zenoh::{Session, Wait};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use zenoh::Wait;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -122,22 +118,39 @@ struct Report {
     runs: Vec<RunFigures>,
 }
 
-/// Node processes, killed on drop.
-struct Fleet(Vec<Child>);
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// `count` copies of one encoded microbatch of `ubatch` items: what the bench streams.
+struct Repeated<'a> {
+    payload: &'a [u8],
+    ubatch: usize,
+    count: usize,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+impl Inputs for Repeated<'_> {
+    fn items(&self) -> usize {
+        self.ubatch * self.count
+    }
+
+    fn cut(&mut self, ubatch: usize) -> Result<usize> {
+        if ubatch != self.ubatch {
+            bail!(
+                "the plan's microbatches hold {ubatch} items, the bench's {}",
+                self.ubatch
+            );
+        }
+        Ok(self.count)
+    }
+
+    fn items_in(&self, _seq: usize) -> usize {
+        self.ubatch
+    }
+
+    fn encode(&self, _seq: usize) -> Result<Encoded> {
+        Ok(Encoded {
+            body: Body::Payload,
+            mask: None,
+            payload: self.payload.to_vec(),
+        })
+    }
 }
 
 fn have_taskset() -> bool {
@@ -166,31 +179,6 @@ pub fn placement(n: usize, cores: usize, shared: f64) -> Vec<(usize, f64)> {
             (core, if sharing { shared } else { 1.0 })
         })
         .collect()
-}
-
-fn write_config(dir: &Path, name: &str, body: &str) -> Result<PathBuf> {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
-}
-
-fn spawn(dir: &Path, name: &str, config: &Path, core: Option<usize>) -> Result<Child> {
-    let exe = std::env::current_exe().context("locating the quantpipe binary")?;
-    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    let mut cmd = match core {
-        Some(c) => {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", &c.to_string()]).arg(&exe);
-            cmd
-        }
-        None => Command::new(&exe),
-    };
-    cmd.args(["node", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    cmd.spawn().with_context(|| format!("starting node {name}"))
 }
 
 /// Per-unit profile of `model` at `ubatch`, one intra-op thread, pinned to `core` when
@@ -236,96 +224,6 @@ fn measure_profile(
     Ok(path)
 }
 
-fn ask_stats(session: &Session, keys: &Keys, node: &str) -> Result<NodeStats> {
-    let replies = session
-        .get(keys.stats(node))
-        .priority(Priority::InteractiveHigh)
-        .timeout(Duration::from_secs(10))
-        .wait()
-        .map_err(|e| anyhow!("stats query: {e}"))?;
-    first_answer(&replies, node, "stats", &keys.fleet)
-}
-
-/// Streams `total` copies of one pixel microbatch through the plan's stage 0 with `window` in
-/// flight; answers each result's arrival time and each microbatch's latency.
-fn stream(
-    session: &Session,
-    keys: &Keys,
-    plan: &PlanInfo,
-    payload: &[u8],
-    total: usize,
-    window: usize,
-) -> Result<(Vec<Instant>, Vec<f64>)> {
-    let client = "bench";
-    let run: u64 = unix_ns();
-    let results = session
-        .declare_subscriber(keys.result(client))
-        .with(FifoChannel::new(window * 4 + 16))
-        .wait()
-        .map_err(|e| anyhow!("subscribing to results: {e}"))?;
-    let publisher = session
-        .declare_publisher(keys.stage_in(0))
-        .congestion_control(CongestionControl::Block)
-        .priority(Priority::Data)
-        .wait()
-        .map_err(|e| anyhow!("declaring the stage-0 publisher: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !publisher
-        .matching_status()
-        .wait()
-        .map_err(|e| anyhow!("matching status: {e}"))?
-        .matching()
-    {
-        if Instant::now() >= deadline {
-            bail!("stage 0 does not listen on {}", keys.stage_in(0));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut sent_at: BTreeMap<u64, Instant> = BTreeMap::new();
-    let mut arrivals = Vec::with_capacity(total);
-    let mut latencies = Vec::with_capacity(total);
-    let mut next = 0u64;
-    while arrivals.len() < total {
-        while (next as usize) < total && sent_at.len() < window {
-            let msg = Activation {
-                version: WIRE_VERSION,
-                fleet: keys.fleet.clone(),
-                run,
-                client: client.into(),
-                seq: next,
-                epoch: plan.epoch,
-                stage: 0,
-                sent_unix_ns: unix_ns(),
-                body: Body::Payload,
-                body_len: 0,
-                mask: None,
-            };
-            sent_at.insert(next, Instant::now());
-            publisher
-                .put(zbytes_of(msg.into_message(payload.to_vec())))
-                .wait()
-                .map_err(|e| anyhow!("sending microbatch {next}: {e}"))?;
-            next += 1;
-        }
-        let sample = results
-            .recv_timeout(Duration::from_secs(120))
-            .map_err(|e| anyhow!("results: {e}"))?
-            .ok_or_else(|| anyhow!("no result for 120 s: see the node logs"))?;
-        let out: Output = wire::from_bytes(&sample.payload().to_bytes(), &keys.fleet)?;
-        if out.run != run {
-            continue;
-        }
-        if let Some(e) = out.error {
-            bail!("microbatch {} failed in the pipeline: {e}", out.seq);
-        }
-        if let Some(t) = sent_at.remove(&out.seq) {
-            latencies.push(t.elapsed().as_secs_f64());
-            arrivals.push(Instant::now());
-        }
-    }
-    Ok((arrivals, latencies))
-}
-
 fn run_one(
     args: &Args,
     model: &Path,
@@ -339,57 +237,56 @@ fn run_one(
     let pinned = have_taskset();
     let place = placement(nodes, cores, args.shared_core_slowdown);
     let fleet_name = format!("bench{}x{nodes}", std::process::id());
-    let leader_port = free_port()?;
+    let ports = free_ports(nodes + 1)?;
+    let leader_port = ports[0];
     let names: Vec<String> = (0..nodes).map(|k| format!("n{k}")).collect();
-    let common = |name: &str, role: &str, port: u16, connect: &str| {
-        format!(
-            "fleet = \"{fleet_name}\"\nname = \"{name}\"\nrole = \"{role}\"\nmodel_dir = \"{}\"\n\
-             [zenoh]\nlisten = [\"tcp/127.0.0.1:{port}\"]\nconnect = [{connect}]\n",
-            model.display()
-        )
+    let node = |name: &str, role: Role, listen: Vec<String>, connect: Vec<String>| {
+        config_file::peer(&fleet_name, name, role, model, listen, connect)
     };
-    let to_leader = format!("\"tcp/127.0.0.1:{leader_port}\"");
-    let mut fleet = Fleet(Vec::new());
-    let expected: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let leader = common("leader", "leader", leader_port, "")
-        + &format!(
-            "[leader]\nexpected = [{}]\nwait_s = 600\nubatch = {}\nbits = 32\n",
-            expected.join(", "),
-            args.ubatch
-        );
-    let path = write_config(&dir, "leader", &leader)?;
-    fleet.0.push(spawn(&dir, "leader", &path, None)?);
+    let to_leader = vec![loopback(leader_port)];
+    let exe = std::env::current_exe().context("locating the quantpipe binary")?;
+    let mut fleet = Fleet::new(&exe, &dir);
+    let mut leader = node("leader", Role::Leader, to_leader.clone(), vec![]);
+    leader.leader.expected = names.clone();
+    leader.leader.wait_s = 600.0;
+    leader.leader.ubatch = args.ubatch;
+    leader.leader.bits = 32;
+    fleet.start(&leader, Place::Here)?;
     for (k, name) in names.iter().enumerate() {
         let (core, slowdown) = place[k];
+        let mut device = node(
+            name,
+            Role::Device,
+            vec![loopback(ports[k + 1])],
+            to_leader.clone(),
+        );
+        device.device.threads = 1;
+        device.device.slowdown = slowdown;
         // Loopback moves ~1.5 GB/s (DESIGN.md): 10 Gbit/s is its nominal bandwidth.
-        let body = common(name, "device", free_port()?, &to_leader)
-            + &format!(
-                "[device]\nthreads = 1\nslowdown = {slowdown}\nbw_mbps = 10000\nmem_mb = 8192\n\
-                 profile_ubatch = {}\nprofile_file = \"{}\"\n[quantizer]\nclip = \"naive\"\n",
-                args.ubatch,
-                profile.display()
-            );
-        let path = write_config(&dir, name, &body)?;
-        fleet
-            .0
-            .push(spawn(&dir, name, &path, pinned.then_some(core))?);
+        device.device.bw_mbps = 10000.0;
+        device.device.mem_mb = 8192.0;
+        device.device.profile_ubatch = args.ubatch;
+        device.device.profile_file = Some(profile.to_path_buf());
+        device.quantizer.clip = "naive".into();
+        let at = if pinned {
+            Place::Core(core)
+        } else {
+            Place::Here
+        };
+        fleet.start(&device, at)?;
     }
 
+    // The bench's client streams through the client library.
+    let mut client = node("bench", Role::Device, vec![], to_leader);
+    client.client.window = args.window;
+    client.client.plan_wait_s = 600.0;
+    client.client.result_timeout_s = 120.0;
     let keys = Keys::new(&fleet_name);
-    let mut zc = zenoh::Config::default();
-    let set = |c: &mut zenoh::Config, k: &str, v: &str| {
-        c.insert_json5(k, v)
-            .map_err(|e| anyhow!("zenoh setting {k}: {e}"))
-    };
-    set(&mut zc, "mode", "\"peer\"")?;
-    set(&mut zc, "connect/endpoints", &format!("[{to_leader}]"))?;
-    set(&mut zc, "scouting/multicast/enabled", "false")?;
-    let session = zenoh::open(zc)
+    let session = zenoh::open(client.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
     let result = (|| {
-        let plan = wait_for_plan(&session, &keys, Duration::from_secs(600))
-            .with_context(|| format!("no plan: see the logs in {}", dir.display()))?;
+        let plan = fleet.wait_for_plan(&session, &keys, Duration::from_secs(600))?;
         if plan.source != "planner" {
             bail!(
                 "the leader's plan is {} rather than the planner's",
@@ -407,33 +304,32 @@ fn run_one(
         };
         let encoded = codec::encode(&values, &shape, Bits::new(32)?, clip)?;
         let payload = BoundaryPayload::single(encoded).to_bytes();
+        let stream = |count: usize| {
+            let mut inputs = Repeated {
+                payload: &payload,
+                ubatch: args.ubatch,
+                count,
+            };
+            run_on(&session, &keys, &client, &mut inputs, &mut |_| {})
+        };
+        let stats_limit = Duration::from_secs(10);
         if args.warmup > 0 {
-            stream(&session, &keys, &plan, &payload, args.warmup, args.window)?;
+            stream(args.warmup)?;
         }
         // Counters after the warm-up: the measured run's share is the difference.
         let before = plan
             .stages
             .iter()
-            .map(|s| ask_stats(&session, &keys, &s.node))
+            .map(|s| node_stats(&session, &keys, &s.node, stats_limit))
             .collect::<Result<Vec<_>>>()?;
-        let (arrivals, mut latencies) = stream(
-            &session,
-            &keys,
-            &plan,
-            &payload,
-            args.microbatches,
-            args.window,
-        )?;
+        let run = stream(args.microbatches)?;
         // Steady state: from the first result to the last.
-        let span = arrivals[args.microbatches - 1]
-            .duration_since(arrivals[0])
-            .as_secs_f64();
+        let span = run.arrivals_s[args.microbatches - 1] - run.arrivals_s[0];
         let measured = ((args.microbatches - 1) * args.ubatch) as f64 / span;
-        latencies.sort_by(|a, b| a.total_cmp(b));
 
         let mut stage = Vec::new();
         for (k, s) in plan.stages.iter().enumerate() {
-            let st = ask_stats(&session, &keys, &s.node)?.since(&before[k]);
+            let st = node_stats(&session, &keys, &s.node, stats_limit)?.since(&before[k]);
             let m = st.microbatches.max(1) as f64;
             let incoming = keys.stage_in(k as u32);
             let transport_in_s = st
@@ -514,7 +410,7 @@ fn run_one(
             ratio_to_bound: measured / plan.predicted_items_per_s,
             measured_bottleneck_items_per_s: measured_bottleneck,
             ratio_to_measured_bottleneck: measured / measured_bottleneck,
-            latency_p50_s: percentile(&latencies, 50.0),
+            latency_p50_s: run.latency_p50_s,
             max_overhead_share,
             max_wall_overhead_share,
             stage,

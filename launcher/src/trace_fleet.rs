@@ -8,9 +8,11 @@
 //! by the test, not by how busy the machine's cores are; the target sits below it, so whether it
 //! is met is a question of the links.
 
-use crate::fleet::{long_texts, node_toml, write_uniform_minilm_profile};
+use crate::config_file;
+use crate::minilm::{long_texts, write_uniform_profile};
 use crate::netns::{Link, Netns};
-use crate::Procs;
+use crate::{Fleet, Place};
+use quantpipe_actors::runtime::config::{Role, Settings, ZenohSettings};
 use quantpipe_actors::runtime::metrics::unix_s;
 use quantpipe_actors::runtime::timeline::{read_csv, TimelineRow};
 use quantpipe_adaptive::policy::{Policy, PolicyConfig, PolicyKind};
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 /// of data in its socket buffers ahead of its keep-alives, and a `tc` rate change drops the
 /// queue, so TCP may stall for a retransmission timeout on top; a node must not be declared
 /// gone (and the pipeline re-planned) for that in a test of bitwidths.
-const LEASE: &str = "[zenoh.extra]\n\"transport/link/tx/lease\" = \"30000\"\n";
+const LEASE: (&str, &str) = ("transport/link/tx/lease", "30000");
 
 /// Share of a shaped link's rate that carries TCP payload: tbf counts whole Ethernet frames, and
 /// a full frame of 1514 bytes carries 1448 (MSS with timestamps; MTU 1500). No bitwidth whose
@@ -184,74 +186,56 @@ pub fn run_trace(
     let dir = dir.join(policy);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let profile = dir.join("profile.json");
-    write_uniform_minilm_profile(&profile, p.ubatch);
+    write_uniform_profile(&profile, p.ubatch).map_err(|e| format!("{e:#}"))?;
     let first = trace.steps()[0].1;
     for m in [1, 2] {
         net.set_rate(Link::egress(m), first)
             .map_err(|e| e.to_string())?;
     }
-    let mut procs = Procs::new(&dir);
     let launched = Instant::now();
     let endpoint = |i: usize| format!("tcp/{}:{port}", net.addr(i));
-    let fleet = format!("trace{policy}{}", std::process::id());
-    let device = format!(
-        "[device]\nthreads = 1\nslowdown = {}\nprofile_ubatch = {}\nprofile_file = \"{}\"\n\
-         [quantizer]\npolicy = \"{policy}\"\nmin_bits = {}\ntarget_items_per_s = {}\n\
-         window_s = {}\n{LEASE}",
-        p.slowdown,
-        p.ubatch,
-        profile.display(),
-        p.min_bits,
-        p.target_items_per_s,
-        p.window_s
-    );
-    let leader = format!(
-        "{LEASE}[leader]\nexpected = [\"a\", \"b\", \"c\"]\nwait_s = 60\nubatch = {}\nbits = 32\n\
-         stages = [{{ node = \"a\", units = [1, 8] }}, {{ node = \"b\", units = [9, 16] }}, \
-         {{ node = \"c\", units = [17, 24] }}]\n",
-        p.ubatch
-    );
-    let nodes = [
-        (0, "leader", "leader", leader),
-        (1, "a", "device", device.clone()),
-        (2, "b", "device", device.clone()),
-        (3, "c", "device", device),
-    ];
+    let fleet_name = format!("trace{policy}{}", std::process::id());
+    let settings = |name: &str, role: Role, i: usize| {
+        let connect = if i == 0 { vec![] } else { vec![endpoint(0)] };
+        let mut s = Settings::new(&fleet_name, name, role, model);
+        s.zenoh = ZenohSettings::peer(vec![endpoint(i)], connect);
+        s.zenoh.extra.insert(LEASE.0.into(), LEASE.1.into());
+        s
+    };
+    let mut leader = settings("leader", Role::Leader, 0);
+    leader.leader.expected = ["a", "b", "c"].map(String::from).to_vec();
+    leader.leader.wait_s = 60.0;
+    leader.leader.ubatch = p.ubatch;
+    leader.leader.bits = 32;
+    leader.leader.stages = config_file::forced(&[("a", [1, 8]), ("b", [9, 16]), ("c", [17, 24])]);
+    let mut fleet = Fleet::new(bin, &dir);
+    fleet
+        .start(&leader, Place::Member(net, 0))
+        .map_err(|e| format!("{e:#}"))?;
+    for (i, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        let mut device = settings(name, Role::Device, i);
+        device.device.threads = 1;
+        device.device.slowdown = p.slowdown;
+        device.device.profile_ubatch = p.ubatch;
+        device.device.profile_file = Some(profile.clone());
+        device.quantizer.policy = policy.to_owned();
+        device.quantizer.min_bits = p.min_bits;
+        device.quantizer.target_items_per_s = p.target_items_per_s;
+        device.quantizer.window_s = p.window_s;
+        fleet
+            .start(&device, Place::Member(net, i))
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    let mut client = settings("client", Role::Device, 4);
+    // Enough microbatches in flight that 3 stages and 2 links of similar speed keep busy: with
+    // few more than stations, a closed pipeline idles each of them a good part of the time.
+    client.client.window = 12;
+    client.client.plan_wait_s = 90.0;
+    client.client.result_timeout_s = 60.0;
+    let client_config = config_file::write(&dir, &client).map_err(|e| format!("{e:#}"))?;
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
     };
-    for (i, name, role, extra) in &nodes {
-        let connect = if *i == 0 { vec![] } else { vec![endpoint(0)] };
-        let path = dir.join(format!("{name}.toml"));
-        write(
-            &path,
-            node_toml(&fleet, name, model, role, &[endpoint(*i)], &connect, extra),
-        )?;
-        net.spawn(
-            &mut procs,
-            *i,
-            name,
-            bin,
-            &["node", "--config", path.to_str().unwrap()],
-        );
-    }
-    let client = dir.join("client.toml");
-    // Enough microbatches in flight that 3 stages and 2 links of similar speed keep busy: with
-    // few more than stations, a closed pipeline idles each of them a good part of the time.
-    let client_extra =
-        format!("{LEASE}[client]\nwindow = 12\nplan_wait_s = 90\nresult_timeout_s = 60\n");
-    write(
-        &client,
-        node_toml(
-            &fleet,
-            "client",
-            model,
-            "device",
-            &[endpoint(4)],
-            &[endpoint(0)],
-            &client_extra,
-        ),
-    )?;
     // More items than the trace can use: the client is stopped when the trace ends.
     let total_s = trace.steps().last().map_or(0.0, |s| s.0) + hold_s + 60.0;
     let items = (total_s * p.target_items_per_s * 2.0) as usize;
@@ -259,14 +243,14 @@ pub fn run_trace(
     write(&input, long_texts(items, 160).join("\n"))?;
     let report = dir.join("report");
     net.spawn(
-        &mut procs,
+        fleet.procs(),
         4,
         "client",
         bin,
         &[
             "run",
             "--config",
-            client.to_str().unwrap(),
+            client_config.to_str().unwrap(),
             "--input",
             input.to_str().unwrap(),
             "--report",
@@ -274,7 +258,8 @@ pub fn run_trace(
             "--report-window-s",
             &p.report_window_s.to_string(),
         ],
-    );
+    )
+    .map_err(|e| format!("{e:#}"))?;
     // The trace starts once results flow.
     let csv = report.join("timeline.csv");
     let deadline = Instant::now() + Duration::from_secs(150);
@@ -287,7 +272,7 @@ pub fn run_trace(
         if Instant::now() >= deadline {
             return Err(format!(
                 "{policy}: no result within 150 s\n{}",
-                procs.logs()
+                fleet.procs().logs()
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -320,7 +305,7 @@ pub fn run_trace(
         (end - unix_s()).max(0.0) + p.report_window_s + 0.5,
     ));
     snapshot_qdiscs(net, &dir, "at the end");
-    drop(procs);
+    drop(fleet);
     let leader_log = std::fs::read_to_string(dir.join("leader.log")).unwrap_or_default();
     let text =
         std::fs::read_to_string(&csv).map_err(|e| format!("reading {}: {e}", csv.display()))?;

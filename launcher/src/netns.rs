@@ -1,4 +1,4 @@
-//! Network namespaces for multi-node tests: hosts with their own network stack, joined by veth
+//! Network namespaces for multi-node fleets (tests, `quantpipe bench adaptive`): hosts with their own network stack, joined by veth
 //! links through a bridge, with links shaped by `tc tbf`.
 //!
 //! Topology (a star): a hub namespace holds a bridge; each member namespace `i` has one veth
@@ -17,9 +17,9 @@
 //! before it could clean up).
 //!
 //! Needs root or CAP_NET_ADMIN (and CAP_SYS_ADMIN for `ip netns exec`); without them creation
-//! fails with an error that says so.
+//! fails with an error that says so (tests check first: [`crate::privilege`]).
 
-use crate::Procs;
+use crate::{Launch, Procs};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
@@ -381,16 +381,19 @@ impl Netns {
     }
 
     /// Starts `bin args...` inside member `i` as a long-running process of `procs`.
-    pub fn spawn(&self, procs: &mut Procs, i: usize, name: &str, bin: &Path, args: &[&str]) {
-        let argv = commands::exec_in(self.ns(i), &bin.to_string_lossy(), args);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        // `ip netns exec` execs the program, so the child's pid is the program's: killing it
-        // kills the program.
-        procs.spawn(name, Path::new("ip"), &argv);
+    pub fn spawn(
+        &self,
+        procs: &mut Procs,
+        i: usize,
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<()> {
+        procs.start(name, &Launch::new(bin, args).in_netns(self.ns(i)))
     }
 
     /// Runs `bin args...` inside member `i` to completion within `limit` (see
-    /// [`Procs::run_to_end`]).
+    /// [`Procs::run_launch`]).
     pub fn run_to_end(
         &self,
         procs: &mut Procs,
@@ -399,10 +402,8 @@ impl Netns {
         bin: &Path,
         args: &[&str],
         limit: Duration,
-    ) -> String {
-        let argv = commands::exec_in(self.ns(i), &bin.to_string_lossy(), args);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        procs.run_to_end(name, Path::new("ip"), &argv, limit)
+    ) -> anyhow::Result<String> {
+        procs.run_launch(name, &Launch::new(bin, args).in_netns(self.ns(i)), limit)
     }
 
     /// Runs `f` on a thread that has entered member `i`'s network namespace: sockets it opens

@@ -1,0 +1,79 @@
+//! The client's way into the pipeline: the stage-0 publisher, and whether stage 0 listens,
+//! learnt from the publisher's matching listener rather than by asking again and again.
+
+use anyhow::{anyhow, bail, Result};
+use quantpipe_messages::Keys;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use zenoh::bytes::ZBytes;
+use zenoh::matching::MatchingListener;
+use zenoh::pubsub::Publisher;
+use zenoh::qos::{CongestionControl, Priority};
+use zenoh::{Session, Wait};
+
+/// The stage-0 publisher with its matching changes.
+pub(super) struct Stage0 {
+    key: String,
+    publisher: Publisher<'static>,
+    changes: Receiver<bool>,
+    _listener: MatchingListener<()>,
+}
+
+impl Stage0 {
+    pub(super) fn declare(session: &Session, keys: &Keys) -> Result<Stage0> {
+        let key = keys.stage_in(0);
+        let publisher = session
+            .declare_publisher(key.clone())
+            .congestion_control(CongestionControl::Block)
+            .priority(Priority::Data)
+            .wait()
+            .map_err(|e| anyhow!("declaring the stage-0 publisher: {e}"))?;
+        let (tx, changes) = channel();
+        let listener = publisher
+            .matching_listener()
+            .callback(move |m| {
+                let _ = tx.send(m.matching());
+            })
+            .wait()
+            .map_err(|e| anyhow!("watching stage 0's subscribers: {e}"))?;
+        Ok(Stage0 {
+            key,
+            publisher,
+            changes,
+            _listener: listener,
+        })
+    }
+
+    fn matching(&self) -> Result<bool> {
+        Ok(self
+            .publisher
+            .matching_status()
+            .wait()
+            .map_err(|e| anyhow!("matching status: {e}"))?
+            .matching())
+    }
+
+    /// Returns once a subscriber of stage 0 is known; fails after `limit` without one.
+    pub(super) fn wait_listening(&self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        // The listener was declared before this check: a change after it is in `changes`.
+        while !self.matching()? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.changes.recv_timeout(left) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!("stage 0 does not listen on {}", self.key)
+                }
+                Err(RecvTimeoutError::Disconnected) => bail!("the matching listener closed"),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn put(&self, payload: ZBytes) -> Result<()> {
+        self.publisher
+            .put(payload)
+            .wait()
+            .map_err(|e| anyhow!("sending to stage 0: {e}"))
+    }
+}

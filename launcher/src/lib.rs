@@ -1,0 +1,26 @@
+//! Starts quantpipe fleets, the one way the demo, the benches and the multi-node tests do it.
+//!
+//! - [`Fleet`]: node processes (`quantpipe node`) started from [`Settings`] values, each
+//!   written to `<name>.toml` by serialising it ([`config_file`]); readiness from the leader's
+//!   own plan announcement ([`Fleet::wait_for_plan`]); logs in one folder; every process killed
+//!   on drop.
+//! - [`Procs`] and [`Launch`]: child processes with their logs, started on this host, pinned to
+//!   a core (`taskset`) or inside a network namespace (`ip netns exec`).
+//! - [`netns::Netns`]: hosts in network namespaces joined by shaped veth links, and
+//!   [`trace_fleet`], the 3-stage fleet whose links follow a bandwidth trace.
+//! - [`privilege`]: whether a test that needs root runs, is skipped, or fails.
+//!
+//! [`Settings`]: quantpipe_actors::runtime::config::Settings
+
+pub mod config_file;
+pub mod endpoints;
+mod fleet;
+pub mod minilm;
+pub mod netns;
+pub mod privilege;
+mod procs;
+pub mod trace_fleet;
+
+pub use endpoints::{free_ports, loopback};
+pub use fleet::{Fleet, Place};
+pub use procs::{Launch, Procs};
