@@ -3,7 +3,11 @@
 use anyhow::Result;
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::node::run_node;
+use quantpipe_actors::runtime::planner_actor::LeaderFailed;
 use std::path::PathBuf;
+
+/// The exit status of a node whose leader could not plan, apart from other errors (1).
+const LEADER_FAILED_STATUS: i32 = 2;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,5 +17,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    run_node(Settings::load(&args.config)?)
+    let result = run_node(Settings::load(&args.config)?);
+    if let Err(e) = &result {
+        if e.is::<LeaderFailed>() {
+            eprintln!("error: {e:#}");
+            std::process::exit(LEADER_FAILED_STATUS);
+        }
+    }
+    result
 }

@@ -1,28 +1,10 @@
-//! Leader election among `candidate` nodes: a fleet with no configured leader (or whose leader
-//! died) elects one.
-//!
-//! A candidate holds the liveliness token `qp/<fleet>/candidate/<name>`; whoever hosts the
-//! planner holds `qp/<fleet>/leader/<name>`. A thread polls both token sets (a liveliness `get`
-//! every [`POLL`]: blocking, so off the arbiter) and hands what it saw to the [`Leadership`]
-//! actor, which applies [`membership::elected`]: when this candidate has been the elected one for
-//! [`SETTLE`] it starts the planner ([`start_leading`]), whose first plan gets an epoch above the
-//! one the stages run; when a configured leader (or a smaller-named candidate that claimed at the
-//! same moment) leads, it steps down.
+//! The election as a function of the tokens a candidate sees: who is elected
+//! ([`membership::elected`]), for how long without a break ([`Settle`]), and what the candidate
+//! does about it ([`next_step`]).
 
-use crate::runtime::config::LeaderSettings;
 use crate::runtime::membership;
-use crate::runtime::planner_actor::{start_leading, Leading};
-use crate::runtime::wire::Keys;
-use actix::prelude::*;
-use anyhow::{anyhow, Result};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zenoh::{Session, Wait};
-
-/// How often a candidate looks at the leader and candidate tokens.
-pub const POLL: Duration = Duration::from_millis(300);
 
 /// How long a candidate must see itself elected before it claims. Candidates see tokens appear a
 /// moment apart: one claiming at first sight could miss a smaller candidate whose token has not
@@ -53,42 +35,52 @@ impl Settle {
         let since = *self.since.get_or_insert(now);
         now.duration_since(since) >= self.period
     }
+
+    /// When the period running now ends, if one runs: the moment to look again.
+    pub fn due(&self) -> Option<Instant> {
+        self.since.map(|s| s + self.period)
+    }
+}
+
+/// Which kind of token an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `qp/<fleet>/leader/<name>`: whoever hosts the planner.
+    Leader,
+    /// `qp/<fleet>/candidate/<name>`: a node that may be elected.
+    Candidate,
+}
+
+impl TokenKind {
+    /// The kind's segment in a token key, `qp/<fleet>/<kind>/<name>`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            TokenKind::Leader => "leader",
+            TokenKind::Candidate => "candidate",
+        }
+    }
 }
 
 /// The alive leader and candidate tokens, by name.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub leaders: BTreeSet<String>,
     pub candidates: BTreeSet<String>,
 }
 
-/// A candidate's view of who leads; hosts the planner while this candidate leads.
-pub struct Leadership {
-    session: Session,
-    keys: Keys,
-    name: String,
-    settings: LeaderSettings,
-    /// The hosted planner while this candidate leads.
-    planner: Option<Leading>,
-    settle: Settle,
-}
-
-impl Leadership {
-    pub fn new(session: Session, keys: Keys, name: String, settings: LeaderSettings) -> Self {
-        Leadership {
-            session,
-            keys,
-            name,
-            settings,
-            planner: None,
-            settle: Settle::new(SETTLE),
+impl Observed {
+    /// Takes in one token event: `name`'s token of `kind` appeared (`alive`) or went.
+    pub fn apply(&mut self, kind: TokenKind, name: &str, alive: bool) {
+        let set = match kind {
+            TokenKind::Leader => &mut self.leaders,
+            TokenKind::Candidate => &mut self.candidates,
+        };
+        if alive {
+            set.insert(name.to_owned());
+        } else {
+            set.remove(name);
         }
     }
-}
-
-impl Actor for Leadership {
-    type Context = Context<Self>;
 }
 
 /// What a candidate does after one look at the tokens.
@@ -122,111 +114,6 @@ pub fn next_step(
         (true, false) => Step::StepDown,
         _ => Step::Stay,
     }
-}
-
-impl Handler<Observed> for Leadership {
-    type Result = ();
-    fn handle(&mut self, seen: Observed, _: &mut Context<Self>) {
-        let leaders = seen.leaders.clone();
-        let candidates = seen.candidates.clone();
-        let leading = self.planner.is_some();
-        match next_step(&self.name, leading, seen, &mut self.settle, Instant::now()) {
-            Step::Stay => {}
-            Step::Lead => {
-                tracing::warn!(
-                    "{} elected leader (leaders {leaders:?}; candidates {candidates:?})",
-                    self.name
-                );
-                self.planner = Some(start_leading(
-                    self.session.clone(),
-                    self.keys.clone(),
-                    self.name.clone(),
-                    self.settings.clone(),
-                ));
-            }
-            Step::StepDown => {
-                tracing::warn!("{} stops leading: leaders {leaders:?} are alive", self.name);
-                if let Some(leading) = self.planner.take() {
-                    leading.step_down();
-                }
-            }
-        }
-    }
-}
-
-/// Names of the alive liveliness tokens on `selector` ([`Keys::leaders`] or
-/// [`Keys::candidates`]), whose keys are `qp/<fleet>/<kind>/<name>`.
-fn alive_tokens(
-    session: &Session,
-    keys: &Keys,
-    selector: &str,
-    kind: &str,
-) -> Result<BTreeSet<String>> {
-    let replies = session
-        .liveliness()
-        .get(selector)
-        .timeout(Duration::from_secs(2))
-        .wait()
-        .map_err(|e| anyhow!("liveliness query {selector}: {e}"))?;
-    let mut names = BTreeSet::new();
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            if let Some(name) = keys.token_name(kind, sample.key_expr().as_str()) {
-                names.insert(name.to_owned());
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// The polling thread; it stops when dropped.
-pub struct TokenWatch {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for TokenWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Starts the thread that tells `to` which leader and candidate tokens are alive, every [`POLL`].
-/// A failed query is logged and tried again at the next poll.
-pub fn watch_tokens(session: Session, keys: Keys, to: Addr<Leadership>) -> Result<TokenWatch> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    std::thread::Builder::new()
-        .name("election".into())
-        .spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                let seen =
-                    alive_tokens(&session, &keys, &keys.leaders(), "leader").and_then(|leaders| {
-                        Ok(Observed {
-                            leaders,
-                            candidates: alive_tokens(
-                                &session,
-                                &keys,
-                                &keys.candidates(),
-                                "candidate",
-                            )?,
-                        })
-                    });
-                match seen {
-                    Ok(seen) => {
-                        if let Err(SendError::Closed(_)) = to.try_send(seen) {
-                            return;
-                        }
-                    }
-                    Err(e) if !stopped.load(Ordering::Relaxed) => {
-                        tracing::warn!("election: {e:#}; trying again")
-                    }
-                    Err(_) => return,
-                }
-                std::thread::sleep(POLL);
-            }
-        })
-        .map_err(|e| anyhow!("starting the election thread: {e}"))?;
-    Ok(TokenWatch { stop })
 }
 
 #[cfg(test)]
@@ -329,5 +216,27 @@ mod tests {
         assert!(!s.observe(false, t0 + Duration::from_secs(1)));
         assert!(!s.observe(true, t0 + Duration::from_millis(2500)));
         assert!(s.observe(true, t0 + Duration::from_millis(4500)));
+    }
+
+    #[test]
+    fn a_settle_period_is_due_only_while_it_runs() {
+        let t0 = Instant::now();
+        let mut s = Settle::new(SETTLE);
+        assert_eq!(s.due(), None);
+        s.observe(true, t0);
+        assert_eq!(s.due(), Some(t0 + SETTLE));
+        s.observe(false, t0 + Duration::from_secs(1));
+        assert_eq!(s.due(), None);
+    }
+
+    #[test]
+    fn token_events_add_and_remove_names_by_kind() {
+        let mut o = Observed::default();
+        o.apply(TokenKind::Candidate, "a", true);
+        o.apply(TokenKind::Candidate, "b", true);
+        o.apply(TokenKind::Leader, "a", true);
+        o.apply(TokenKind::Candidate, "a", false);
+        assert_eq!(o.candidates, names(&["b"]));
+        assert_eq!(o.leaders, names(&["a"]));
     }
 }
