@@ -1,5 +1,5 @@
 //! The PlannerActor (hosted by the leader): waits for the expected nodes (liveliness tokens),
-//! gathers their device info, plans with [`quantpipe_planner::plan`] (or takes the plan forced in
+//! gathers their device info, plans with [`quantpipe_planner::plan()`] (or takes the plan forced in
 //! the leader's settings), sends each stage its assignment and waits for every node to confirm
 //! its shard is loaded, then answers the plan on `qp/<fleet>/plan` and announces it on
 //! `qp/<fleet>/plan/changed`.
@@ -22,8 +22,8 @@
 //!
 //! Everything happens on events: token events (put or delete, coalesced while the actor is
 //! busy) and the end of `leader.wait_s` (a timer) move the first plan on or trigger a re-plan.
-//! Decisions are the functions of [`crate::runtime::planning`]; the zenoh calls are in [`io`];
-//! the actor holds the state and routes. It runs on a SyncArbiter thread: gathering and
+//! Decisions are the functions of [`crate::runtime::planning`]; the zenoh calls are in its `io`
+//! module; the actor holds the state and routes. It runs on a SyncArbiter thread: gathering and
 //! assigning wait on the network.
 
 mod devices;

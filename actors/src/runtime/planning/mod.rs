@@ -1,9 +1,9 @@
 //! The leader's decisions, as plain functions of plain data: which plan to make for the alive
 //! devices ([`choice`], from the planner's [`inputs`] or the [`forced`] plan of the settings, at
-//! the bandwidths the stages [`measured`]), what each stage is told ([`assignments`]), whether
-//! its answer accepts the plan ([`acceptance`]), when the first plan is made and at which epoch
-//! ([`first_plan`]), whether a membership change is worth a new plan ([`replan`]), and which
-//! nodes a new plan releases ([`release`]).
+//! the bandwidths the stages [`measured`]), what each stage is told
+//! ([`assignments`](mod@assignments)), whether its answer accepts the plan ([`acceptance`]),
+//! when the first plan is made and at which epoch ([`first_plan`]), whether a membership change
+//! is worth a new plan ([`replan`]), and which nodes a new plan releases ([`release`]).
 //!
 //! The [`crate::runtime::planner_actor`] holds the state these functions read and does the
 //! network I/O; nothing here touches zenoh or actix.
