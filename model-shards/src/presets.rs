@@ -10,90 +10,81 @@ use std::cell::RefCell;
 use std::path::Path;
 use tch::Tensor;
 
-struct Preset {
-    name: &'static str,
-    architecture: &'static str,
+/// The sizes of a transformer that its published variants share.
+struct Shape {
     hidden: i64,
     layers: usize,
     heads: i64,
     intermediate: i64,
+}
+
+const TINY: Shape = Shape {
+    hidden: 192,
+    layers: 12,
+    heads: 3,
+    intermediate: 768,
+};
+const SMALL: Shape = Shape {
+    hidden: 384,
+    layers: 12,
+    heads: 6,
+    intermediate: 1536,
+};
+const BASE: Shape = Shape {
+    hidden: 768,
+    layers: 12,
+    heads: 12,
+    intermediate: 3072,
+};
+const LARGE: Shape = Shape {
+    hidden: 1024,
+    layers: 24,
+    heads: 16,
+    intermediate: 4096,
+};
+const HUGE: Shape = Shape {
+    hidden: 1280,
+    layers: 32,
+    heads: 16,
+    intermediate: 5120,
+};
+
+struct Preset {
+    name: &'static str,
+    architecture: &'static str,
+    shape: Shape,
+    /// Patch side of an image model; 0 for text models.
     patch: i64,
 }
 
+const VIT: &str = "ViTForImageClassification";
+const DEIT: &str = "DeiTForImageClassificationWithTeacher";
+const BERT: &str = "BertModel";
+
 const PRESETS: &[Preset] = &[
-    Preset {
-        name: "vit-base-patch16-224",
-        architecture: "ViTForImageClassification",
-        hidden: 768,
-        layers: 12,
-        heads: 12,
-        intermediate: 3072,
-        patch: 16,
-    },
-    Preset {
-        name: "vit-large-patch16-224",
-        architecture: "ViTForImageClassification",
-        hidden: 1024,
-        layers: 24,
-        heads: 16,
-        intermediate: 4096,
-        patch: 16,
-    },
-    Preset {
-        name: "vit-huge-patch14-224",
-        architecture: "ViTForImageClassification",
-        hidden: 1280,
-        layers: 32,
-        heads: 16,
-        intermediate: 5120,
-        patch: 14,
-    },
-    Preset {
-        name: "deit-tiny-distilled-patch16-224",
-        architecture: "DeiTForImageClassificationWithTeacher",
-        hidden: 192,
-        layers: 12,
-        heads: 3,
-        intermediate: 768,
-        patch: 16,
-    },
-    Preset {
-        name: "deit-small-distilled-patch16-224",
-        architecture: "DeiTForImageClassificationWithTeacher",
-        hidden: 384,
-        layers: 12,
-        heads: 6,
-        intermediate: 1536,
-        patch: 16,
-    },
-    Preset {
-        name: "deit-base-distilled-patch16-224",
-        architecture: "DeiTForImageClassificationWithTeacher",
-        hidden: 768,
-        layers: 12,
-        heads: 12,
-        intermediate: 3072,
-        patch: 16,
-    },
-    Preset {
-        name: "bert-base-uncased",
-        architecture: "BertModel",
-        hidden: 768,
-        layers: 12,
-        heads: 12,
-        intermediate: 3072,
-        patch: 0,
-    },
-    Preset {
-        name: "bert-large-uncased",
-        architecture: "BertModel",
-        hidden: 1024,
-        layers: 24,
-        heads: 16,
-        intermediate: 4096,
-        patch: 0,
-    },
+    preset("vit-base-patch16-224", VIT, BASE, 16),
+    preset("vit-large-patch16-224", VIT, LARGE, 16),
+    preset("vit-huge-patch14-224", VIT, HUGE, 14),
+    preset("deit-tiny-distilled-patch16-224", DEIT, TINY, 16),
+    preset("deit-small-distilled-patch16-224", DEIT, SMALL, 16),
+    preset("deit-base-distilled-patch16-224", DEIT, BASE, 16),
+    preset("bert-base-uncased", BERT, BASE, 0),
+    preset("bert-large-uncased", BERT, LARGE, 0),
 ];
+
+const fn preset(
+    name: &'static str,
+    architecture: &'static str,
+    shape: Shape,
+    patch: i64,
+) -> Preset {
+    Preset {
+        name,
+        architecture,
+        shape,
+        patch,
+    }
+}
 
 /// Names of all presets.
 pub fn preset_names() -> Vec<&'static str> {
@@ -109,7 +100,7 @@ pub fn preset_config_json(name: &str) -> Result<String> {
     let common = format!(
         r#""architectures": ["{}"], "hidden_size": {}, "num_hidden_layers": {}, "num_attention_heads": {},
         "intermediate_size": {}, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02"#,
-        p.architecture, p.hidden, p.layers, p.heads, p.intermediate
+        p.architecture, p.shape.hidden, p.shape.layers, p.shape.heads, p.shape.intermediate
     );
     Ok(if p.patch > 0 {
         let model_type = if p.architecture.starts_with("DeiT") {

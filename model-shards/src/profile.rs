@@ -164,13 +164,29 @@ pub fn median(samples: &mut [f64]) -> f64 {
 
 /// Resident set size of this process in bytes (Linux `VmRSS`), or 0 where unknown.
 pub fn resident_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    proc_kb("/proc/self/status", "VmRSS:").map_or(0, |kb| kb as usize * 1024)
+}
+
+/// The `key` line of a Linux `/proc` file whose values are in kB (`/proc/meminfo`,
+/// `/proc/self/status`), or None where the file or the line is missing.
+pub fn proc_kb(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix(key))?;
+    value.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_kb_reads_a_kb_line_and_misses_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status");
+        std::fs::write(&path, "Name:\tquantpipe\nVmRSS:\t   1234 kB\n").unwrap();
+        let path = path.to_str().unwrap();
+        assert_eq!(proc_kb(path, "VmRSS:"), Some(1234));
+        assert_eq!(proc_kb(path, "VmSwap:"), None);
+        assert_eq!(proc_kb("/nonexistent/status", "VmRSS:"), None);
+    }
 }
