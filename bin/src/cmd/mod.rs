@@ -12,3 +12,19 @@ pub mod run;
 pub mod scaling;
 pub mod simulate;
 pub mod train_vit;
+
+use anyhow::Result;
+
+/// Prints `report` as JSON, or as the human text `human` renders.
+pub fn print<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    human: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", human(report));
+    }
+    Ok(())
+}

@@ -9,6 +9,8 @@ pub mod shard;
 use anyhow::Result;
 use clap::Subcommand;
 
+pub use super::print;
+
 #[derive(Subcommand)]
 pub enum Bench {
     /// Per-unit forward time of a ViT beside Hugging Face transformers on the same libtorch.
@@ -34,18 +36,4 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Adaptive(args) => adaptive::run(args),
     }
-}
-
-/// Prints `report` as JSON, or as the human text `human` renders.
-pub fn print<T: serde::Serialize>(
-    report: &T,
-    json: bool,
-    human: impl FnOnce(&T) -> String,
-) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        println!("{}", human(report));
-    }
-    Ok(())
 }

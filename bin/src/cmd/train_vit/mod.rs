@@ -13,15 +13,18 @@
 //! Everything random comes from `tch::manual_seed(--seed)`, so a run is reproducible for a given
 //! seed and thread count.
 
-use crate::datasets::fashion_mnist::{self, Images, Split, CLASSES};
-use anyhow::{bail, Context, Result};
+mod folder;
+mod schedule;
+mod trainer;
+
+use crate::datasets::fashion_mnist::{self, Images, Split};
+use anyhow::{bail, Result};
 use quantpipe_model_shards::train::VarStoreWeights;
-use quantpipe_model_shards::{Boundary, ModelConfig, Shard, UnitRange};
+use quantpipe_model_shards::{ModelConfig, Shard, UnitRange};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
-use tch::{Kind, Tensor};
+use trainer::{Trainer, TrainingPlan};
 
 /// Per-pixel mean and standard deviation of the Fashion-MNIST training images (after /255); the
 /// saved `preprocessor_config.json` carries the same numbers.
@@ -102,6 +105,78 @@ pub fn run(args: Args) -> Result<()> {
     if args.batch < 1 || args.epochs == 0 || args.steps == Some(0) {
         bail!("--batch, --epochs and --steps must be at least 1");
     }
+    let (train, test) = load_data(&args)?;
+    let config_json = folder::config_json(&args, train.pixels.size()[2]);
+    let config = ModelConfig::from_json(&config_json.to_string(), None)
+        .map_err(|e| anyhow::anyhow!("bad model shape: {e}"))?;
+
+    // The seed fixes the initial weights, then every shuffle and augmentation, in this order.
+    tch::manual_seed(args.seed as i64);
+    let weights = VarStoreWeights::new();
+    let shard = Shard::load_trainable(&config, UnitRange::full(config.units()), &weights)?;
+    let start = Instant::now();
+    let losses =
+        Trainer::new(&shard, weights.var_store(), &train, &args.plan())?.run(args.epochs)?;
+    let train_s = start.elapsed().as_secs_f64();
+
+    let test_accuracy = trainer::accuracy(&shard, &test)?;
+    folder::save(&args.out, &weights, &config_json)?;
+    // The folder must load the way users will load it.
+    quantpipe_model_shards::ModelSource::open_dir(&args.out)?;
+
+    let (loss_first, loss_last) = first_and_last_tenth(&losses.per_step);
+    let report = Report {
+        out: args.out.clone(),
+        seed: args.seed,
+        parameters: parameter_count(&weights),
+        steps: losses.per_step.len(),
+        train_images: train.len(),
+        epoch_loss: losses.per_epoch,
+        loss_first,
+        loss_last,
+        test_images: test.len(),
+        test_accuracy,
+        train_s,
+    };
+    super::print(&report, args.json, |r| {
+        format!(
+            "trained {} steps in {:.0} s: loss {:.3} -> {:.3}, test accuracy {:.2}% on {} images; \
+             saved {}",
+            r.steps,
+            r.train_s,
+            r.loss_first,
+            r.loss_last,
+            100.0 * r.test_accuracy,
+            r.test_images,
+            r.out.display()
+        )
+    })
+}
+
+impl Args {
+    fn plan(&self) -> TrainingPlan {
+        TrainingPlan {
+            lr: self.lr,
+            batch: self.batch,
+            epochs: self.epochs,
+            steps: self.steps,
+            augment: self.augment,
+        }
+    }
+}
+
+/// Mean loss of the first and of the last tenth of the steps (at least one step each).
+fn first_and_last_tenth(losses: &[f64]) -> (f64, f64) {
+    let tenth = (losses.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    (
+        mean(&losses[..tenth]),
+        mean(&losses[losses.len() - tenth..]),
+    )
+}
+
+/// The training and test images, each cut to its `--*-limit`.
+fn load_data(args: &Args) -> Result<(Images, Images)> {
     let mut train = fashion_mnist::load(&args.data, Split::Train)?;
     let mut test = fashion_mnist::load(&args.data, Split::Test)?;
     if let Some(n) = args.train_limit {
@@ -110,126 +185,16 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.test_limit {
         test = head(&test, n);
     }
-    let side = train.pixels.size()[2];
-    let config_json = config_json(&args, side);
-    let config = ModelConfig::from_json(&config_json.to_string(), None)
-        .map_err(|e| anyhow::anyhow!("bad model shape: {e}"))?;
+    Ok((train, test))
+}
 
-    tch::manual_seed(args.seed as i64);
-    let weights = VarStoreWeights::new();
-    let shard = Shard::load_trainable(&config, UnitRange::full(config.units()), &weights)?;
-    let mut opt = tch::nn::AdamW {
-        wd: 0.05,
-        ..Default::default()
-    }
-    .build(weights.var_store(), args.lr)?;
-
-    let n = train.len();
-    let per_epoch = ((n + args.batch - 1) / args.batch) as usize;
-    let total = args
-        .steps
-        .unwrap_or(usize::MAX)
-        .min(per_epoch * args.epochs);
-    let warmup = (total / 20).max(1);
-    let start = Instant::now();
-    let mut losses = Vec::with_capacity(total);
-    let mut epoch_loss = Vec::new();
-    let mut step = 0;
-    'epochs: for epoch in 0..args.epochs {
-        let order = Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu));
-        let mut sum = 0.0;
-        let mut count = 0;
-        for first in (0..n).step_by(args.batch as usize) {
-            if step == total {
-                break;
-            }
-            let idx = order.narrow(0, first, args.batch.min(n - first));
-            let pixels = train.pixels.index_select(0, &idx);
-            let x = if args.augment {
-                augment(&pixels)
-            } else {
-                fashion_mnist::normalise(&pixels, PIXEL_MEAN, PIXEL_STD)
-            };
-            let y = train.labels.index_select(0, &idx);
-            let lr = if step < warmup {
-                args.lr * (step + 1) as f64 / warmup as f64
-            } else {
-                let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
-                args.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-            };
-            opt.set_lr(lr);
-            let logits = shard
-                .forward(&Boundary::new(vec![x], None))?
-                .tensors
-                .remove(0);
-            let loss =
-                logits.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.1);
-            opt.backward_step_clip_norm(&loss, 1.0);
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                bail!("training diverged at step {step} (loss {value}); lower --lr");
-            }
-            losses.push(value);
-            sum += value;
-            count += 1;
-            step += 1;
-        }
-        if count > 0 {
-            epoch_loss.push(sum / count as f64);
-            tracing::info!(
-                epoch,
-                loss = sum / count as f64,
-                elapsed_s = start.elapsed().as_secs_f64(),
-                "train-vit epoch"
-            );
-        }
-        if step == total {
-            break 'epochs;
-        }
-    }
-    let train_s = start.elapsed().as_secs_f64();
-
-    let test_accuracy = accuracy(&shard, &test)?;
-    save(&args.out, &weights, &config_json)?;
-    // The folder must load the way users will load it.
-    quantpipe_model_shards::ModelSource::open_dir(&args.out)?;
-
-    let tenth = (losses.len() / 10).max(1);
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-    let report = Report {
-        out: args.out.clone(),
-        seed: args.seed,
-        parameters: weights
-            .var_store()
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum(),
-        steps: losses.len(),
-        train_images: n,
-        epoch_loss,
-        loss_first: mean(&losses[..tenth]),
-        loss_last: mean(&losses[losses.len() - tenth..]),
-        test_images: test.len(),
-        test_accuracy,
-        train_s,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "trained {} steps in {:.0} s: loss {:.3} -> {:.3}, test accuracy {:.2}% on {} images; \
-             saved {}",
-            report.steps,
-            report.train_s,
-            report.loss_first,
-            report.loss_last,
-            100.0 * report.test_accuracy,
-            report.test_images,
-            args.out.display()
-        );
-    }
-    Ok(())
+fn parameter_count(weights: &VarStoreWeights) -> i64 {
+    weights
+        .var_store()
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 fn head(images: &Images, n: i64) -> Images {
@@ -240,100 +205,14 @@ fn head(images: &Images, n: i64) -> Images {
     }
 }
 
-/// u8 pixels -> normalised floats, shifted by up to 2 pixels (one shift per batch, zero padding)
-/// and with half the images flipped left-right.
-fn augment(pixels: &Tensor) -> Tensor {
-    let (b, _, h, w) = pixels.size4().expect("[B, 1, H, W] pixels");
-    let x = pixels.to_kind(Kind::Float) / 255.0;
-    let shift = Tensor::randint(5, [2], (Kind::Int64, tch::Device::Cpu));
-    let (dy, dx) = (shift.int64_value(&[0]), shift.int64_value(&[1]));
-    let x = x
-        .constant_pad_nd([2, 2, 2, 2])
-        .narrow(2, dy, h)
-        .narrow(3, dx, w);
-    let flip = Tensor::rand([b, 1, 1, 1], (Kind::Float, tch::Device::Cpu)).lt(0.5);
-    let x = x.flip([3]).where_self(&flip, &x);
-    (x - PIXEL_MEAN) / PIXEL_STD
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Top-1 accuracy on `images`, in inference mode.
-fn accuracy(shard: &Shard, images: &Images) -> Result<f64> {
-    let _guard = tch::no_grad_guard();
-    let mut correct = 0i64;
-    for first in (0..images.len()).step_by(500) {
-        let m = 500.min(images.len() - first);
-        let x = fashion_mnist::normalise(&images.pixels.narrow(0, first, m), PIXEL_MEAN, PIXEL_STD);
-        let logits = shard
-            .forward(&Boundary::new(vec![x], None))?
-            .tensors
-            .remove(0);
-        let hit = logits
-            .argmax(-1, false)
-            .eq_tensor(&images.labels.narrow(0, first, m));
-        correct += hit.sum(Kind::Int64).int64_value(&[]);
+    #[test]
+    fn loss_summary_takes_a_tenth_at_each_end_and_at_least_one_step() {
+        let losses: Vec<f64> = (0..20).map(f64::from).collect();
+        assert_eq!(first_and_last_tenth(&losses), (0.5, 18.5));
+        assert_eq!(first_and_last_tenth(&[4.0, 2.0]), (4.0, 2.0));
     }
-    Ok(correct as f64 / images.len() as f64)
-}
-
-fn config_json(args: &Args, side: i64) -> serde_json::Value {
-    let id2label: serde_json::Map<String, serde_json::Value> = CLASSES
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (i.to_string(), (*c).into()))
-        .collect();
-    let label2id: serde_json::Map<String, serde_json::Value> = CLASSES
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((*c).to_owned(), i.into()))
-        .collect();
-    serde_json::json!({
-        "architectures": ["ViTForImageClassification"],
-        "model_type": "vit",
-        "hidden_size": args.hidden,
-        "num_hidden_layers": args.layers,
-        "num_attention_heads": args.heads,
-        "intermediate_size": args.mlp,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-        "initializer_range": 0.02,
-        "layer_norm_eps": 1e-12,
-        "image_size": side,
-        "patch_size": args.patch,
-        "num_channels": 1,
-        "qkv_bias": true,
-        "id2label": id2label,
-        "label2id": label2id,
-        "torch_dtype": "float32",
-        "quantpipe_training": {
-            "data": "Fashion-MNIST", "seed": args.seed, "epochs": args.epochs,
-            "batch": args.batch, "lr": args.lr, "augment": args.augment
-        }
-    })
-}
-
-fn save(out: &Path, weights: &VarStoreWeights, config: &serde_json::Value) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    weights.save(&out.join("model.safetensors"))?;
-    let side = config["image_size"].clone();
-    let preprocessor = serde_json::json!({
-        "image_processor_type": "ViTImageProcessor",
-        "do_resize": true,
-        "size": {"height": side, "width": side},
-        "resample": 2,
-        "do_rescale": true,
-        "rescale_factor": 1.0 / 255.0,
-        "do_normalize": true,
-        "image_mean": [PIXEL_MEAN],
-        "image_std": [PIXEL_STD]
-    });
-    for (name, value) in [
-        ("config.json", config),
-        ("preprocessor_config.json", &preprocessor),
-    ] {
-        let path = out.join(name);
-        std::fs::write(&path, serde_json::to_string_pretty(value)? + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
 }
