@@ -2,7 +2,7 @@
 //! for every (clipping method, bitwidth), against the same model at fp32.
 
 use crate::datasets::{bbc, fashion_mnist};
-use crate::eval::{self, CutSpec, Setting};
+use crate::eval::{self, CutSpec, Request, Setting};
 use anyhow::{bail, Result};
 use quantpipe_messages::clipping::ClipMethod;
 use quantpipe_messages::Bits;
@@ -15,6 +15,16 @@ pub enum Dataset {
     Bbc,
     /// Fashion-MNIST test images with an image classifier (the ViT of `train-vit`).
     FashionMnist,
+}
+
+impl Dataset {
+    /// Where the data set is read from without `--data`.
+    fn default_dir(self) -> &'static str {
+        match self {
+            Dataset::Bbc => bbc::DEFAULT_DIR,
+            Dataset::FashionMnist => fashion_mnist::DEFAULT_DIR,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,31 +79,19 @@ pub fn run(args: Args) -> Result<()> {
     }
     let source = ModelSource::open_dir(&args.model_dir)?;
     let settings = Setting::grid(&args.clip, &args.bits);
+    let data = args
+        .data
+        .unwrap_or_else(|| PathBuf::from(args.dataset.default_dir()));
+    let request = Request {
+        data: &data,
+        cuts: &args.cut,
+        settings: &settings,
+        limit: args.limit,
+        ubatch: args.ubatch,
+    };
     let rows = match args.dataset {
-        Dataset::Bbc => {
-            let data = args.data.unwrap_or_else(|| PathBuf::from(bbc::DEFAULT_DIR));
-            eval::bbc::evaluate(
-                &source,
-                &data,
-                &args.cut,
-                &settings,
-                args.limit,
-                args.ubatch,
-            )?
-        }
-        Dataset::FashionMnist => {
-            let data = args
-                .data
-                .unwrap_or_else(|| PathBuf::from(fashion_mnist::DEFAULT_DIR));
-            eval::fashion::evaluate(
-                &source,
-                &data,
-                &args.cut,
-                &settings,
-                args.limit,
-                args.ubatch,
-            )?
-        }
+        Dataset::Bbc => eval::bbc::evaluate(&source, &request)?,
+        Dataset::FashionMnist => eval::fashion::evaluate(&source, &request)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -6,14 +6,12 @@
 //! touches the test articles' forward passes: the kNN index is always the fp32 one.
 
 use super::metrics::{agreement, row_cosines, Knn};
-use super::pipeline::{Pipeline, Setting};
-use super::table::Row;
-use super::CutSpec;
+use super::sweep::{sweep, Request, Scorer};
+use super::table::{Row, Scores};
 use crate::datasets::bbc::Corpus;
 use anyhow::{bail, Context, Result};
 use quantpipe_model_shards::preprocess::TextTokenizer;
-use quantpipe_model_shards::{Family, ModelSource, UnitRange};
-use std::path::Path;
+use quantpipe_model_shards::{Boundary, Family, ModelSource, Shard, UnitRange};
 use tch::Tensor;
 
 /// Tokens kept per article.
@@ -21,14 +19,7 @@ pub const MAX_TOKENS: usize = 128;
 
 /// Rows for every cut and setting. `limit` keeps at most N test articles and 4N training
 /// articles (the first of each list of the split), preserving the 80/20 ratio.
-pub fn evaluate(
-    source: &ModelSource,
-    data: &Path,
-    cuts: &[CutSpec],
-    settings: &[Setting],
-    limit: Option<usize>,
-    ubatch: usize,
-) -> Result<Vec<Row>> {
+pub fn evaluate(source: &ModelSource, request: &Request) -> Result<Vec<Row>> {
     let config = source.config();
     if config.family != Family::Bert || config.head.is_classifier() {
         bail!(
@@ -38,17 +29,14 @@ pub fn evaluate(
             config.architecture
         );
     }
-    // Bad cuts are reported before any data is read.
-    for spec in cuts {
-        spec.cuts(config.units())?;
-    }
+    request.check_cuts(config.units())?;
     let dir = source
         .dir()
         .context("--dataset bbc needs --model-dir (its tokenizer.json)")?;
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), MAX_TOKENS)?;
-    let corpus = Corpus::load(data)?;
+    let corpus = Corpus::load(request.data)?;
     let (mut train, mut test) = corpus.split();
-    if let Some(n) = limit {
+    if let Some(n) = request.limit {
         test.truncate(n.max(1));
         train.truncate(4 * n.max(1));
     }
@@ -59,11 +47,9 @@ pub fn evaluate(
     };
     let labels =
         |ids: &[usize]| -> Vec<usize> { ids.iter().map(|&i| corpus.articles[i].label).collect() };
-    let (train_texts, test_texts) = (texts(&train), texts(&test));
-    let test_labels = labels(&test);
-    let batches = |items: &[String]| -> Vec<Result<quantpipe_model_shards::Boundary>> {
+    let batches = |items: &[String]| -> Vec<Result<Boundary>> {
         items
-            .chunks(ubatch)
+            .chunks(request.ubatch)
             .map(|chunk| {
                 let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
                 Ok(tokenizer.encode_batch(&refs)?)
@@ -73,70 +59,62 @@ pub fn evaluate(
 
     let shard = source.load_shard(UnitRange::full(config.units()))?;
     let start = std::time::Instant::now();
-    let index = {
-        let _guard = tch::no_grad_guard();
-        let mut parts = Vec::new();
-        for b in batches(&train_texts) {
-            parts.push(shard.forward(&b?)?.tensors.remove(0));
-        }
-        Tensor::cat(&parts, 0)
-    };
+    let index = embed(&shard, batches(&texts(&train)))?;
     tracing::info!(
         articles = train.len(),
         seconds = start.elapsed().as_secs_f64(),
         "bbc: fp32 training embeddings"
     );
-    let knn = Knn::new(&index, labels(&train));
+    let scorer = NearestArticle {
+        knn: Knn::new(&index, labels(&train)),
+        labels: labels(&test),
+    };
+    let test_texts = texts(&test);
+    sweep(
+        source,
+        "bbc",
+        request,
+        &shard,
+        || batches(&test_texts),
+        &scorer,
+    )
+}
 
-    let mut rows = Vec::new();
-    let mut fp32: Option<(Tensor, Vec<usize>)> = None;
-    for &spec in cuts {
-        let pipeline = Pipeline::new(&shard, spec.cuts(config.units())?)?;
-        let mut todo: Vec<Setting> = settings.to_vec();
-        if fp32.is_some() {
-            todo.retain(|s| *s != Setting::Fp32);
-        } else if !todo.contains(&Setting::Fp32) {
-            todo.insert(0, Setting::Fp32);
-        }
-        let start = std::time::Instant::now();
-        let outputs = pipeline.run(batches(&test_texts), &todo)?;
-        tracing::info!(cut = %spec, cuts = ?pipeline.cuts(), settings = todo.len(),
-            seconds = start.elapsed().as_secs_f64(), "bbc evaluated");
-        for (&setting, emb) in todo.iter().zip(&outputs) {
-            let pred = knn.classify(emb, 1);
-            if setting == Setting::Fp32 {
-                fp32 = Some((emb.shallow_clone(), pred.clone()));
-                if !settings.contains(&Setting::Fp32) {
-                    continue;
-                }
-            }
-            let (reference, reference_pred) = fp32.as_ref().expect("fp32 runs first");
-            let cosines = row_cosines(emb, reference);
-            let (clip, bits) = Row::setting_columns(setting);
-            let is_fp32 = setting == Setting::Fp32;
-            rows.push(Row {
-                model: source.name(),
-                dataset: "bbc".into(),
-                cut: if is_fp32 {
-                    "-".into()
-                } else {
-                    spec.to_string()
-                },
-                cuts: if is_fp32 {
-                    vec![]
-                } else {
-                    pipeline.cuts().to_vec()
-                },
-                clip,
-                bits,
-                items: test_labels.len(),
-                accuracy: agreement(&pred, &test_labels),
-                agreement: agreement(&pred, reference_pred),
-                accuracy_k5: Some(agreement(&knn.classify(emb, 5), &test_labels)),
-                cosine_mean: Some(cosines.iter().sum::<f64>() / cosines.len() as f64),
-                cosine_min: Some(cosines.iter().copied().fold(f64::INFINITY, f64::min)),
-            });
+/// fp32 embeddings of every batch, concatenated.
+fn embed(shard: &Shard, batches: Vec<Result<Boundary>>) -> Result<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let mut parts = Vec::new();
+    for b in batches {
+        parts.push(shard.forward(&b?)?.tensors.remove(0));
+    }
+    Ok(Tensor::cat(&parts, 0))
+}
+
+/// Labels test articles by their nearest training articles; compares embeddings with fp32's.
+struct NearestArticle {
+    knn: Knn,
+    /// Labels of the test articles.
+    labels: Vec<usize>,
+}
+
+impl Scorer for NearestArticle {
+    /// The fp32 embeddings and their 1-NN labels.
+    type Reference = (Tensor, Vec<usize>);
+
+    fn reference(&self, fp32: &Tensor) -> Self::Reference {
+        (fp32.shallow_clone(), self.knn.classify(fp32, 1))
+    }
+
+    fn score(&self, embeddings: &Tensor, (fp32, fp32_pred): &Self::Reference) -> Scores {
+        let pred = self.knn.classify(embeddings, 1);
+        let cosines = row_cosines(embeddings, fp32);
+        Scores {
+            items: self.labels.len(),
+            accuracy: agreement(&pred, &self.labels),
+            agreement: agreement(&pred, fp32_pred),
+            accuracy_k5: Some(agreement(&self.knn.classify(embeddings, 5), &self.labels)),
+            cosine_mean: Some(cosines.iter().sum::<f64>() / cosines.len() as f64),
+            cosine_min: Some(cosines.iter().copied().fold(f64::INFINITY, f64::min)),
         }
     }
-    Ok(rows)
 }

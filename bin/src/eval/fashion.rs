@@ -1,24 +1,16 @@
 //! Fashion-MNIST test images through an image classifier (the ViT `train-vit` makes).
 
 use super::metrics::{agreement, argmax};
-use super::pipeline::{Pipeline, Setting};
-use super::table::Row;
-use super::CutSpec;
+use super::sweep::{sweep, Request, Scorer};
+use super::table::{Row, Scores};
 use crate::datasets::fashion_mnist::{self, Split};
 use anyhow::{bail, Result};
 use quantpipe_model_shards::preprocess::ImagePreprocessor;
 use quantpipe_model_shards::{Boundary, Family, ModelSource, UnitRange};
-use std::path::Path;
+use tch::Tensor;
 
 /// Rows for every cut and setting; `limit` keeps the first N test images.
-pub fn evaluate(
-    source: &ModelSource,
-    data: &Path,
-    cuts: &[CutSpec],
-    settings: &[Setting],
-    limit: Option<usize>,
-    ubatch: usize,
-) -> Result<Vec<Row>> {
+pub fn evaluate(source: &ModelSource, request: &Request) -> Result<Vec<Row>> {
     let config = source.config();
     if config.family == Family::Bert || !config.head.is_classifier() {
         bail!(
@@ -28,11 +20,8 @@ pub fn evaluate(
             config.architecture
         );
     }
-    // Bad cuts are reported before any data is read.
-    for spec in cuts {
-        spec.cuts(config.units())?;
-    }
-    let test = fashion_mnist::load(data, Split::Test)?;
+    request.check_cuts(config.units())?;
+    let test = fashion_mnist::load(request.data, Split::Test)?;
     let side = test.pixels.size()[2];
     if config.num_channels != 1 || config.image_size != side {
         bail!(
@@ -43,75 +32,78 @@ pub fn evaluate(
             config.image_size
         );
     }
-    let pre = ImagePreprocessor::for_model(config, source.dir())?;
-    let mean = pre.image_mean.as_ref().map_or(0.5, |m| m[0]);
-    let std = pre.image_std.as_ref().map_or(0.5, |s| s[0]);
-    let scale = if pre.do_rescale {
-        pre.rescale_factor * 255.0
-    } else {
-        255.0
-    };
-    let (mean, std) = if pre.do_normalize {
-        (mean, std)
-    } else {
-        (0.0, 1.0)
-    };
-    let n = limit.map_or(test.len(), |l| (l as i64).min(test.len()));
-    let labels: Vec<i64> = Vec::<i64>::try_from(test.labels.narrow(0, 0, n))?;
+    let pixels = PixelScaling::of(&ImagePreprocessor::for_model(config, source.dir())?);
+    let n = request
+        .limit
+        .map_or(test.len(), |l| (l as i64).min(test.len()));
+    let ubatch = request.ubatch as i64;
     let batches = || {
-        (0..n).step_by(ubatch).map(|first| {
-            let m = (ubatch as i64).min(n - first);
-            // `normalise` divides by 255; fold in a preprocessor's other rescale factor.
-            let x = fashion_mnist::normalise(&(test.pixels.narrow(0, first, m) * scale), mean, std);
-            Ok(Boundary::new(vec![x], None))
+        (0..n).step_by(request.ubatch).map(|first| {
+            let m = ubatch.min(n - first);
+            Ok(Boundary::new(
+                vec![pixels.apply(&test.pixels.narrow(0, first, m))],
+                None,
+            ))
         })
     };
+    let scorer = Top1 {
+        labels: Vec::<i64>::try_from(test.labels.narrow(0, 0, n))?,
+    };
     let shard = source.load_shard(UnitRange::full(config.units()))?;
-    let mut rows = Vec::new();
-    let mut fp32_pred: Option<Vec<i64>> = None;
-    for &spec in cuts {
-        let pipeline = Pipeline::new(&shard, spec.cuts(config.units())?)?;
-        // fp32 runs once, with the first cut, as the reference of every agreement.
-        let mut todo: Vec<Setting> = settings.to_vec();
-        if fp32_pred.is_some() {
-            todo.retain(|s| *s != Setting::Fp32);
-        } else if !todo.contains(&Setting::Fp32) {
-            todo.insert(0, Setting::Fp32);
-        }
-        let start = std::time::Instant::now();
-        let outputs = pipeline.run(batches(), &todo)?;
-        tracing::info!(cut = %spec, cuts = ?pipeline.cuts(), settings = todo.len(),
-            seconds = start.elapsed().as_secs_f64(), "fashion-mnist evaluated");
-        let preds: Vec<Vec<i64>> = outputs.iter().map(argmax).collect();
-        if let Some(i) = todo.iter().position(|s| *s == Setting::Fp32) {
-            fp32_pred = Some(preds[i].clone());
-        }
-        let reference = fp32_pred.as_ref().expect("fp32 runs first");
-        for (&setting, pred) in todo.iter().zip(&preds) {
-            let (clip, bits) = Row::setting_columns(setting);
-            let fp32 = setting == Setting::Fp32;
-            if fp32 && !settings.contains(&Setting::Fp32) {
-                continue;
-            }
-            rows.push(Row {
-                model: source.name(),
-                dataset: "fashion-mnist".into(),
-                cut: if fp32 { "-".into() } else { spec.to_string() },
-                cuts: if fp32 {
-                    vec![]
-                } else {
-                    pipeline.cuts().to_vec()
-                },
-                clip,
-                bits,
-                items: labels.len(),
-                accuracy: agreement(pred, &labels),
-                agreement: agreement(pred, reference),
-                accuracy_k5: None,
-                cosine_mean: None,
-                cosine_min: None,
-            });
+    sweep(source, "fashion-mnist", request, &shard, batches, &scorer)
+}
+
+/// The model's own pixel preprocessing (rescale, then normalise), for u8 grey images.
+struct PixelScaling {
+    scale: f64,
+    mean: f64,
+    std: f64,
+}
+
+impl PixelScaling {
+    fn of(pre: &ImagePreprocessor) -> PixelScaling {
+        let mean = pre.image_mean.as_ref().map_or(0.5, |m| m[0]);
+        let std = pre.image_std.as_ref().map_or(0.5, |s| s[0]);
+        let scale = if pre.do_rescale {
+            pre.rescale_factor * 255.0
+        } else {
+            255.0
+        };
+        let (mean, std) = if pre.do_normalize {
+            (mean, std)
+        } else {
+            (0.0, 1.0)
+        };
+        PixelScaling { scale, mean, std }
+    }
+
+    fn apply(&self, pixels: &Tensor) -> Tensor {
+        // `normalise` divides by 255; fold in a preprocessor's other rescale factor.
+        fashion_mnist::normalise(&(pixels * self.scale), self.mean, self.std)
+    }
+}
+
+/// Top-1 class against the labels and against fp32's top-1.
+struct Top1 {
+    labels: Vec<i64>,
+}
+
+impl Scorer for Top1 {
+    type Reference = Vec<i64>;
+
+    fn reference(&self, fp32: &Tensor) -> Vec<i64> {
+        argmax(fp32)
+    }
+
+    fn score(&self, logits: &Tensor, fp32_pred: &Vec<i64>) -> Scores {
+        let pred = argmax(logits);
+        Scores {
+            items: self.labels.len(),
+            accuracy: agreement(&pred, &self.labels),
+            agreement: agreement(&pred, fp32_pred),
+            accuracy_k5: None,
+            cosine_mean: None,
+            cosine_min: None,
         }
     }
-    Ok(rows)
 }

@@ -15,6 +15,13 @@ pub struct Row {
     pub clip: String,
     /// Bits per value (32 = raw f32 through the codec); absent for fp32.
     pub bits: Option<u8>,
+    #[serde(flatten)]
+    pub scores: Scores,
+}
+
+/// How one setting did on the test items.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
     pub items: usize,
     /// Label accuracy (BBC: 1-nearest-neighbour over fp32 training embeddings).
     pub accuracy: f64,
@@ -42,7 +49,7 @@ impl Row {
 
 /// A markdown table (percentages with two decimals), ready for README.md.
 pub fn markdown(rows: &[Row]) -> String {
-    let text = rows.iter().any(|r| r.cosine_mean.is_some());
+    let text = rows.iter().any(|r| r.scores.cosine_mean.is_some());
     let mut out =
         String::from("| model | dataset | cut | clip | bits | accuracy % | agreement % |");
     if text {
@@ -64,16 +71,16 @@ pub fn markdown(rows: &[Row]) -> String {
             r.cut,
             r.clip,
             r.bits.map_or("-".into(), |b| b.to_string()),
-            pct(r.accuracy),
-            pct(r.agreement)
+            pct(r.scores.accuracy),
+            pct(r.scores.agreement)
         );
         if text {
             let _ = write!(
                 out,
                 " {} | {} | {} |",
-                opt(r.accuracy_k5, &pct),
-                opt(r.cosine_mean, &|x| format!("{x:.4}")),
-                opt(r.cosine_min, &|x| format!("{x:.4}"))
+                opt(r.scores.accuracy_k5, &pct),
+                opt(r.scores.cosine_mean, &|x| format!("{x:.4}")),
+                opt(r.scores.cosine_min, &|x| format!("{x:.4}"))
             );
         }
         out.push('\n');
