@@ -1,14 +1,13 @@
 //! The demo's PNG chart (plotters, bitmap backend): per-stage utilisation, throughput of the
 //! pipeline beside one device at fp32, and the per-window items/s timeline of every stage.
 //!
-//! Plain data in ([`ChartData`]), a PNG file out. Text is drawn with ab_glyph from a TrueType file
-//! read at run time (DejaVu Sans, Debian's `fonts-dejavu-core`, which `scripts/setup` installs), so
-//! the binary links no fontconfig or freetype.
+//! Plain data in ([`ChartData`]), a PNG file out.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::plot::{draw_lines, legend, palette, write_png, DrawResult};
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// One stage's busy share of the run.
 #[derive(Debug, Clone)]
@@ -38,54 +37,15 @@ pub struct ChartData {
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 900;
 
-/// Where Debian (and most distributions) keep DejaVu Sans.
-const FONT_FILES: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
-
-/// Registers DejaVu Sans as plotters' `sans-serif` once per process.
-pub(crate) fn register_font() -> Result<()> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let path = FONT_FILES
-            .iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or_else(|| {
-                format!(
-                    "no DejaVu Sans font for the chart (looked in {}): install Debian's \
-                     fonts-dejavu-core (scripts/setup does)",
-                    FONT_FILES.join(", ")
-                )
-            })?;
-        let bytes = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
-        // plotters keeps fonts for the life of the process.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("{path} is not a usable TrueType font"))
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
-}
-
 /// Draws the chart and writes it to `path` as a PNG.
 pub fn write_chart(path: &Path, data: &ChartData) -> Result<()> {
     if data.stages.is_empty() {
         bail!("chart: no stage to draw");
     }
-    register_font()?;
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(&mut rgb, data).map_err(|e| anyhow!("drawing the chart: {e}"))?;
-    let img = image::RgbImage::from_raw(WIDTH, HEIGHT, rgb).expect("buffer matches the size");
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))
+    write_png(path, (WIDTH, HEIGHT), "chart", |root| draw(root, data))
 }
 
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
-
-fn draw(rgb: &mut [u8], data: &ChartData) -> DrawResult {
-    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+fn draw(root: DrawingArea<BitMapBackend<'_>, Shift>, data: &ChartData) -> DrawResult {
     root.fill(&WHITE)?;
     let root = root.titled(&data.title, ("sans-serif", 22))?;
     let (top, bottom) = root.split_vertically(HEIGHT / 2 - 20);
@@ -97,31 +57,29 @@ fn draw(rgb: &mut [u8], data: &ChartData) -> DrawResult {
     Ok(())
 }
 
-pub(crate) fn palette(i: usize) -> RGBColor {
-    const C: [RGBColor; 6] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-    ];
-    C[i % C.len()]
+/// A panel of the chart: its caption and the room its axes' labels take.
+fn panel<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50);
+    builder
 }
 
 fn draw_utilisation<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     stages: &[StageBar],
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let n = stages.len();
-    let mut chart = ChartBuilder::on(area)
-        .caption("Stage utilisation (busy / wall time)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
+    let mut chart = panel(area, "Stage utilisation (busy / wall time)")
         .build_cartesian_2d(0f64..n as f64, 0f64..100f64)?;
     chart
         .configure_mesh()
@@ -157,16 +115,11 @@ where
             ("sans-serif", 13).into_font(),
         )
     }))?;
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 
 fn draw_throughput<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     bars: &[(String, f64)],
 ) -> DrawResult
 where
@@ -174,12 +127,7 @@ where
 {
     let n = bars.len().max(1);
     let top = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.2;
-    let mut chart = ChartBuilder::on(area)
-        .caption("Throughput", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+    let mut chart = panel(area, "Throughput").build_cartesian_2d(0f64..n as f64, 0f64..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -209,7 +157,7 @@ where
 }
 
 fn draw_timeline<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     lines: &[Timeline],
 ) -> DrawResult
 where
@@ -217,37 +165,17 @@ where
 {
     let points = lines.iter().flat_map(|l| l.points.iter());
     let (x_max, y_max) = points.fold((1.0f64, 1.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
-    let mut chart = ChartBuilder::on(area)
-        .caption("Items/s per metrics window, by stage", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
+    let mut chart = panel(area, "Items/s per metrics window, by stage")
         .build_cartesian_2d(0f64..x_max, 0f64..y_max * 1.15)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the first window")
-        .y_desc("items/s")
-        .draw()?;
-    for (i, l) in lines.iter().enumerate() {
-        let color = palette(i);
-        chart
-            .draw_series(LineSeries::new(
-                l.points.iter().copied(),
-                color.stroke_width(2),
-            ))?
-            .label(l.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
-    }
-    if !lines.is_empty() {
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()?;
-    }
-    Ok(())
+    draw_lines(
+        &mut chart,
+        ("seconds since the first window", "items/s"),
+        lines
+            .iter()
+            .map(|l| (l.label.as_str(), l.points.as_slice())),
+        f64::NEG_INFINITY,
+        SeriesLabelPosition::MiddleRight,
+    )
 }
 
 #[cfg(test)]

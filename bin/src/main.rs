@@ -8,6 +8,8 @@ mod datasets;
 mod eval;
 mod logging;
 mod model_args;
+mod plot;
+mod profile_args;
 mod timeline_chart;
 
 use clap::{Parser, Subcommand};

@@ -2,9 +2,9 @@
 //! against target, each inter-stage link's measured bandwidth, its mean bitwidth, and the
 //! accuracy cost of that bitwidth, on one time axis.
 
-use crate::chart::{palette, register_font};
-use anyhow::{anyhow, bail, Context, Result};
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use crate::plot::{draw_lines, write_png, DrawResult, Points};
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use quantpipe_actors::runtime::timeline::TimelineRow;
 use std::collections::BTreeMap;
@@ -13,24 +13,17 @@ use std::path::Path;
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 1100;
 
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// Draws `rows` (a timeline) to `path` as a PNG titled `title`.
 pub fn write_timeline_chart(path: &Path, title: &str, rows: &[TimelineRow]) -> Result<()> {
     if rows.is_empty() {
         bail!("timeline chart: no window to draw (the run ended within its first window)");
     }
-    register_font()?;
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(&mut rgb, title, rows).map_err(|e| anyhow!("drawing the timeline: {e}"))?;
-    let img = image::RgbImage::from_raw(WIDTH, HEIGHT, rgb).expect("buffer matches the size");
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))
+    write_png(path, (WIDTH, HEIGHT), "timeline", |root| {
+        draw(root, title, rows)
+    })
 }
-
-/// (t_s, value) points of one series.
-type Points = Vec<(f64, f64)>;
 
 /// One series per link, labelled by its sending node and stage.
 fn per_link(rows: &[TimelineRow], value: impl Fn(&TimelineRow) -> f64) -> Vec<(String, Points)> {
@@ -48,8 +41,7 @@ fn per_link(rows: &[TimelineRow], value: impl Fn(&TimelineRow) -> f64) -> Vec<(S
         .collect()
 }
 
-fn draw(rgb: &mut [u8], title: &str, rows: &[TimelineRow]) -> DrawResult {
-    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+fn draw(root: Area<'_>, title: &str, rows: &[TimelineRow]) -> DrawResult {
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let with_cost = rows.iter().any(|r| r.accuracy_cost_pct.is_some());
@@ -105,7 +97,7 @@ fn line_panel(
     caption: &str,
     unit: &str,
     x_max: f64,
-    series: &[(String, Vec<(f64, f64)>)],
+    series: &[(String, Points)],
     log_y: bool,
 ) -> DrawResult {
     let y_max = series
@@ -119,65 +111,18 @@ fn line_panel(
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60);
+    let lines = series.iter().map(|(l, p)| (l.as_str(), p.as_slice()));
+    let axes = ("seconds", unit);
+    let legend_at = SeriesLabelPosition::UpperRight;
     if log_y {
         let mut chart =
             builder.build_cartesian_2d(0f64..x_max, (0.5f64..y_max.max(1.0)).log_scale())?;
         // A log axis cannot show 0: idle windows sit on its floor.
-        draw_lines(&mut chart, unit, series, 0.5)
+        draw_lines(&mut chart, axes, lines, 0.5, legend_at)
     } else {
         let mut chart = builder.build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-        draw_lines(&mut chart, unit, series, f64::NEG_INFINITY)
+        draw_lines(&mut chart, axes, lines, f64::NEG_INFINITY, legend_at)
     }
-}
-
-/// The mesh, one line per series (values below `floor` drawn at it) and the legend.
-fn draw_lines<'a, X, Y>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
-    unit: &str,
-    series: &[(String, Points)],
-    floor: f64,
-) -> DrawResult
-where
-    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc(unit)
-        .draw()?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let color = palette(i);
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().map(|p| (p.0, p.1.max(floor))),
-                color.stroke_width(2),
-            ))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
-    }
-    legend(chart, !series.is_empty())
-}
-
-fn legend<'a, X, Y>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
-    any: bool,
-) -> DrawResult
-where
-    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
-{
-    if any {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

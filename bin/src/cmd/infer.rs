@@ -4,7 +4,7 @@ use crate::model_args::ModelArgs;
 use anyhow::{bail, Context, Result};
 use quantpipe_model_shards::preprocess::{image_files, ImagePreprocessor, TextTokenizer};
 use quantpipe_model_shards::profile::resident_bytes;
-use quantpipe_model_shards::{Boundary, Family, ModelSource, UnitRange};
+use quantpipe_model_shards::{Boundary, Family, ModelSource, Shard, UnitRange};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -72,22 +72,8 @@ pub fn run(args: Args) -> Result<()> {
     let weights_rss_mb = resident_bytes().saturating_sub(before) as f64 / 1e6;
 
     let start = Instant::now();
-    let items = input.batch();
-    let mut outs: Vec<Boundary> = Vec::new();
-    for first in (0..items).step_by(args.ubatch as usize) {
-        let n = args.ubatch.min(items - first);
-        let part = Boundary::new(
-            input
-                .tensors
-                .iter()
-                .map(|t| t.narrow(0, first, n))
-                .collect(),
-            input.mask.as_ref().map(|m| m.narrow(0, first, n)),
-        );
-        outs.push(shard.forward(&part)?);
-    }
+    let output = forward_in_batches(&shard, &input, args.ubatch)?;
     let forward_s = start.elapsed().as_secs_f64();
-    let output = concat(outs);
     if let Some(path) = &args.save_boundary {
         output
             .save(path)
@@ -100,38 +86,57 @@ pub fn run(args: Args) -> Result<()> {
         (true, true) => "logits",
         (true, false) => "embeddings",
     };
-    let outputs = last
-        .then(|| Vec::<Vec<f32>>::try_from(&output.tensors[0]))
-        .transpose()?;
     let report = Report {
         model: source.name(),
         units: range.to_string(),
-        items,
+        items: input.batch(),
         ubatch: args.ubatch,
         output: kind,
         top1: (kind == "logits")
             .then(|| Vec::<i64>::try_from(&output.tensors[0].argmax(1, false)))
             .transpose()?,
-        outputs,
+        outputs: last
+            .then(|| Vec::<Vec<f32>>::try_from(&output.tensors[0]))
+            .transpose()?,
         boundary_shapes: (!last).then(|| output.tensors.iter().map(|t| t.size()).collect()),
         weights_rss_mb,
         forward_s,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} units {}: {} items in {:.3}s ({}); weights added {:.1} MB resident",
-            report.model, report.units, report.items, forward_s, kind, weights_rss_mb
-        );
-        if let Some(top1) = &report.top1 {
-            println!("top-1 classes: {top1:?}");
-        }
-        if let Some(shapes) = &report.boundary_shapes {
-            println!("boundary tensors: {shapes:?}");
-        }
+    super::print(&report, args.json, human)
+}
+
+/// The report as text: a summary line, then top-1 classes or boundary shapes where present.
+fn human(r: &Report) -> String {
+    let mut text = format!(
+        "{} units {}: {} items in {:.3}s ({}); weights added {:.1} MB resident",
+        r.model, r.units, r.items, r.forward_s, r.output, r.weights_rss_mb
+    );
+    if let Some(top1) = &r.top1 {
+        text += &format!("\ntop-1 classes: {top1:?}");
     }
-    Ok(())
+    if let Some(shapes) = &r.boundary_shapes {
+        text += &format!("\nboundary tensors: {shapes:?}");
+    }
+    text
+}
+
+/// `input` through `shard` in microbatches of `ubatch` items, the outputs concatenated.
+fn forward_in_batches(shard: &Shard, input: &Boundary, ubatch: i64) -> Result<Boundary> {
+    let items = input.batch();
+    let mut outs: Vec<Boundary> = Vec::new();
+    for first in (0..items).step_by(ubatch as usize) {
+        let n = ubatch.min(items - first);
+        let part = Boundary::new(
+            input
+                .tensors
+                .iter()
+                .map(|t| t.narrow(0, first, n))
+                .collect(),
+            input.mask.as_ref().map(|m| m.narrow(0, first, n)),
+        );
+        outs.push(shard.forward(&part)?);
+    }
+    Ok(concat(outs))
 }
 
 /// Builds the input of the range's first unit from the user's file(s).

@@ -1,24 +1,18 @@
 //! `quantpipe plan`: the optimal (or a baseline) partition of a model over a fleet, from
 //! PipeEdge-format profile files.
 
+use crate::profile_args::ProfileArgs;
 use anyhow::Result;
 use quantpipe_planner::cli::{parse_baseline, parse_bits_menu, plan_from_files, PlanRequest};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// models.yml (per-unit weight memory and boundary sizes).
-    #[arg(long)]
-    models: PathBuf,
-    /// device_types.yml (memory, bandwidth and per-unit times per device type).
-    #[arg(long)]
-    device_types: PathBuf,
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// devices.yml (device type -> host names).
     #[arg(long)]
     devices: PathBuf,
-    /// Model name in models.yml.
-    #[arg(long)]
-    model: String,
     #[arg(long, default_value_t = 8)]
     ubatch: usize,
     /// Measured per-link bandwidth/latency matrix (YAML; see config/examples/links.yml).
@@ -42,10 +36,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let request = PlanRequest {
-        models: args.models,
-        device_types: args.device_types,
+        models: args.profile.models,
+        device_types: args.profile.device_types,
         devices: args.devices,
-        model: args.model,
+        model: args.profile.model,
         ubatch: args.ubatch,
         links: args.links,
         bits: args.bits.as_deref().map(parse_bits_menu).transpose()?,

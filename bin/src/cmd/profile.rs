@@ -3,7 +3,7 @@
 
 use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
-use quantpipe_model_shards::profile::profile_model;
+use quantpipe_model_shards::profile::{proc_kb, profile_model};
 use quantpipe_planner::profiles::pipeedge::{
     upsert_device_profile, upsert_model, ModelEntry, ModelProfileEntry, ScalarOrList,
 };
@@ -78,11 +78,9 @@ pub fn run(args: Args) -> Result<()> {
             time_s: profile.units.iter().map(|u| u.time_s).collect(),
         },
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&profile)?);
-    } else {
+    super::print(&profile, args.json, |profile| {
         let total: f64 = profile.units.iter().map(|u| u.time_s).sum();
-        println!(
+        format!(
             "{name}: {} units, {:.1}M parameters, {:.1} ms per microbatch of {} ({} threads); wrote {}",
             profile.units.len(),
             profile.total_parameters() as f64 / 1e6,
@@ -90,20 +88,11 @@ pub fn run(args: Args) -> Result<()> {
             args.ubatch,
             profile.threads,
             args.out.display()
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Total memory of this machine in MiB (`/proc/meminfo`), or 4096 where unknown.
 fn total_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(4096.0)
+    proc_kb("/proc/meminfo", "MemTotal:").map_or(4096.0, |kb| kb as f64 / 1024.0)
 }

@@ -5,24 +5,19 @@
 //! and slow devices; each size is planned optimally and with each baseline, and every plan is
 //! run through the simulator.
 
+use crate::profile_args::ProfileArgs;
 use anyhow::{Context, Result};
 use quantpipe_planner::profiles::pipeedge::{load_planner_inputs, read_yaml, DevicesYml};
 use quantpipe_planner::scaling::{scaling_study, ScalingConfig};
 use quantpipe_planner::PlanConfig;
 use serde::Serialize;
-use std::path::PathBuf;
 
 const MIB: u64 = 1024 * 1024;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(long)]
-    models: PathBuf,
-    #[arg(long)]
-    device_types: PathBuf,
-    /// Model name in models.yml.
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// Measured device type (the fast one).
     #[arg(long)]
     device_type: String,
@@ -58,28 +53,40 @@ struct Report {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let models = read_yaml(&args.models)?;
-    let types = read_yaml(&args.device_types)?;
+    let config = study_config(&args)?;
+    let report = Report {
+        measured_type: args.device_type.clone(),
+        emulated_slow_type: config.slow_type.clone(),
+        slow_factor: args.slow_factor,
+        study: scaling_study(&config)?,
+    };
+    super::print(&report, args.json, markdown)
+}
+
+/// The study of the measured type beside its emulated slower twin.
+fn study_config(args: &Args) -> Result<ScalingConfig> {
+    let models = read_yaml(&args.profile.models)?;
+    let types = read_yaml(&args.profile.device_types)?;
     let devices: DevicesYml = [(args.device_type.clone(), vec!["measured".to_string()])].into();
     let (mut model, _) = load_planner_inputs(
         &models,
         &types,
         &devices,
-        &args.model,
+        &args.profile.model,
         args.ubatch,
         "torch.float32",
     )
-    .with_context(|| format!("profile of {} on {}", args.model, args.device_type))?;
+    .with_context(|| format!("profile of {} on {}", args.profile.model, args.device_type))?;
     let slow = format!("{}-slow-x{}", args.device_type, args.slow_factor);
     let fast_times = model.compute_s[&args.device_type].clone();
     model.compute_s.insert(
         slow.clone(),
         fast_times.iter().map(|t| t * args.slow_factor).collect(),
     );
-    let config = ScalingConfig {
+    Ok(ScalingConfig {
         model,
         fast_type: args.device_type.clone(),
-        slow_type: slow.clone(),
+        slow_type: slow,
         fast_mem_bytes: args.fast_mem_mb * MIB,
         slow_mem_bytes: args.slow_mem_mb * MIB,
         fleet_sizes: args.sizes.clone(),
@@ -89,30 +96,27 @@ pub fn run(args: Args) -> Result<()> {
             ..PlanConfig::default()
         },
         microbatches: args.microbatches,
-    };
-    let report = Report {
-        measured_type: args.device_type.clone(),
-        emulated_slow_type: slow,
-        slow_factor: args.slow_factor,
-        study: scaling_study(&config)?,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
-        "{}: fast = measured {}, slow = emulated {}x slower; speedup vs the smallest fleet that fits",
-        report.study.model, report.measured_type, report.slow_factor
-    );
-    println!("| link Mbit/s | devices | items/s | speedup | vs even | vs memory | vs pipedream |");
-    println!("|---|---|---|---|---|---|---|");
+    })
+}
+
+/// The report as a heading line and a markdown table.
+fn markdown(report: &Report) -> String {
+    let mut lines = vec![
+        format!(
+            "{}: fast = measured {}, slow = emulated {}x slower; speedup vs the smallest fleet \
+             that fits",
+            report.study.model, report.measured_type, report.slow_factor
+        ),
+        "| link Mbit/s | devices | items/s | speedup | vs even | vs memory | vs pipedream |".into(),
+        "|---|---|---|---|---|---|---|".into(),
+    ];
     let f = |v: Option<f64>| {
         v.map(|x| format!("{x:.2}"))
             .unwrap_or_else(|| "does not fit".into())
     };
     for r in &report.study.rows {
         let over = |k: &str| f(r.speedup_over_baseline.get(k).copied().flatten());
-        println!(
+        lines.push(format!(
             "| {} | {} | {} | {} | {} | {} | {} |",
             r.link_mbps,
             r.devices,
@@ -121,7 +125,7 @@ pub fn run(args: Args) -> Result<()> {
             over("even"),
             over("memory"),
             over("pipedream")
-        );
+        ));
     }
-    Ok(())
+    lines.join("\n")
 }
