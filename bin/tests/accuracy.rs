@@ -2,32 +2,12 @@
 //! Fashion-MNIST-format data set, the quantized evaluation of it and of MiniLM on BBC News, and
 //! the errors for bad inputs.
 
+mod common;
+
+use common::{fails_naming, json, minilm, quantpipe, repo, stderr};
 use quantpipe_model_shards::{Boundary, ModelSource, UnitRange};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn quantpipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantpipe"))
-        .args(args)
-        .output()
-        .expect("run quantpipe")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "quantpipe failed: {}", stderr(out));
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-}
+use std::path::Path;
 
 /// Writes one IDX split: 8x8 images whose class (0..4) is which horizontal band is bright, plus
 /// noise, so a tiny model can learn it in a few steps.
@@ -108,6 +88,21 @@ fn train_tiny(data: &Path, out: &Path) -> serde_json::Value {
     ]))
 }
 
+/// `quantpipe eval-quant` of `model` on `dataset` read from `data`, followed by `extra`.
+fn eval_quant(model: &Path, dataset: &str, data: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "eval-quant",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--dataset",
+        dataset,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    quantpipe(&args)
+}
+
 #[test]
 fn train_vit_lowers_the_loss_and_saves_a_loadable_reproducible_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,22 +148,20 @@ fn eval_quant_on_all_cuts_raw_bits_equal_fp32() {
     synthetic_fashion(dir.path());
     let model = dir.path().join("vit");
     train_tiny(dir.path(), &model);
-    let rows = json(&quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        model.to_str().unwrap(),
-        "--dataset",
+    let rows = json(&eval_quant(
+        &model,
         "fashion-mnist",
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--bits",
-        "1,32",
-        "--clip",
-        "naive,ds-aciq",
-        "--cut",
-        "mid,all",
-        "--json",
-    ]));
+        dir.path(),
+        &[
+            "--bits",
+            "1,32",
+            "--clip",
+            "naive,ds-aciq",
+            "--cut",
+            "mid,all",
+            "--json",
+        ],
+    ));
     let rows = rows.as_array().unwrap();
     // fp32, then 2 clips x 2 bits for each of the two cut choices.
     assert_eq!(rows.len(), 9);
@@ -202,21 +195,12 @@ fn eval_quant_on_all_cuts_raw_bits_equal_fp32() {
         "{one_bit_all_naive}"
     );
 
-    let table = quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        model.to_str().unwrap(),
-        "--dataset",
+    let table = eval_quant(
+        &model,
         "fashion-mnist",
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--bits",
-        "8",
-        "--clip",
-        "aciq",
-        "--limit",
-        "10",
-    ]);
+        dir.path(),
+        &["--bits", "8", "--clip", "aciq", "--limit", "10"],
+    );
     assert!(table.status.success(), "{}", stderr(&table));
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
@@ -227,28 +211,14 @@ fn eval_quant_on_all_cuts_raw_bits_equal_fp32() {
 
 #[test]
 fn minilm_on_bbc_two_bits_lose_to_eight() {
-    let minilm = repo("data/minilm");
-    assert!(
-        minilm.exists(),
-        "{} is missing: run scripts/setup first",
-        minilm.display()
-    );
-    let rows = json(&quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        minilm.to_str().unwrap(),
-        "--dataset",
+    let rows = json(&eval_quant(
+        &minilm(),
         "bbc",
-        "--data",
-        repo("data/bbc").to_str().unwrap(),
-        "--bits",
-        "2,8",
-        "--clip",
-        "naive",
-        "--limit",
-        "12",
-        "--json",
-    ]));
+        &repo("data/bbc"),
+        &[
+            "--bits", "2,8", "--clip", "naive", "--limit", "12", "--json",
+        ],
+    ));
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["clip"], "fp32");
@@ -270,84 +240,41 @@ fn minilm_on_bbc_two_bits_lose_to_eight() {
 fn bad_dataset_and_missing_data_are_named() {
     let minilm = repo("data/minilm");
     let m = minilm.to_str().unwrap();
-    let out = quantpipe(&["eval-quant", "--model-dir", m, "--dataset", "imagenet"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("imagenet") && stderr(&out).contains("fashion-mnist"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        m,
-        "--dataset",
-        "bbc",
-        "--data",
-        "/nonexistent/bbc",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("/nonexistent/bbc"),
-        "{}",
-        stderr(&out)
-    );
-
     let dir = tempfile::tempdir().unwrap();
-    let out = quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        m,
-        "--dataset",
-        "fashion-mnist",
-        "--data",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("image classifier"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        m,
-        "--dataset",
-        "bbc",
-        "--bits",
-        "17",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("17"), "{}", stderr(&out));
-
-    let out = quantpipe(&[
-        "eval-quant",
-        "--model-dir",
-        m,
-        "--dataset",
-        "bbc",
-        "--cut",
-        "24",
-        "--limit",
-        "1",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--cut 24"), "{}", stderr(&out));
-
-    let out = quantpipe(&[
-        "train-vit",
-        "--data",
-        "/nonexistent/fm",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("/nonexistent/fm/train-images-idx3-ubyte.gz"),
-        "{}",
-        stderr(&out)
-    );
+    let empty = dir.path().to_str().unwrap();
+    let with_model = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["eval-quant", "--model-dir", m];
+        args.extend(extra);
+        args
+    };
+    let cases: [(Vec<&str>, &[&str]); 6] = [
+        (
+            with_model(&["--dataset", "imagenet"]),
+            &["imagenet", "fashion-mnist"],
+        ),
+        (
+            with_model(&["--dataset", "bbc", "--data", "/nonexistent/bbc"]),
+            &["/nonexistent/bbc"],
+        ),
+        (
+            [
+                with_model(&["--dataset", "fashion-mnist", "--data"]),
+                vec![empty],
+            ]
+            .concat(),
+            &["image classifier"],
+        ),
+        (with_model(&["--dataset", "bbc", "--bits", "17"]), &["17"]),
+        (
+            with_model(&["--dataset", "bbc", "--cut", "24", "--limit", "1"]),
+            &["--cut 24"],
+        ),
+        (
+            vec!["train-vit", "--data", "/nonexistent/fm", "--out", empty],
+            &["/nonexistent/fm/train-images-idx3-ubyte.gz"],
+        ),
+    ];
+    for (args, needles) in cases {
+        fails_naming(&args, needles);
+    }
 }

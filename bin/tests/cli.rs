@@ -1,49 +1,22 @@
 //! The `quantpipe` command line: bad input exits non-zero naming the problem, boundaries saved by
 //! one range feed the next, and a shard's resident memory follows its share of the model.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn quantpipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantpipe"))
-        .args(args)
-        .output()
-        .expect("run quantpipe")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn minilm() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/minilm");
-    assert!(
-        dir.exists(),
-        "{} is missing: run scripts/setup first",
-        dir.display()
-    );
-    dir
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "quantpipe failed: {}", stderr(out));
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
+use common::{fails_naming, json, minilm, quantpipe, repo, stderr};
+use std::path::Path;
 
 #[test]
 fn missing_model_folder_exits_non_zero_naming_the_file() {
-    let out = quantpipe(&[
-        "infer",
-        "--model-dir",
-        "/nonexistent/model",
-        "--input",
-        "/etc/hostname",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("/nonexistent/model/config.json"),
-        "{}",
-        stderr(&out)
+    fails_naming(
+        &[
+            "infer",
+            "--model-dir",
+            "/nonexistent/model",
+            "--input",
+            "/etc/hostname",
+        ],
+        &["/nonexistent/model/config.json"],
     );
 }
 
@@ -53,20 +26,17 @@ fn unit_range_out_of_bounds_exits_non_zero() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "hello\n").unwrap();
     let m = minilm();
-    let out = quantpipe(&[
-        "infer",
-        "--model-dir",
-        m.to_str().unwrap(),
-        "--units",
-        "20..30",
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("20..30") && stderr(&out).contains("1..24"),
-        "{}",
-        stderr(&out)
+    fails_naming(
+        &[
+            "infer",
+            "--model-dir",
+            m.to_str().unwrap(),
+            "--units",
+            "20..30",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        &["20..30", "1..24"],
     );
 }
 
@@ -75,15 +45,27 @@ fn undecodable_image_exits_non_zero_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("cat.jpg");
     std::fs::write(&img, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();
-    let out = quantpipe(&[
-        "infer",
-        "--preset",
-        "deit-tiny-distilled-patch16-224",
-        "--input",
-        img.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("cat.jpg"), "{}", stderr(&out));
+    fails_naming(
+        &[
+            "infer",
+            "--preset",
+            "deit-tiny-distilled-patch16-224",
+            "--input",
+            img.to_str().unwrap(),
+        ],
+        &["cat.jpg"],
+    );
+}
+
+/// The JSON report of `quantpipe infer` on `input`, over `units` (default: all) of `model`.
+fn infer(model: &Path, units: Option<&str>, input: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["infer", "--model-dir", model.to_str().unwrap()];
+    if let Some(units) = units {
+        args.extend(["--units", units]);
+    }
+    args.extend(["--input", input.to_str().unwrap(), "--json"]);
+    args.extend(extra);
+    json(&quantpipe(&args))
 }
 
 #[test]
@@ -97,39 +79,16 @@ fn saved_boundary_after_an_attention_unit_feeds_the_next_range() {
     .unwrap();
     let boundary = dir.path().join("cut.safetensors");
     let m = minilm();
-    let m = m.to_str().unwrap();
-    let whole = json(&quantpipe(&[
-        "infer",
-        "--model-dir",
-        m,
-        "--input",
-        input.to_str().unwrap(),
-        "--json",
-    ]));
+    let whole = infer(&m, None, &input, &[]);
     // Unit 5 is the attention unit of block 2: two tensors cross the cut.
-    let first = json(&quantpipe(&[
-        "infer",
-        "--model-dir",
-        m,
-        "--units",
-        "1..5",
-        "--input",
-        input.to_str().unwrap(),
-        "--save-boundary",
-        boundary.to_str().unwrap(),
-        "--json",
-    ]));
+    let first = infer(
+        &m,
+        Some("1..5"),
+        &input,
+        &["--save-boundary", boundary.to_str().unwrap()],
+    );
     assert_eq!(first["boundary_shapes"].as_array().unwrap().len(), 2);
-    let second = json(&quantpipe(&[
-        "infer",
-        "--model-dir",
-        m,
-        "--units",
-        "6..24",
-        "--input",
-        boundary.to_str().unwrap(),
-        "--json",
-    ]));
+    let second = infer(&m, Some("6..24"), &boundary, &[]);
     let (a, b) = (&whole["outputs"], &second["outputs"]);
     for (x, y) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
         for (p, q) in x.as_array().unwrap().iter().zip(y.as_array().unwrap()) {
@@ -139,17 +98,9 @@ fn saved_boundary_after_an_attention_unit_feeds_the_next_range() {
 }
 
 fn weights_rss_mb(model: &Path, units: &str, image: &Path) -> f64 {
-    let report = json(&quantpipe(&[
-        "infer",
-        "--model-dir",
-        model.to_str().unwrap(),
-        "--units",
-        units,
-        "--input",
-        image.to_str().unwrap(),
-        "--json",
-    ]));
-    report["weights_rss_mb"].as_f64().unwrap()
+    infer(model, Some(units), image, &[])["weights_rss_mb"]
+        .as_f64()
+        .unwrap()
 }
 
 #[test]
@@ -180,38 +131,34 @@ fn quarter_shard_of_a_checkpoint_holds_about_a_quarter_of_its_weights() {
 }
 
 fn example(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/examples")
-        .join(name)
-        .display()
-        .to_string()
+    repo("config/examples").join(name).display().to_string()
+}
+
+/// `quantpipe plan` of the example fleet's tiny-vit, followed by `extra`.
+fn plan_example(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["plan", "--model", "tiny-vit"].map(String::from).into();
+    for (flag, file) in [
+        ("--models", "models.yml"),
+        ("--device-types", "device_types.yml"),
+        ("--devices", "devices.yml"),
+    ] {
+        args.extend([flag.to_string(), example(file)]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
 
 #[test]
 fn plan_written_by_plan_is_simulated_at_its_predicted_rate() {
     let dir = tempfile::tempdir().unwrap();
     let plan_path = dir.path().join("plan.json");
-    let (models, types, devices) = (
-        example("models.yml"),
-        example("device_types.yml"),
-        example("devices.yml"),
-    );
-    let plan = json(&quantpipe(&[
-        "plan",
-        "--models",
-        &models,
-        "--device-types",
-        &types,
-        "--devices",
-        &devices,
-        "--model",
-        "tiny-vit",
+    let plan = json(&quantpipe(&plan_example(&[
         "--ubatch",
         "8",
         "--out",
         plan_path.to_str().unwrap(),
         "--json",
-    ]));
+    ])));
     let predicted = plan["throughput_items_per_s"].as_f64().unwrap();
     let sim = json(&quantpipe(&[
         "simulate",
@@ -230,24 +177,5 @@ fn plan_written_by_plan_is_simulated_at_its_predicted_rate() {
 
 #[test]
 fn plan_with_a_bad_bits_menu_exits_non_zero_naming_it() {
-    let (models, types, devices) = (
-        example("models.yml"),
-        example("device_types.yml"),
-        example("devices.yml"),
-    );
-    let out = quantpipe(&[
-        "plan",
-        "--models",
-        &models,
-        "--device-types",
-        &types,
-        "--devices",
-        &devices,
-        "--model",
-        "tiny-vit",
-        "--bits",
-        "2,four",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("2,four"), "{}", stderr(&out));
+    fails_naming(&plan_example(&["--bits", "2,four"]), &["2,four"]);
 }
