@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 /// The leader hosted by this node could not plan.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{leader} failed to plan as leader: {reason}")]
+#[error("node {leader} could not plan as leader: {reason}")]
 pub struct LeaderFailed {
     pub leader: String,
     pub reason: String,
