@@ -6,7 +6,9 @@
 //! assignment and stats queryables, then the liveliness token `qp/<fleet>/node/<name>`, and, on a
 //! configured leader, ask the PlannerActor to plan; it then re-plans as tokens come and go. A
 //! `candidate` also declares `qp/<fleet>/candidate/<name>` and starts the PlannerActor when it is
-//! elected leader (see [`crate::runtime::election`]). The node runs until SIGINT or SIGTERM.
+//! elected leader (see [`crate::runtime::election`]). The node runs until SIGINT or SIGTERM, or
+//! until the leader it hosts fails to make its first plan (an error the command turns into its
+//! exit status).
 
 use crate::runtime::config::{Role, Settings};
 use crate::runtime::election::{watch_tokens, Leadership};
@@ -244,7 +246,7 @@ fn declare_token(
         .map_err(|e| anyhow!("declaring the liveliness token {key}: {e}"))
 }
 
-/// Runs a node until SIGINT/SIGTERM.
+/// Runs a node until SIGINT/SIGTERM, or until the leader it hosts cannot make its first plan.
 pub fn run_node(settings: Settings) -> Result<()> {
     if !crate::runtime::heap::keep_freed_buffers() {
         tracing::warn!(
