@@ -32,7 +32,13 @@ pub fn root_or_skip(test: &str) -> bool {
     match verdict(is_root, required) {
         Verdict::Run => true,
         Verdict::Skip => {
-            eprintln!("SKIPPED {test}: {why} (set {REQUIRE_ROOT_TESTS}=1 to make this a failure)");
+            // Written to stderr itself, not through `eprintln!`, which the test harness
+            // captures and hides for a passing test.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {why} (set {REQUIRE_ROOT_TESTS}=1 to make this a failure)"
+            );
             false
         }
         Verdict::Fail => panic!("{test} cannot run: {why}, and {REQUIRE_ROOT_TESTS}=1 requires it"),
