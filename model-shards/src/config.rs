@@ -124,23 +124,8 @@ impl ModelConfig {
     /// Parses the text of a `config.json`; the error says which field is wrong.
     pub fn from_json(text: &str, sentence_pooling: Option<Head>) -> Result<ModelConfig, String> {
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let architecture = match (&raw.architectures, &raw.model_type) {
-            (Some(a), _) if !a.is_empty() => a[0].clone(),
-            (_, Some(t)) if t == "vit" => "ViTModel".to_owned(),
-            (_, Some(t)) if t == "deit" => "DeiTModel".to_owned(),
-            (_, Some(t)) if t == "bert" => "BertModel".to_owned(),
-            _ => return Err("no `architectures` entry and no known `model_type`".into()),
-        };
-        let (family, head) = match architecture.as_str() {
-            "ViTModel" => (Family::Vit, Head::Pooler),
-            "ViTForImageClassification" => (Family::Vit, Head::Classifier),
-            "DeiTModel" => (Family::Deit, Head::Pooler),
-            "DeiTForImageClassification" => (Family::Deit, Head::Classifier),
-            "DeiTForImageClassificationWithTeacher" => (Family::Deit, Head::DistilledClassifier),
-            "BertModel" => (Family::Bert, sentence_pooling.unwrap_or(Head::Pooler)),
-            "BertForSequenceClassification" => (Family::Bert, Head::Classifier),
-            other => return Err(ShardError::UnknownArchitecture(other.to_owned()).to_string()),
-        };
+        let architecture = architecture_of(&raw)?;
+        let (family, head) = family_and_head(&architecture, sentence_pooling)?;
         let need = |v: Option<i64>, name: &str| v.ok_or_else(|| format!("missing `{name}`"));
         let hidden_size = need(raw.hidden_size, "hidden_size")?;
         let num_heads = need(raw.num_attention_heads, "num_attention_heads")?;
@@ -257,6 +242,34 @@ pub fn sentence_pooling(model_dir: &Path) -> Result<Option<Head>> {
         Err(_) => false,
     };
     Ok(Some(Head::MeanPool { normalize }))
+}
+
+/// The model class: the first `architectures` entry, else the base model of `model_type`.
+fn architecture_of(raw: &RawConfig) -> Result<String, String> {
+    Ok(match (&raw.architectures, &raw.model_type) {
+        (Some(a), _) if !a.is_empty() => a[0].clone(),
+        (_, Some(t)) if t == "vit" => "ViTModel".to_owned(),
+        (_, Some(t)) if t == "deit" => "DeiTModel".to_owned(),
+        (_, Some(t)) if t == "bert" => "BertModel".to_owned(),
+        _ => return Err("no `architectures` entry and no known `model_type`".into()),
+    })
+}
+
+/// The family and head of a model class; a plain `BertModel` takes `sentence_pooling` when given.
+fn family_and_head(
+    architecture: &str,
+    sentence_pooling: Option<Head>,
+) -> Result<(Family, Head), String> {
+    Ok(match architecture {
+        "ViTModel" => (Family::Vit, Head::Pooler),
+        "ViTForImageClassification" => (Family::Vit, Head::Classifier),
+        "DeiTModel" => (Family::Deit, Head::Pooler),
+        "DeiTForImageClassification" => (Family::Deit, Head::Classifier),
+        "DeiTForImageClassificationWithTeacher" => (Family::Deit, Head::DistilledClassifier),
+        "BertModel" => (Family::Bert, sentence_pooling.unwrap_or(Head::Pooler)),
+        "BertForSequenceClassification" => (Family::Bert, Head::Classifier),
+        other => return Err(ShardError::UnknownArchitecture(other.to_owned()).to_string()),
+    })
 }
 
 #[cfg(test)]

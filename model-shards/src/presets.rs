@@ -18,36 +18,20 @@ struct Shape {
     intermediate: i64,
 }
 
-const TINY: Shape = Shape {
-    hidden: 192,
-    layers: 12,
-    heads: 3,
-    intermediate: 768,
-};
-const SMALL: Shape = Shape {
-    hidden: 384,
-    layers: 12,
-    heads: 6,
-    intermediate: 1536,
-};
-const BASE: Shape = Shape {
-    hidden: 768,
-    layers: 12,
-    heads: 12,
-    intermediate: 3072,
-};
-const LARGE: Shape = Shape {
-    hidden: 1024,
-    layers: 24,
-    heads: 16,
-    intermediate: 4096,
-};
-const HUGE: Shape = Shape {
-    hidden: 1280,
-    layers: 32,
-    heads: 16,
-    intermediate: 5120,
-};
+const TINY: Shape = shape(192, 12, 3, 768);
+const SMALL: Shape = shape(384, 12, 6, 1536);
+const BASE: Shape = shape(768, 12, 12, 3072);
+const LARGE: Shape = shape(1024, 24, 16, 4096);
+const HUGE: Shape = shape(1280, 32, 16, 5120);
+
+const fn shape(hidden: i64, layers: usize, heads: i64, intermediate: i64) -> Shape {
+    Shape {
+        hidden,
+        layers,
+        heads,
+        intermediate,
+    }
+}
 
 struct Preset {
     name: &'static str,

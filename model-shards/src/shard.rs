@@ -165,86 +165,104 @@ impl Shard {
 
     /// Checks count, rank, dtype and sizes of what enters unit `unit`, naming what is wrong.
     fn check_input(&self, input: &Boundary, unit: usize) -> Result<()> {
-        let c = &self.config;
-        let bad = |message: String| Err(ShardError::Input { unit, message });
+        let bad = move |message: String| ShardError::Input { unit, message };
         let expected = if unit == 1 {
             1
         } else {
             tensors_after(unit - 1)
         };
         if input.tensors.len() != expected {
-            return bad(format!(
+            return Err(bad(format!(
                 "expected {expected} tensor(s), got {}",
                 input.tensors.len()
-            ));
+            )));
         }
-        let first = &input.tensors[0];
-        let b = first.size().first().copied().unwrap_or(0);
+        let b = input.tensors[0].size().first().copied().unwrap_or(0);
         if b == 0 {
-            return bad("empty microbatch".into());
+            return Err(bad("empty microbatch".into()));
         }
-        let text = c.family == Family::Bert;
         let tokens = if unit == 1 {
-            if text {
-                let size = first.size();
-                if size.len() != 2 || first.kind() != Kind::Int64 {
-                    return bad(format!(
-                        "expected token ids [batch, seq] int64, got {:?} {:?}",
-                        size,
-                        first.kind()
-                    ));
-                }
-                if size[1] > c.max_position_embeddings || size[1] == 0 {
-                    return bad(format!(
-                        "sequence length {} outside 1..={}",
-                        size[1], c.max_position_embeddings
-                    ));
-                }
-                size[1]
-            } else {
-                let want = [b, c.num_channels, c.image_size, c.image_size];
-                if first.size() != want || first.kind() != Kind::Float {
-                    return bad(format!(
-                        "expected pixels {want:?} float, got {:?} {:?}",
-                        first.size(),
-                        first.kind()
-                    ));
-                }
-                c.image_tokens()
-            }
+            self.check_model_input(&input.tensors[0], b)
         } else {
-            let widths: Vec<i64> = match UnitKind::of(unit - 1) {
-                UnitKind::MlpIn => vec![c.intermediate_size, c.hidden_size],
-                UnitKind::Attention => vec![c.hidden_size, c.hidden_size],
-                _ => vec![c.hidden_size],
-            };
-            let t = first.size().get(1).copied().unwrap_or(0);
-            if !text && t != c.image_tokens() {
-                return bad(format!("expected {} tokens, got {t}", c.image_tokens()));
-            }
-            for (i, (x, w)) in input.tensors.iter().zip(widths).enumerate() {
-                if x.size() != [b, t, w] || x.kind() != Kind::Float {
-                    return bad(format!(
-                        "tensor {i}: expected [{b}, {t}, {w}] float, got {:?} {:?}",
-                        x.size(),
-                        x.kind()
-                    ));
-                }
-            }
-            t
-        };
-        if text {
-            match &input.mask {
-                Some(m) if m.size() == [b, tokens] => {}
-                Some(m) => {
-                    return bad(format!(
-                        "attention mask {:?}, expected [{b}, {tokens}]",
-                        m.size()
-                    ))
-                }
-                None => return bad("text models need an attention mask".into()),
-            }
+            self.check_boundary(&input.tensors, unit, b)
+        }
+        .map_err(bad)?;
+        if self.config.family == Family::Bert {
+            check_mask(input.mask.as_ref(), b, tokens).map_err(bad)?;
         }
         Ok(())
+    }
+
+    /// Token ids (text) or pixels (images) entering unit 1: the tokens per item.
+    fn check_model_input(&self, x: &Tensor, b: i64) -> std::result::Result<i64, String> {
+        let c = &self.config;
+        let size = x.size();
+        if c.family == Family::Bert {
+            if size.len() != 2 || x.kind() != Kind::Int64 {
+                return Err(format!(
+                    "expected token ids [batch, seq] int64, got {:?} {:?}",
+                    size,
+                    x.kind()
+                ));
+            }
+            if size[1] > c.max_position_embeddings || size[1] == 0 {
+                return Err(format!(
+                    "sequence length {} outside 1..={}",
+                    size[1], c.max_position_embeddings
+                ));
+            }
+            Ok(size[1])
+        } else {
+            let want = [b, c.num_channels, c.image_size, c.image_size];
+            if size != want || x.kind() != Kind::Float {
+                return Err(format!(
+                    "expected pixels {want:?} float, got {:?} {:?}",
+                    size,
+                    x.kind()
+                ));
+            }
+            Ok(c.image_tokens())
+        }
+    }
+
+    /// The hidden states leaving unit `unit - 1`: the tokens per item.
+    fn check_boundary(
+        &self,
+        xs: &[Tensor],
+        unit: usize,
+        b: i64,
+    ) -> std::result::Result<i64, String> {
+        let c = &self.config;
+        let widths: Vec<i64> = match UnitKind::of(unit - 1) {
+            UnitKind::MlpIn => vec![c.intermediate_size, c.hidden_size],
+            UnitKind::Attention => vec![c.hidden_size, c.hidden_size],
+            _ => vec![c.hidden_size],
+        };
+        let t = xs[0].size().get(1).copied().unwrap_or(0);
+        if c.family != Family::Bert && t != c.image_tokens() {
+            return Err(format!("expected {} tokens, got {t}", c.image_tokens()));
+        }
+        for (i, (x, w)) in xs.iter().zip(widths).enumerate() {
+            if x.size() != [b, t, w] || x.kind() != Kind::Float {
+                return Err(format!(
+                    "tensor {i}: expected [{b}, {t}, {w}] float, got {:?} {:?}",
+                    x.size(),
+                    x.kind()
+                ));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// A text model's attention mask: `[batch, tokens]`.
+fn check_mask(mask: Option<&Tensor>, b: i64, tokens: i64) -> std::result::Result<(), String> {
+    match mask {
+        Some(m) if m.size() == [b, tokens] => Ok(()),
+        Some(m) => Err(format!(
+            "attention mask {:?}, expected [{b}, {tokens}]",
+            m.size()
+        )),
+        None => Err("text models need an attention mask".into()),
     }
 }
