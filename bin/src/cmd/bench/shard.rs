@@ -165,31 +165,34 @@ pub fn run(args: Args) -> Result<()> {
         transformers_whole_s: hf_whole,
         whole_ratio: qp_whole / hf_whole,
     };
-    print(&report, args.json, |r| {
-        let mut s = format!(
-            "{} ubatch {} threads {}\nunit  quantpipe_ms  transformers_ms  ratio\n",
-            r.model, r.ubatch, r.threads
-        );
-        for u in &r.units {
-            s += &format!(
-                "{:>4}  {:>12.2}  {:>15.2}  {:>5.2}\n",
-                u.unit,
-                u.quantpipe_s * 1e3,
-                u.transformers_s * 1e3,
-                u.ratio
-            );
-        }
+    print(&report, args.json, table)
+}
+
+/// The report as a per-unit table and the totals.
+fn table(r: &Report) -> String {
+    let mut s = format!(
+        "{} ubatch {} threads {}\nunit  quantpipe_ms  transformers_ms  ratio\n",
+        r.model, r.ubatch, r.threads
+    );
+    for u in &r.units {
         s += &format!(
-            "sum of units: {:.1} ms vs {:.1} ms (ratio {:.3})\nwhole model:  {:.1} ms vs {:.1} ms (ratio {:.3})",
-            r.quantpipe_units_total_s * 1e3,
-            r.transformers_units_total_s * 1e3,
-            r.units_ratio,
-            r.quantpipe_whole_s * 1e3,
-            r.transformers_whole_s * 1e3,
-            r.whole_ratio
+            "{:>4}  {:>12.2}  {:>15.2}  {:>5.2}\n",
+            u.unit,
+            u.quantpipe_s * 1e3,
+            u.transformers_s * 1e3,
+            u.ratio
         );
-        s
-    })
+    }
+    s += &format!(
+        "sum of units: {:.1} ms vs {:.1} ms (ratio {:.3})\nwhole model:  {:.1} ms vs {:.1} ms (ratio {:.3})",
+        r.quantpipe_units_total_s * 1e3,
+        r.transformers_units_total_s * 1e3,
+        r.units_ratio,
+        r.quantpipe_whole_s * 1e3,
+        r.transformers_whole_s * 1e3,
+        r.whole_ratio
+    );
+    s
 }
 
 fn tempfile_dir() -> Result<tempfile::TempDir> {
