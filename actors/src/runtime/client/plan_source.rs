@@ -19,12 +19,15 @@ const PLAN_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// A run's event stream with the plan's sources feeding it: plan announcements, and a
 /// notification whenever a plan queryable appears. Results are fed in by [`PlanWatch::sender`].
 pub struct PlanWatch {
-    fleet: String,
+    // Fields drop in this order: the matching listener goes before the querier it belongs to
+    // (the querier's undeclaration takes its listeners along, and zenoh logs an error when a
+    // listener is undeclared after that).
+    _served: MatchingListener<()>,
+    _announcements: Subscriber<()>,
     querier: Querier<'static>,
+    fleet: String,
     events: Receiver<Event>,
     sender: Sender<Event>,
-    _announcements: Subscriber<()>,
-    _served: MatchingListener<()>,
 }
 
 impl PlanWatch {

@@ -13,10 +13,11 @@ use zenoh::{Session, Wait};
 
 /// The stage-0 publisher with its matching changes.
 pub(super) struct Stage0 {
-    key: String,
+    // Dropped before the publisher it belongs to (see `PlanWatch`).
+    _listener: MatchingListener<()>,
     publisher: Publisher<'static>,
     changes: Receiver<bool>,
-    _listener: MatchingListener<()>,
+    key: String,
 }
 
 impl Stage0 {
