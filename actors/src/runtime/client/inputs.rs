@@ -29,6 +29,13 @@ pub trait Inputs {
     fn encode(&self, seq: usize) -> Result<Encoded>;
 }
 
+/// The items of microbatch `seq` when `items` are cut in microbatches of `ubatch`: the last
+/// one holds the remainder, past the end is empty.
+fn microbatch(items: usize, ubatch: usize, seq: usize) -> std::ops::Range<usize> {
+    let from = seq.saturating_mul(ubatch).min(items);
+    from..from.saturating_add(ubatch).min(items)
+}
+
 /// Text items, tokenized with the model folder's tokenizer as they are sent.
 pub struct TextInputs<'a> {
     texts: &'a [String],
@@ -50,8 +57,7 @@ impl<'a> TextInputs<'a> {
     }
 
     fn batch(&self, seq: usize) -> &[String] {
-        let from = (seq * self.ubatch).min(self.texts.len());
-        &self.texts[from..(from + self.ubatch).min(self.texts.len())]
+        &self.texts[microbatch(self.texts.len(), self.ubatch, seq)]
     }
 }
 
@@ -80,5 +86,18 @@ impl Inputs for TextInputs<'_> {
             mask: b.mask.as_ref().map(mask_to_wire).transpose()?,
             payload: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::microbatch;
+
+    #[test]
+    fn the_last_microbatch_holds_the_remainder_and_none_lies_past_the_end() {
+        assert_eq!(microbatch(10, 4, 0), 0..4);
+        assert_eq!(microbatch(10, 4, 2), 8..10);
+        assert!(microbatch(10, 4, 3).is_empty());
+        assert!(microbatch(10, 4, usize::MAX).is_empty());
     }
 }
