@@ -1,4 +1,4 @@
-//! `cargo bench -p quantpipe-actors --bench planner`: prints the planner bench as JSON.
+//! `cargo bench -p quantpipe-planner --bench planner`: prints the planner bench as JSON.
 //! (A plain harness: the crate's bench functions already time and summarise.)
 //! `QP_BENCH_REPS` sets the repetitions per case, `QP_BENCH_GAP` the heuristic-gap instances.
 
