@@ -102,6 +102,27 @@ impl ImagePreprocessor {
 
     /// Preprocesses a decoded image into `[C, S, S]` f32.
     pub fn apply(&self, img: &image::DynamicImage, config: &ModelConfig) -> Tensor {
+        let img = self.resize_and_crop(img, config);
+        let channels = config.num_channels;
+        let (w, h) = (img.width() as i64, img.height() as i64);
+        let raw: Vec<u8> = if channels == 1 {
+            img.to_luma8().into_raw()
+        } else {
+            img.to_rgb8().into_raw()
+        };
+        let t = Tensor::from_slice(&raw)
+            .view([h, w, channels])
+            .permute([2, 0, 1])
+            .to_kind(Kind::Float);
+        self.rescale_and_normalise(t, channels)
+    }
+
+    /// The resize, then the centre crop, each where the preprocessor asks for it.
+    fn resize_and_crop(
+        &self,
+        img: &image::DynamicImage,
+        config: &ModelConfig,
+    ) -> image::DynamicImage {
         let filter = match self.resample {
             0 => FilterType::Nearest,
             3 => FilterType::CatmullRom,
@@ -131,36 +152,25 @@ impl ImagePreprocessor {
             let y = img.height().saturating_sub(ch) / 2;
             img = img.crop_imm(x, y, cw, ch);
         }
-        let channels = config.num_channels;
-        let (w, h) = (img.width() as i64, img.height() as i64);
-        let raw: Vec<u8> = if channels == 1 {
-            img.to_luma8().into_raw()
-        } else {
-            img.to_rgb8().into_raw()
-        };
-        let mut t = Tensor::from_slice(&raw)
-            .view([h, w, channels])
-            .permute([2, 0, 1])
-            .to_kind(Kind::Float);
+        img
+    }
+
+    /// `[C, H, W]` pixel values (0..=255) rescaled, then normalised per channel, where the
+    /// preprocessor asks for it.
+    fn rescale_and_normalise(&self, mut t: Tensor, channels: i64) -> Tensor {
         if self.do_rescale {
             t *= self.rescale_factor;
         }
         if self.do_normalize {
-            let mean = self
-                .image_mean
-                .clone()
-                .unwrap_or_else(|| vec![0.5; channels as usize]);
-            let std = self
-                .image_std
-                .clone()
-                .unwrap_or_else(|| vec![0.5; channels as usize]);
-            let mean = Tensor::from_slice(&mean)
-                .to_kind(Kind::Float)
-                .view([channels, 1, 1]);
-            let std = Tensor::from_slice(&std)
-                .to_kind(Kind::Float)
-                .view([channels, 1, 1]);
-            t = (t - mean) / std;
+            let per_channel = |values: &Option<Vec<f64>>| {
+                let values = values
+                    .clone()
+                    .unwrap_or_else(|| vec![0.5; channels as usize]);
+                Tensor::from_slice(&values)
+                    .to_kind(Kind::Float)
+                    .view([channels, 1, 1])
+            };
+            t = (t - per_channel(&self.image_mean)) / per_channel(&self.image_std);
         }
         t
     }
@@ -245,5 +255,60 @@ impl TextTokenizer {
             vec![Tensor::from_slice(&ids).view([b, t])],
             Some(Tensor::from_slice(&mask).view([b, t])),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_vit(channels: i64) -> ModelConfig {
+        ModelConfig::from_json(
+            &format!(
+                r#"{{"architectures":["ViTForImageClassification"],"hidden_size":8,
+                "num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,
+                "image_size":4,"patch_size":2,"num_channels":{channels}}}"#
+            ),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pixels_are_resized_rescaled_and_normalised_per_channel() {
+        let config = tiny_vit(3);
+        let mut pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        pre.image_mean = Some(vec![0.0, 0.5, 1.0]);
+        pre.image_std = Some(vec![1.0, 0.5, 0.25]);
+        // 8x8 of one colour: resizing to 4x4 keeps it.
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            8,
+            8,
+            image::Rgb([255, 51, 0]),
+        ));
+        let t = pre.apply(&img, &config);
+        assert_eq!(t.size(), [3, 4, 4]);
+        let at = |c: i64| t.double_value(&[c, 2, 1]);
+        assert!((at(0) - 1.0).abs() < 1e-6, "{}", at(0));
+        assert!((at(1) - (0.2 - 0.5) / 0.5).abs() < 1e-6, "{}", at(1));
+        assert!((at(2) - (0.0 - 1.0) / 0.25).abs() < 1e-6, "{}", at(2));
+    }
+
+    #[test]
+    fn centre_crop_keeps_the_middle() {
+        let config = tiny_vit(1);
+        let mut pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        pre.do_resize = false;
+        pre.do_center_crop = true;
+        pre.do_rescale = false;
+        pre.do_normalize = false;
+        // A 6x6 grey ramp along x: the 4x4 crop starts at column 1.
+        let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(6, 6, |x, _| {
+            image::Luma([10 * x as u8])
+        }));
+        let t = pre.apply(&img, &config);
+        assert_eq!(t.size(), [1, 4, 4]);
+        assert_eq!(t.double_value(&[0, 0, 0]), 10.0);
+        assert_eq!(t.double_value(&[0, 3, 3]), 40.0);
     }
 }

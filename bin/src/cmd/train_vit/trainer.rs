@@ -33,8 +33,8 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    /// AdamW (beta 0.9/0.999, weight decay 0.05) over the variables of `vs`, for at most `steps`
-    /// steps and `epochs` passes over `data` in batches of `batch`.
+    /// AdamW (beta 0.9/0.999, weight decay 0.05) over the variables of `vs`, for the run over
+    /// `data` that `plan` describes.
     pub fn new(
         shard: &'a Shard,
         vs: &tch::nn::VarStore,
@@ -58,7 +58,7 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Runs epochs until `epochs` are done or the step budget is spent.
+    /// Runs up to `epochs` passes over the data, fewer when the step budget runs out first.
     pub fn run(&mut self, epochs: usize) -> Result<Losses> {
         let start = Instant::now();
         let mut losses = Losses::default();
