@@ -8,12 +8,10 @@
 //! as a missing sequence number when the run times out.
 
 use crate::runtime::config::Settings;
-use crate::runtime::inflight::{in_order, InFlight, Verdict};
-use crate::runtime::transport::{first_answer, unix_ns, zbytes_of};
-use anyhow::{anyhow, bail, Context as _, Result};
-use quantpipe_messages::{envelope, Activation, Keys, NodeStats, Output, PlanInfo};
+use crate::runtime::transport::first_answer;
+use anyhow::{anyhow, bail, Result};
+use quantpipe_messages::{Keys, NodeStats, PlanInfo};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use zenoh::qos::Priority;
 use zenoh::{Session, Wait};
@@ -58,11 +56,14 @@ pub use quantpipe_simulator::percentile;
 
 mod inputs;
 mod plan_source;
+pub mod results;
 mod stage0;
+mod stream;
 
 pub use inputs::{Encoded, Inputs, TextInputs};
 pub use plan_source::PlanWatch;
 use stage0::Stage0;
+use stream::Stream;
 
 /// What the client's zenoh callbacks hand to its loop.
 pub(crate) enum Event {
@@ -169,7 +170,6 @@ pub fn run_on(
     inputs: &mut dyn Inputs,
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunReport> {
-    let c = &settings.client;
     if inputs.items() == 0 {
         bail!("no input item to run");
     }
@@ -185,195 +185,12 @@ pub fn run_on(
             .wait()
             .map_err(|e| anyhow!("subscribing to results: {e}"))?
     };
-    let plan_wait = Duration::from_secs_f64(c.plan_wait_s);
-    let mut plan = watch
+    let plan_wait = Duration::from_secs_f64(settings.client.plan_wait_s);
+    let plan = watch
         .next(Instant::now() + plan_wait)?
         .ok_or_else(|| no_plan(keys, plan_wait))?;
-    let run: u64 = unix_ns() ^ ((std::process::id() as u64) << 32);
     let stage0 = Stage0::declare(session, keys)?;
-    let stage0_limit = Duration::from_secs(30);
-    stage0.wait_listening(stage0_limit)?;
-
-    let microbatches = inputs.cut(plan.ubatch.max(1))?;
-    let mut answered_items = 0usize;
-    let send = |seq: u64, epoch: u64| -> Result<()> {
-        let e = inputs.encode(seq as usize)?;
-        let msg = Activation {
-            run,
-            client: settings.name.clone(),
-            seq,
-            epoch,
-            stage: 0,
-            sent_unix_ns: unix_ns(),
-            body: e.body,
-            body_len: 0,
-            mask: e.mask,
-        };
-        stage0
-            .put(zbytes_of(msg.into_message(&keys.fleet, e.payload)))
-            .with_context(|| format!("microbatch {seq}"))
-    };
-    let timeout = Duration::from_secs_f64(c.result_timeout_s);
-    let stall = Duration::from_secs_f64(c.stall_s);
-    let mut book = InFlight::new(plan.epoch);
-    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-    let mut outputs: BTreeMap<u64, Output> = BTreeMap::new();
-    let mut latencies = Vec::with_capacity(microbatches);
-    let mut arrivals_s = Vec::with_capacity(microbatches);
-    let (mut dup, mut foreign, mut stale) = (0u64, 0u64, 0u64);
-    let start = Instant::now();
-    let mut last_result = Instant::now();
-    let mut next = 0u64;
-    while outputs.len() < microbatches {
-        while (next as usize) < microbatches && book.in_flight() < c.window {
-            sent_at.insert(next, Instant::now());
-            send(next, book.epoch())?;
-            book.sent(next);
-            next += 1;
-        }
-        if last_result.elapsed() >= timeout {
-            bail!(
-                "no result for {timeout:?}; waiting for microbatches {:?} of run {run:x} at plan \
-                 epoch {} (a stage died or dropped them: see the nodes' logs)",
-                book.pending(),
-                book.epoch()
-            );
-        }
-        let newer = match watch.recv(stall)? {
-            Some(Event::Plan(bytes)) => watch.decode(&bytes),
-            // A new leader serves its plan: it may have re-planned while taking over.
-            Some(Event::PlanServed) => watch.ask(),
-            Some(Event::Result(bytes)) => {
-                let out: Output = match envelope::decode(&bytes, &keys.fleet) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        foreign += 1;
-                        tracing::warn!("dropping a result: {e}");
-                        continue;
-                    }
-                };
-                if out.run != run {
-                    foreign += 1;
-                    continue;
-                }
-                if out.epoch != book.epoch() {
-                    // Late traffic (or a failure) of a replaced plan: its microbatches were
-                    // sent again under the current epoch.
-                    stale += 1;
-                    continue;
-                }
-                if let Some(err) = &out.error {
-                    bail!("microbatch {} failed in the pipeline: {err}", out.seq);
-                }
-                if out.seq >= microbatches as u64 {
-                    foreign += 1;
-                    continue;
-                }
-                match book.result(out.seq, out.epoch) {
-                    Verdict::Accept => {}
-                    Verdict::Duplicate => {
-                        dup += 1;
-                        continue;
-                    }
-                    Verdict::StaleEpoch => {
-                        stale += 1;
-                        continue;
-                    }
-                    Verdict::Unknown => {
-                        foreign += 1;
-                        continue;
-                    }
-                }
-                let want = inputs.items_in(out.seq as usize) as u64;
-                if out.shape.len() != 2
-                    || out.shape[0] != want
-                    || out.values.len() as u64 != want * out.shape[1]
-                {
-                    bail!(
-                        "result {} has shape {:?} for {want} items",
-                        out.seq,
-                        out.shape
-                    );
-                }
-                tracing::debug!(
-                    "microbatch {} answered at plan epoch {}",
-                    out.seq,
-                    out.epoch
-                );
-                last_result = Instant::now();
-                latencies.push(sent_at[&out.seq].elapsed().as_secs_f64());
-                arrivals_s.push(start.elapsed().as_secs_f64());
-                answered_items += want as usize;
-                progress(answered_items);
-                outputs.insert(out.seq, out);
-                None
-            }
-            // Results stall: perhaps the announcement of a new plan was missed.
-            None => watch.ask(),
-        };
-        if let Some(p) = newer {
-            if p.epoch <= book.epoch() {
-                continue;
-            }
-            if p.ubatch != plan.ubatch {
-                bail!(
-                    "plan epoch {} uses microbatches of {}, this run cut its input in {}",
-                    p.epoch,
-                    p.ubatch,
-                    plan.ubatch
-                );
-            }
-            let again = book.switch_epoch(p.epoch);
-            tracing::info!(
-                "plan epoch {} -> {} ({} stage(s)): sending {} microbatch(es) again",
-                plan.epoch,
-                p.epoch,
-                p.stages.len(),
-                again.len()
-            );
-            plan = p;
-            stage0.wait_listening(stage0_limit)?;
-            for seq in again {
-                send(seq, book.epoch())?;
-                book.sent(seq);
-            }
-            // A re-plan is progress: the new pipeline gets a full timeout.
-            last_result = Instant::now();
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let rows: Vec<Vec<f32>> = in_order(outputs)
-        .into_iter()
-        .flat_map(|o| {
-            let d = o.shape[1] as usize;
-            o.values
-                .chunks(d.max(1))
-                .map(|r| r.to_vec())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    Ok(RunReport {
-        client: settings.name.clone(),
-        run,
-        plan,
-        epochs: book.epochs().to_vec(),
-        resent: book.resent(),
-        items: inputs.items(),
-        microbatches,
-        window: c.window,
-        elapsed_s: elapsed,
-        items_per_s: inputs.items() as f64 / elapsed,
-        latency_p50_s: percentile(&latencies, 50.0),
-        latency_p90_s: percentile(&latencies, 90.0),
-        latency_p99_s: percentile(&latencies, 99.0),
-        latency_max_s: latencies.last().copied().unwrap_or(0.0),
-        dropped_duplicates: dup,
-        dropped_foreign: foreign,
-        dropped_stale_epoch: stale,
-        outputs: rows,
-        arrivals_s,
-    })
+    Stream::new(settings, keys, inputs, &watch, &stage0, plan)?.run(progress)
 }
 
 #[cfg(test)]
