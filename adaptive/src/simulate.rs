@@ -41,6 +41,34 @@ pub struct WindowRecord {
     pub oracle_bits: f64,
 }
 
+/// The receiving end of the simulated link: transfers it has yet to learn of (and whether each
+/// waited for the link), its bandwidth estimator, and arrival times for item counts.
+struct Receiver {
+    est: BandwidthEstimator,
+    pending: Vec<(Transfer, bool)>,
+    arrived: Vec<f64>,
+}
+
+impl Receiver {
+    /// Every transfer that ended by `at_s` reaches the estimator and, as a rate, the policy.
+    fn deliver_until(&mut self, at_s: f64, policy: &mut Policy) {
+        let (est, arrived) = (&mut self.est, &mut self.arrived);
+        self.pending.retain(|(t, queued)| {
+            if t.end_s > at_s {
+                return true;
+            }
+            est.record(*t);
+            arrived.push(t.end_s);
+            policy.on_transfer(TransferRate {
+                mbps: t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6,
+                at_s: t.end_s,
+                queued: *queued,
+            });
+            false
+        });
+    }
+}
+
 /// Runs `policy` over `trace` with payload sizes `sizes`.
 pub fn simulate(
     trace: &Trace,
@@ -52,19 +80,15 @@ pub fn simulate(
         return Err(format!("bad simulation settings {cfg:?}"));
     }
     let period = cfg.items_per_message / cfg.target_items_per_s;
-    let mut est = BandwidthEstimator::new(cfg.window_s)?;
+    let mut rx = Receiver {
+        est: BandwidthEstimator::new(cfg.window_s)?,
+        pending: Vec::new(),
+        arrived: Vec::new(),
+    };
     let mut arrivals = ArrivalIntervals::default();
     let mut out = Vec::new();
-    // Arrival times of messages in flight (FIFO), transfers not yet known to the receiver.
+    // Arrival times of messages in flight (FIFO).
     let mut in_flight: std::collections::VecDeque<f64> = Default::default();
-    // Transfers not yet known to the receiver, and whether each waited for the link.
-    let mut pending: Vec<(Transfer, bool)> = Vec::new();
-    let rate = |t: &Transfer, queued: bool| TransferRate {
-        mbps: t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6,
-        at_s: t.end_s,
-        queued,
-    };
-    let mut arrived: Vec<f64> = Vec::new(); // arrival times, for item counts
     let (mut link_free, mut next_ready, mut win_start) = (0.0f64, 0.0f64, 0.0f64);
     let (mut bits_sum, mut bits_n) = (0.0, 0usize);
     let windows = (cfg.duration_s / cfg.window_s).floor() as usize;
@@ -83,16 +107,7 @@ pub fn simulate(
                 break;
             }
             // Arrivals before this message is encoded reach the policy first.
-            pending.retain(|(t, queued)| {
-                if t.end_s <= ready {
-                    est.record(*t);
-                    arrived.push(t.end_s);
-                    policy.on_transfer(rate(t, *queued));
-                    false
-                } else {
-                    true
-                }
-            });
+            rx.deliver_until(ready, &mut policy);
             let bits = policy.next_bits();
             let bytes = sizes
                 .bytes(bits)
@@ -104,7 +119,7 @@ pub fn simulate(
             let end = trace.finish_time(start, bytes);
             link_free = end;
             in_flight.push_back(end);
-            pending.push((
+            rx.pending.push((
                 arrivals
                     .on_arrival(bytes, ready, end)
                     .expect("ordered stamps"),
@@ -113,23 +128,15 @@ pub fn simulate(
             next_ready = ready + period;
         }
         // The receiver knows the transfers that arrived by the window's end.
-        pending.retain(|(t, queued)| {
-            if t.end_s <= win_end {
-                est.record(*t);
-                arrived.push(t.end_s);
-                policy.on_transfer(rate(t, *queued));
-                false
-            } else {
-                true
-            }
-        });
-        let items = arrived
+        rx.deliver_until(win_end, &mut policy);
+        let items = rx
+            .arrived
             .iter()
             .filter(|&&a| a > win_start && a <= win_end)
             .count() as f64
             * cfg.items_per_message;
-        arrived.retain(|&a| a > win_end);
-        let e = est.estimate(win_end);
+        rx.arrived.retain(|&a| a > win_end);
+        let e = rx.est.estimate(win_end);
         let items_per_s = items / cfg.window_s;
         let link_mbps = trace.mean_mbps(win_start, win_end);
         out.push(WindowRecord {

@@ -153,6 +153,40 @@ impl<'a> CostModel<'a> {
         self.allowed_bits[cut - 1][0]
     }
 
+    /// Every value a plan's bottleneck can take: the compute time of each shard that fits on
+    /// each of `devices` (one per kind of device), and each cut's transfer at its smallest
+    /// bitwidth over each of `bandwidths`; sorted, finite, without repeats. The planners search
+    /// this list for the smallest feasible bottleneck.
+    pub fn bottleneck_candidates(
+        &self,
+        devices: impl IntoIterator<Item = usize>,
+        bandwidths: impl IntoIterator<Item = f64>,
+    ) -> Vec<f64> {
+        let n = self.n;
+        let mut v = Vec::new();
+        for d in devices {
+            for i in 0..n {
+                for j in i + 1..=n {
+                    if self.fits(d, i, j) {
+                        v.push(self.compute(d, i, j));
+                    }
+                }
+            }
+        }
+        let mut bws: Vec<f64> = bandwidths.into_iter().collect();
+        bws.sort_by(f64::total_cmp);
+        bws.dedup();
+        for cut in 1..n {
+            for &bw in &bws {
+                v.push(self.min_transfer(cut, bw));
+            }
+        }
+        v.retain(|x| x.is_finite());
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    }
+
     /// Seconds to send the cut after unit `cut` at its smallest allowed bitwidth over `mbps`.
     pub fn min_transfer(&self, cut: usize, mbps: f64) -> f64 {
         transfer_seconds(self.cut_bytes(cut, self.min_bits(cut)), mbps)

@@ -87,30 +87,8 @@ pub fn classes(cm: &CostModel) -> Vec<Class> {
 
 /// Every value the bottleneck of a plan can take for this fleet's classes, sorted, finite.
 fn candidates(cm: &CostModel, classes: &[Class]) -> Vec<f64> {
-    let n = cm.n;
-    let mut v = Vec::new();
-    for c in classes {
-        let d = c.devices[0];
-        for i in 0..n {
-            for j in i + 1..=n {
-                if cm.fits(d, i, j) {
-                    v.push(cm.compute(d, i, j));
-                }
-            }
-        }
-    }
-    let mut bws: Vec<f64> = classes.iter().map(|c| c.bw_mbps).collect();
-    bws.sort_by(f64::total_cmp);
-    bws.dedup();
-    for cut in 1..n {
-        for &bw in &bws {
-            v.push(cm.min_transfer(cut, bw));
-        }
-    }
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v
+    let representatives = classes.iter().map(|c| c.devices[0]);
+    cm.bottleneck_candidates(representatives, classes.iter().map(|c| c.bw_mbps))
 }
 
 /// Shards `(class or device, start cut or first unit, end)` in pipeline order.

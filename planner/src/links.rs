@@ -29,43 +29,25 @@ pub type Stages = Vec<(usize, usize, usize)>;
 /// Largest fleet the exact per-link planner accepts.
 pub const EXACT_MAX_DEVICES: usize = 12;
 
+/// Every value the bottleneck of a plan can take over this fleet's links, sorted, finite.
 fn candidates(cm: &CostModel) -> Vec<f64> {
-    let n = cm.n;
-    let mut v = Vec::new();
+    // One device per (type, memory): the others compute the same shards in the same time.
     let mut seen_types: Vec<(usize, u64)> = Vec::new();
-    for d in 0..cm.devices() {
-        let key = (cm.type_index(d), cm.fleet.devices[d].mem_bytes);
-        if seen_types.contains(&key) {
-            continue;
-        }
-        seen_types.push(key);
-        for i in 0..n {
-            for j in i + 1..=n {
-                if cm.fits(d, i, j) {
-                    v.push(cm.compute(d, i, j));
-                }
+    let representatives: Vec<usize> = (0..cm.devices())
+        .filter(|&d| {
+            let key = (cm.type_index(d), cm.fleet.devices[d].mem_bytes);
+            let new = !seen_types.contains(&key);
+            if new {
+                seen_types.push(key);
             }
-        }
-    }
-    let mut bws = Vec::new();
-    for a in 0..cm.devices() {
-        for b in 0..cm.devices() {
-            if a != b {
-                bws.push(cm.link_mbps(a, b));
-            }
-        }
-    }
-    bws.sort_by(f64::total_cmp);
-    bws.dedup();
-    for cut in 1..n {
-        for &bw in &bws {
-            v.push(cm.min_transfer(cut, bw));
-        }
-    }
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v
+            new
+        })
+        .collect();
+    let devices = cm.devices();
+    let links = (0..devices)
+        .flat_map(|a| (0..devices).filter(move |&b| b != a).map(move |b| (a, b)))
+        .map(|(a, b)| cm.link_mbps(a, b));
+    cm.bottleneck_candidates(representatives, links)
 }
 
 /// Subset-DP feasibility for bound `limit`; returns stages when feasible.
