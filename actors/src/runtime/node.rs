@@ -284,13 +284,12 @@ pub fn run_node(settings: Settings) -> Result<()> {
     // The token goes up last: a node the leader sees alive answers its device info and takes
     // assignments, so a node joining after the first plan can be planned in at once.
     let _token = declare_token(&session, keys.node(&settings.name))?;
+    let d = &settings.device;
+    let (name, fleet, role) = (&settings.name, &settings.fleet, settings.role);
     tracing::info!(
-        "node {} up in fleet {} ({:?}, {} thread(s), emulated slowdown x{})",
-        settings.name,
-        settings.fleet,
-        settings.role,
-        settings.device.threads,
-        settings.device.slowdown
+        "node {name} up in fleet {fleet} ({role:?}, {} thread(s), emulated slowdown x{})",
+        d.threads,
+        d.slowdown
     );
     // A candidate's token goes up with the node's: from then on it may be elected.
     let _candidate_token = match &leadership {
@@ -302,17 +301,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
         None => None,
     };
 
-    let result = system.block_on({
-        let (session, keys) = (session.clone(), keys.clone());
-        let (name, leader) = (settings.name.clone(), settings.leader.clone());
-        let configured_leader = settings.role.is_configured_leader();
-        async move {
-            // The planner's address lives as long as the node: its actor owns the plan
-            // queryable and the leader token.
-            let _planner = configured_leader.then(|| start_leading(session, keys, name, leader));
-            until_leader_fails(wait_for_signal()).await
-        }
-    });
+    let result = system.block_on(serve(&settings, &session, &keys));
     drop(_election);
     drop(stage);
     drop(queryables);
@@ -320,6 +309,16 @@ pub fn run_node(settings: Settings) -> Result<()> {
         tracing::warn!("closing the zenoh session: {e}");
     }
     result
+}
+
+/// Serves until SIGINT/SIGTERM, hosting the planner for the node's lifetime on a configured
+/// leader (its actor owns the plan queryable and the leader token).
+async fn serve(settings: &Settings, session: &zenoh::Session, keys: &Keys) -> Result<()> {
+    let _planner = settings.role.is_configured_leader().then(|| {
+        let (name, leader) = (settings.name.clone(), settings.leader.clone());
+        start_leading(session.clone(), keys.clone(), name, leader)
+    });
+    until_leader_fails(wait_for_signal()).await
 }
 
 async fn wait_for_signal() -> Result<()> {
