@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use quantpipe_actors::runtime::client::{run_texts_on_with_progress, RunReport};
 use quantpipe_actors::runtime::config::Settings;
-use quantpipe_actors::runtime::timeline::{AccuracyTable, TimelineSampler};
+use quantpipe_actors::runtime::timeline::{AccuracyTable, TimelineRow, TimelineSampler};
 use quantpipe_messages::Keys;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -84,22 +84,8 @@ pub fn read_texts(path: &Path) -> Result<Vec<String>> {
 
 pub fn run(args: Args) -> Result<()> {
     let settings = Settings::load(&args.config)?;
-    let mut texts = read_texts(&args.input)?;
-    if let Some(n) = args.limit {
-        texts.truncate(n);
-    }
-    if texts.is_empty() {
-        bail!("{} holds no input item", args.input.display());
-    }
-    // A progress bar on a terminal; hidden when stderr is not one (CI, logs).
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(texts.len() as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
-            .expect("a valid progress template"),
-    );
+    let texts = load_texts(&args.input, args.limit)?;
+    let bar = progress_bar(texts.len());
     let accuracy_table = args
         .accuracy_table
         .as_ref()
@@ -109,6 +95,55 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the report folder {}", dir.display()))?;
     }
+    let (report, timeline) = stream(&args, &settings, &texts, accuracy_table, &bar)?;
+    let accuracy = match &args.labels {
+        None => None,
+        Some(path) => Some(accuracy(&report.outputs, &read_labels(path, texts.len())?)),
+    };
+    if let (Some(dir), Some(rows)) = (&args.report, &timeline) {
+        write_report_folder(dir, &report, accuracy, rows)?;
+    }
+    if let Some(path) = &args.save_outputs {
+        std::fs::write(path, serde_json::to_vec(&report.outputs)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_report(&report, accuracy, args.json)
+}
+
+/// The items of `input`, the first `limit` of them when given; at least one.
+fn load_texts(input: &Path, limit: Option<usize>) -> Result<Vec<String>> {
+    let mut texts = read_texts(input)?;
+    if let Some(n) = limit {
+        texts.truncate(n);
+    }
+    if texts.is_empty() {
+        bail!("{} holds no input item", input.display());
+    }
+    Ok(texts)
+}
+
+/// A progress bar over `items` on a terminal; hidden when stderr is not one (CI, logs).
+fn progress_bar(items: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(items as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
+            .expect("a valid progress template"),
+    );
+    bar
+}
+
+/// Streams `texts` through the fleet on a session of its own, sampling the timeline into the
+/// report folder when there is one: the run's report and the timeline's windows.
+fn stream(
+    args: &Args,
+    settings: &Settings,
+    texts: &[String],
+    accuracy_table: Option<AccuracyTable>,
+    bar: &indicatif::ProgressBar,
+) -> Result<(RunReport, Option<Vec<TimelineRow>>)> {
     let keys = Keys::new(&settings.fleet);
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
@@ -125,7 +160,7 @@ pub fn run(args: Args) -> Result<()> {
         )?),
         None => None,
     };
-    let report = run_texts_on_with_progress(&session, &keys, &settings, &texts, &mut |done| {
+    let report = run_texts_on_with_progress(&session, &keys, settings, texts, &mut |done| {
         answered.store(done, Ordering::Relaxed);
         bar.set_position(done as u64)
     });
@@ -134,89 +169,101 @@ pub fn run(args: Args) -> Result<()> {
     if let Err(e) = session.close().wait() {
         tracing::warn!("closing the zenoh session: {e}");
     }
-    let report = report?;
-    let timeline = timeline?;
-    let accuracy = match &args.labels {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading labels {}", path.display()))?;
-            let labels: Vec<usize> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .take(texts.len())
-                .enumerate()
-                .map(|(i, l)| {
-                    l.trim().parse().with_context(|| {
-                        format!(
-                            "{} line {}: `{l}` is not a class index",
-                            path.display(),
-                            i + 1
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?;
-            if labels.len() != texts.len() {
-                bail!("{} labels for {} items", labels.len(), texts.len());
-            }
-            let correct = report
-                .outputs
-                .iter()
-                .zip(&labels)
-                .filter(|(row, &l)| argmax(row) == l)
-                .count();
-            Some(correct as f64 / labels.len() as f64)
-        }
-    };
-    if let (Some(dir), Some(rows)) = (&args.report, &timeline) {
-        std::fs::write(
-            dir.join("report.json"),
-            serde_json::to_vec_pretty(&Report {
-                run: &report,
-                accuracy,
-            })?,
-        )
-        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
-        let title = format!(
-            "{} on {} stage(s): adaptive quantization timeline",
-            report.plan.model,
-            report.plan.stages.len()
-        );
-        match crate::timeline_chart::write_timeline_chart(&dir.join("timeline.png"), &title, rows) {
-            Ok(()) => {}
-            // A run shorter than a window has no timeline to draw; the CSV says so too.
-            Err(e) => tracing::warn!("{e:#}"),
-        }
+    Ok((report?, timeline?))
+}
+
+/// The labels file at `path`: one class index per non-empty line, `items` of them.
+fn read_labels(path: &Path, items: usize) -> Result<Vec<usize>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading labels {}", path.display()))?;
+    parse_labels(&text, items, &path.display().to_string())
+}
+
+/// Class indices, one per non-empty line of `text` (`name` says where it came from), the
+/// first `items` of them; fewer than `items` is an error.
+fn parse_labels(text: &str, items: usize, name: &str) -> Result<Vec<usize>> {
+    let labels: Vec<usize> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(items)
+        .enumerate()
+        .map(|(i, l)| {
+            l.trim()
+                .parse()
+                .with_context(|| format!("{name} line {}: `{l}` is not a class index", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if labels.len() != items {
+        bail!("{} labels for {} items", labels.len(), items);
     }
-    if let Some(path) = &args.save_outputs {
-        std::fs::write(path, serde_json::to_vec(&report.outputs)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+    Ok(labels)
+}
+
+/// Share of output rows whose argmax is the item's label.
+fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let correct = outputs
+        .iter()
+        .zip(labels)
+        .filter(|(row, &l)| argmax(row) == l)
+        .count();
+    correct as f64 / labels.len() as f64
+}
+
+/// Writes report.json and the timeline chart into the report folder `dir`.
+fn write_report_folder(
+    dir: &Path,
+    report: &RunReport,
+    accuracy: Option<f64>,
+    rows: &[TimelineRow],
+) -> Result<()> {
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec_pretty(&Report {
+            run: report,
+            accuracy,
+        })?,
+    )
+    .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+    let title = format!(
+        "{} on {} stage(s): adaptive quantization timeline",
+        report.plan.model,
+        report.plan.stages.len()
+    );
+    match crate::timeline_chart::write_timeline_chart(&dir.join("timeline.png"), &title, rows) {
+        Ok(()) => {}
+        // A run shorter than a window has no timeline to draw; the CSV says so too.
+        Err(e) => tracing::warn!("{e:#}"),
     }
-    if args.json {
+    Ok(())
+}
+
+/// Prints the report as JSON or as a line of figures (and the accuracy when known).
+fn print_report(report: &RunReport, accuracy: Option<f64>, json: bool) -> Result<()> {
+    if json {
         println!(
             "{}",
             serde_json::to_string(&Report {
-                run: &report,
+                run: report,
                 accuracy
             })?
         );
-    } else {
-        println!(
-            "{} items in {} microbatches of {} through {} stage(s) (plan epoch {}): {:.2} items/s; \
-             microbatch latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
-            report.items,
-            report.microbatches,
-            report.plan.ubatch,
-            report.plan.stages.len(),
-            report.plan.epoch,
-            report.items_per_s,
-            report.latency_p50_s * 1e3,
-            report.latency_p90_s * 1e3,
-            report.latency_p99_s * 1e3
-        );
-        if let Some(a) = accuracy {
-            println!("accuracy {:.2}%", a * 100.0);
-        }
+        return Ok(());
+    }
+    println!(
+        "{} items in {} microbatches of {} through {} stage(s) (plan epoch {}): {:.2} items/s; \
+         microbatch latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        report.items,
+        report.microbatches,
+        report.plan.ubatch,
+        report.plan.stages.len(),
+        report.plan.epoch,
+        report.items_per_s,
+        report.latency_p50_s * 1e3,
+        report.latency_p90_s * 1e3,
+        report.latency_p99_s * 1e3
+    );
+    if let Some(a) = accuracy {
+        println!("accuracy {:.2}%", a * 100.0);
     }
     Ok(())
 }
@@ -227,4 +274,34 @@ fn argmax(row: &[f32]) -> usize {
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_skip_blank_lines_and_keep_the_first_of_each_item() {
+        assert_eq!(
+            parse_labels("2\n\n 0 \n1\n3\n", 3, "l").unwrap(),
+            vec![2, 0, 1]
+        );
+    }
+
+    #[test]
+    fn too_few_labels_or_a_non_index_is_an_error_that_names_the_line() {
+        let short = parse_labels("1\n2\n", 3, "l").unwrap_err();
+        assert_eq!(short.to_string(), "2 labels for 3 items");
+        let bad = parse_labels("1\nsport\n", 2, "labels.txt").unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "labels.txt line 2: `sport` is not a class index"
+        );
+    }
+
+    #[test]
+    fn accuracy_compares_each_row_s_argmax_with_its_label() {
+        let outputs = vec![vec![0.1, 0.9], vec![0.8, 0.2], vec![0.3, 0.7], vec![]];
+        assert_eq!(accuracy(&outputs, &[1, 1, 1, 0]), 0.75);
+    }
 }
