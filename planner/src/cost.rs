@@ -202,6 +202,34 @@ impl<'a> CostModel<'a> {
         stages: &[(usize, usize, usize)],
         planner: &str,
     ) -> Result<Plan, PlanError> {
+        self.check_stages(stages)?;
+        let mut out = Vec::with_capacity(stages.len());
+        for (k, &stage) in stages.iter().enumerate() {
+            let next = stages.get(k + 1).map(|&(next, _, _)| next);
+            out.push(self.price_stage(stage, next)?);
+        }
+        let (bottleneck_s, bottleneck_stage, bottleneck_kind) = bottleneck(&out);
+        for s in out.iter_mut() {
+            self.raise_bits_within(s, bottleneck_s);
+        }
+        let cut_bits = out.iter().filter_map(|s| s.out_bits).collect();
+        Ok(Plan {
+            model: self.model.name.clone(),
+            planner: planner.to_string(),
+            ubatch: self.cfg.ubatch,
+            in_buffers: self.cfg.in_buffers,
+            out_buffers: self.cfg.out_buffers,
+            stages: out,
+            cut_bits,
+            bottleneck_s,
+            bottleneck_stage,
+            bottleneck_kind,
+            throughput_items_per_s: self.cfg.ubatch as f64 / bottleneck_s,
+        })
+    }
+
+    /// Stages must cover units 1..n in order, each on a distinct device of the fleet.
+    fn check_stages(&self, stages: &[(usize, usize, usize)]) -> Result<(), PlanError> {
         let n = self.n;
         let bad = |detail: String| PlanError::BadStages { units: n, detail };
         if stages.is_empty() {
@@ -227,80 +255,74 @@ impl<'a> CostModel<'a> {
         if expect != n + 1 {
             return Err(bad(format!("stages end at unit {}", expect - 1)));
         }
-        let mut out = Vec::with_capacity(stages.len());
-        for (k, &(d, l, r)) in stages.iter().enumerate() {
-            let dev = &self.fleet.devices[d];
-            let need = self.mem_required(l - 1, r);
-            if need > dev.mem_bytes {
-                return Err(PlanError::MemoryExceeded {
-                    device: dev.name.clone(),
-                    l,
-                    r,
-                    required_bytes: need,
-                    available_bytes: dev.mem_bytes,
-                });
-            }
-            let (transfer_s, bits, bytes, mbps, lat) = match stages.get(k + 1) {
-                Some(&(next, _, _)) => {
-                    let mbps = self.link_mbps(d, next);
-                    let b = self.min_bits(r);
-                    let bytes = self.cut_bytes(r, b);
-                    (
-                        transfer_seconds(bytes, mbps),
-                        Some(b),
-                        bytes,
-                        mbps,
-                        self.link_latency_s(d, next),
-                    )
-                }
-                None => (0.0, None, 0, 0.0, 0.0),
-            };
-            out.push(Stage {
+        Ok(())
+    }
+
+    /// Stage `(d, l, r)` priced on its device, its cut (to device `next`, if any) at the
+    /// smallest allowed bitwidth; an error when the shard does not fit the device's memory.
+    fn price_stage(
+        &self,
+        (d, l, r): (usize, usize, usize),
+        next: Option<usize>,
+    ) -> Result<Stage, PlanError> {
+        let dev = &self.fleet.devices[d];
+        let need = self.mem_required(l - 1, r);
+        if need > dev.mem_bytes {
+            return Err(PlanError::MemoryExceeded {
                 device: dev.name.clone(),
-                device_type: dev.device_type.clone(),
                 l,
                 r,
-                compute_s: self.compute(d, l - 1, r),
-                transfer_s,
-                out_bits: bits,
-                out_bytes: bytes,
-                out_link_mbps: mbps,
-                out_latency_s: lat,
-                mem_required_bytes: need,
-                mem_available_bytes: dev.mem_bytes,
+                required_bytes: need,
+                available_bytes: dev.mem_bytes,
             });
         }
-        let (bottleneck_s, bottleneck_stage, bottleneck_kind) = bottleneck(&out);
-        // Raise each cut's bitwidth while its transfer stays within the bottleneck.
-        for s in out.iter_mut() {
-            if s.out_bits.is_none() {
-                continue;
+        let (transfer_s, bits, bytes, mbps, lat) = match next {
+            Some(next) => {
+                let mbps = self.link_mbps(d, next);
+                let b = self.min_bits(r);
+                let bytes = self.cut_bytes(r, b);
+                (
+                    transfer_seconds(bytes, mbps),
+                    Some(b),
+                    bytes,
+                    mbps,
+                    self.link_latency_s(d, next),
+                )
             }
-            for &b in self.allowed_bits[s.r - 1].iter().rev() {
-                let bytes = self.cut_bytes(s.r, b);
-                let t = transfer_seconds(bytes, s.out_link_mbps);
-                if t <= bottleneck_s || Some(b) == s.out_bits {
-                    s.out_bits = Some(b);
-                    s.out_bytes = bytes;
-                    s.transfer_s = t;
-                    break;
-                }
+            None => (0.0, None, 0, 0.0, 0.0),
+        };
+        Ok(Stage {
+            device: dev.name.clone(),
+            device_type: dev.device_type.clone(),
+            l,
+            r,
+            compute_s: self.compute(d, l - 1, r),
+            transfer_s,
+            out_bits: bits,
+            out_bytes: bytes,
+            out_link_mbps: mbps,
+            out_latency_s: lat,
+            mem_required_bytes: need,
+            mem_available_bytes: dev.mem_bytes,
+        })
+    }
+
+    /// Raises a cut's bitwidth to the largest allowed one whose transfer stays within the
+    /// bottleneck (its current one always does).
+    fn raise_bits_within(&self, s: &mut Stage, bottleneck_s: f64) {
+        if s.out_bits.is_none() {
+            return;
+        }
+        for &b in self.allowed_bits[s.r - 1].iter().rev() {
+            let bytes = self.cut_bytes(s.r, b);
+            let t = transfer_seconds(bytes, s.out_link_mbps);
+            if t <= bottleneck_s || Some(b) == s.out_bits {
+                s.out_bits = Some(b);
+                s.out_bytes = bytes;
+                s.transfer_s = t;
+                return;
             }
         }
-        let cut_bits = out.iter().filter_map(|s| s.out_bits).collect();
-        Ok(Plan {
-            model: self.model.name.clone(),
-            planner: planner.to_string(),
-            ubatch: self.cfg.ubatch,
-            in_buffers: self.cfg.in_buffers,
-            out_buffers: self.cfg.out_buffers,
-            stages: out,
-            cut_bits,
-            bottleneck_s,
-            bottleneck_stage,
-            bottleneck_kind,
-            throughput_items_per_s: self.cfg.ubatch as f64 / bottleneck_s,
-        })
     }
 }
 
