@@ -1,9 +1,10 @@
 //! Helpers of quantpipe's multi-node tests: the `quantpipe` binary, MiniLM, a zenoh peer of the
-//! test itself, and the single-process reference a pipeline's outputs are compared with. Fleets
-//! are started with `quantpipe_launcher`.
+//! test itself, a client run's report and outputs, and the single-process reference a
+//! pipeline's outputs are compared with. Fleets and client command lines come from
+//! `quantpipe_launcher`.
 
 use quantpipe_actors::runtime::config::ZenohSettings;
-use quantpipe_launcher::{loopback, Procs};
+use quantpipe_launcher::{loopback, Launch, Procs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -61,6 +62,26 @@ pub fn peer_session(port: u16) -> zenoh::Session {
     zenoh::open(config)
         .wait()
         .expect("opening a test zenoh session")
+}
+
+/// Runs the client `run` (a `quantpipe run ... --json`, see `ClientRun`) as process `name` to
+/// completion within `limit` and answers its JSON report; panics with every log when it fails.
+pub fn run_report(
+    procs: &mut Procs,
+    name: &str,
+    run: &Launch,
+    limit: Duration,
+) -> serde_json::Value {
+    let out = procs
+        .run_launch(name, run, limit)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    serde_json::from_str(out.trim()).expect("run --json output")
+}
+
+/// The rows a client run saved with `--save-outputs path`.
+pub fn read_outputs(path: &Path) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("saved outputs: a JSON array of rows")
 }
 
 /// Rows of single-process `quantpipe infer` (one thread) over the text file `input` in

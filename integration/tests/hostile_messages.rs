@@ -6,12 +6,13 @@
 //! nodes' stats queryables, the client's report), and the run's outputs are still bitwise those
 //! of single-process inference at 32 bits.
 
-use quantpipe_actors::runtime::config::{Role, Settings};
+use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
-    assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, single_process_outputs,
+    assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, read_outputs, run_report,
+    single_process_outputs,
 };
 use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
-use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
+use quantpipe_launcher::{config_file, free_ports, ClientRun, Fleet, Place};
 use quantpipe_messages::{
     envelope, Activation, AssignAck, Assignment, Envelope, Keys, NextHop, NodeStats, Output,
     PlanInfo, WIRE_VERSION,
@@ -212,11 +213,11 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
 
     let ports = free_ports(5).unwrap();
     let fleet = format!("hostile{}", std::process::id());
-    let node = |name: &str, role: Role, listen: u16, connect: Vec<String>| -> Settings {
-        config_file::peer(&fleet, name, role, &model, vec![loopback(listen)], connect)
+    let node = |name: &str, role: Role, listen: u16, connect: Option<u16>| {
+        config_file::loopback_peer(&fleet, name, role, &model, listen, connect)
     };
     // Cuts after u0 (two tensors) and after u3.
-    let mut leader = node("leader", Role::Leader, ports[0], vec![]);
+    let mut leader = node("leader", Role::Leader, ports[0], None);
     leader.leader.expected = NODES.map(String::from).to_vec();
     leader.leader.wait_s = 60.0;
     leader.leader.ubatch = UBATCH;
@@ -225,13 +226,13 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     let mut nodes = Fleet::new(&bin, dir.path());
     nodes.start(&leader, Place::Here).unwrap();
     for (i, name) in NODES.iter().enumerate() {
-        let mut device = node(name, Role::Device, ports[i + 1], vec![loopback(ports[0])]);
+        let mut device = node(name, Role::Device, ports[i + 1], Some(ports[0]));
         device.device.threads = 1;
         device.device.profile_ubatch = UBATCH;
         device.device.profile_file = Some(profile.clone());
         nodes.start(&device, Place::Here).unwrap();
     }
-    let mut client = node("client", Role::Device, ports[4], vec![loopback(ports[0])]);
+    let mut client = node("client", Role::Device, ports[4], Some(ports[0]));
     client.client.window = 2;
     client.client.plan_wait_s = 90.0;
     client.client.result_timeout_s = 90.0;
@@ -242,25 +243,13 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     let outputs = dir.path().join("outputs.json");
     let ((sent, epoch), report) = std::thread::scope(|scope| {
         let attacker = scope.spawn(|| attack(&hostile, &fleet));
-        let report = procs.run_to_end(
-            "client",
-            &bin,
-            &[
-                "run",
-                "--config",
-                client.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--save-outputs",
-                outputs.to_str().unwrap(),
-                "--json",
-            ],
-            Duration::from_secs(180),
-        );
-        let report = report.unwrap_or_else(|e| panic!("{e:#}"));
+        let run = ClientRun::new(&client, &input)
+            .save_outputs(&outputs)
+            .json()
+            .launch(&bin);
+        let report = run_report(procs, "client", &run, Duration::from_secs(180));
         (attacker.join().expect("the hostile peer failed"), report)
     });
-    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json");
     assert_eq!(report["items"], texts.len());
 
     let keys = Keys::new(&fleet);
@@ -305,8 +294,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
 
     // Outputs equal single-process inference bitwise (every item has 128 tokens, so the
     // padding of each microbatch is the same in both).
-    let pipeline: Vec<Vec<f32>> =
-        serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
+    let pipeline = read_outputs(&outputs);
     let single = single_process_outputs(procs, "infer", &bin, &model, &input, UBATCH);
     assert_bitwise_equal(&pipeline, &single);
     eprintln!(

@@ -6,28 +6,19 @@
 
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
-    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, read_outputs, run_report,
+    single_process_outputs,
 };
 use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
-use quantpipe_launcher::{config_file, free_ports, Fleet, Place, Procs};
+use quantpipe_launcher::{config_file, free_ports, loopback, ClientRun, Fleet, Place, Procs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Waits until `log` contains `needle`, panicking with every log after `limit`.
 fn wait_for(procs: &Procs, log: &Path, needle: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(needle)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not in {} within {limit:?}:\n{}",
-            log.display(),
-            procs.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    procs
+        .wait_for_file(log, needle, limit, |t| t.contains(needle))
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 #[test]
@@ -42,7 +33,7 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
     write_uniform_profile(&profile, 4).unwrap();
 
     let ports = free_ports(5).unwrap();
-    let ep = |i: usize| format!("tcp/127.0.0.1:{}", ports[i]);
+    let ep = |i: usize| loopback(ports[i]);
     let fleet = format!("elect{}", std::process::id());
     let mut nodes = Fleet::new(&bin, dir.path());
     let start = |nodes: &mut Fleet, name: &str, i: usize| {
@@ -83,23 +74,11 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
         s.client.stall_s = 3.0;
         let path = config_file::write(dir.path(), &s).unwrap();
         let outputs = dir.path().join(format!("{name}.json"));
-        let out = procs.run_to_end(
-            name,
-            &bin,
-            &[
-                "run",
-                "--config",
-                path.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--save-outputs",
-                outputs.to_str().unwrap(),
-                "--json",
-            ],
-            Duration::from_secs(120),
-        );
-        let out = out.unwrap_or_else(|e| panic!("{e:#}"));
-        let report: serde_json::Value = serde_json::from_str(out.trim()).expect("run --json");
+        let run = ClientRun::new(&path, &input)
+            .save_outputs(&outputs)
+            .json()
+            .launch(&bin);
+        let report = run_report(procs, name, &run, Duration::from_secs(120));
         assert_eq!(report["items"], 8, "{report}");
         report
     };
@@ -156,10 +135,7 @@ fn when_the_elected_candidate_dies_the_next_candidate_replans_at_a_higher_epoch(
 
     let single = single_process_outputs(nodes.procs(), "infer", &bin, &model, &input, 4);
     for name in ["client1", "client2"] {
-        let rows: Vec<Vec<f32>> = serde_json::from_slice(
-            &std::fs::read(dir.path().join(format!("{name}.json"))).unwrap(),
-        )
-        .unwrap();
+        let rows = read_outputs(&dir.path().join(format!("{name}.json")));
         assert_bitwise_equal(&rows, &single);
     }
     eprintln!(

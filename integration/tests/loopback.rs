@@ -2,13 +2,14 @@
 //! and after u2 (unit 3, the post-GELU pair) at 32 bits must give exactly (bitwise) the outputs
 //! of single-process inference of the same microbatches.
 
-use quantpipe_actors::runtime::config::{Role, Settings};
+use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
-    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, read_outputs, run_report,
+    single_process_outputs,
 };
+use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::minilm::write_uniform_profile;
-use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
-use std::path::Path;
+use quantpipe_launcher::{free_ports, ClientRun, Fleet, Place};
 use std::time::Duration;
 
 const SENTENCES: &[&str] = &[
@@ -24,19 +25,6 @@ const SENTENCES: &[&str] = &[
     "Short.",
 ];
 
-/// Settings of `name` listening on loopback `listen` and connecting to `connect`.
-fn node(
-    fleet: &str,
-    name: &str,
-    model: &Path,
-    role: Role,
-    listen: u16,
-    connect: Option<u16>,
-) -> Settings {
-    let connect = connect.map(loopback).into_iter().collect();
-    config_file::peer(fleet, name, role, model, vec![loopback(listen)], connect)
-}
-
 #[test]
 fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     let bin = quantpipe_bin();
@@ -50,7 +38,7 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
 
     let ports = free_ports(5).unwrap();
     let fleet = format!("it{}", std::process::id());
-    let mut leader = node(&fleet, "leader", &model, Role::Leader, ports[0], None);
+    let mut leader = loopback_peer(&fleet, "leader", Role::Leader, &model, ports[0], None);
     leader.leader.expected = ["a", "b", "c"].map(String::from).to_vec();
     leader.leader.wait_s = 60.0;
     leader.leader.ubatch = 4;
@@ -59,11 +47,11 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     let mut nodes = Fleet::new(&bin, dir.path());
     nodes.start(&leader, Place::Here).unwrap();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
-        let mut device = node(
+        let mut device = loopback_peer(
             &fleet,
             name,
-            &model,
             Role::Device,
+            &model,
             ports[i + 1],
             Some(ports[0]),
         );
@@ -72,11 +60,11 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
         device.device.profile_file = Some(profile.clone());
         nodes.start(&device, Place::Here).unwrap();
     }
-    let mut client = node(
+    let mut client = loopback_peer(
         &fleet,
         "client",
-        &model,
         Role::Device,
+        &model,
         ports[4],
         Some(ports[0]),
     );
@@ -86,28 +74,14 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
     let client = config_file::write(dir.path(), &client).unwrap();
     let procs = nodes.procs();
     let outputs = dir.path().join("outputs.json");
-    let report = procs
-        .run_to_end(
-            "client",
-            &bin,
-            &[
-                "run",
-                "--config",
-                client.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--save-outputs",
-                outputs.to_str().unwrap(),
-                "--json",
-            ],
-            Duration::from_secs(240),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json output");
+    let run = ClientRun::new(&client, &input)
+        .save_outputs(&outputs)
+        .json()
+        .launch(&bin);
+    let report = run_report(procs, "client", &run, Duration::from_secs(240));
     assert_eq!(report["items"], SENTENCES.len());
     assert_eq!(report["plan"]["stages"].as_array().unwrap().len(), 3);
-    let pipeline: Vec<Vec<f32>> =
-        serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
+    let pipeline = read_outputs(&outputs);
 
     // The client pads each microbatch to its longest item, so the reference runs the same
     // microbatches (plan ubatch 4) one at a time.

@@ -2,41 +2,28 @@
 //! and a leader on loopback, logging as JSON (`--log-format json`); during a client run every
 //! node appends per-window rows, and the windows the run went through show non-zero items/s.
 
-use quantpipe_actors::runtime::config::{Role, Settings};
-use quantpipe_integration::{minilm_dir, quantpipe_bin};
+use quantpipe_actors::runtime::config::Role;
+use quantpipe_integration::{minilm_dir, quantpipe_bin, run_report};
+use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::minilm::write_uniform_profile;
-use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place, Procs};
+use quantpipe_launcher::{free_ports, ClientRun, Fleet, Place, Procs};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Settings of `name` listening on loopback `ports.0` and connecting to `ports.1`.
-fn node(fleet: &str, name: &str, model: &Path, role: Role, ports: (u16, Option<u16>)) -> Settings {
-    let connect = ports.1.map(loopback).into_iter().collect();
-    config_file::peer(fleet, name, role, model, vec![loopback(ports.0)], connect)
-}
-
-/// Waits until `path` holds a line `ok` accepts, or panics with the logs after `limit`.
+/// The lines of `path` once one of them is one `ok` accepts; panics with the logs after `limit`.
 fn wait_for_line(
     procs: &Procs,
     path: &Path,
     limit: Duration,
     ok: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.lines().any(&ok) {
-            return text.lines().map(str::to_owned).collect();
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "no matching row in {} within {limit:?}:\n{text}\n{}",
-                path.display(),
-                procs.logs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let text = procs
+        .wait_for_file(path, "a matching row", limit, |t| t.lines().any(&ok))
+        .unwrap_or_else(|e| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            panic!("{e:#}\n--- {} ---\n{text}", path.display())
+        });
+    text.lines().map(str::to_owned).collect()
 }
 
 #[test]
@@ -56,14 +43,14 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
     let fleet = format!("metrics{}", std::process::id());
     let csv = dir.path().join("out/a.csv");
     let jsonl = dir.path().join("out/b.jsonl");
-    let mut leader = node(&fleet, "leader", &model, Role::Leader, (ports[0], None));
+    let mut leader = loopback_peer(&fleet, "leader", Role::Leader, &model, ports[0], None);
     leader.leader.expected = vec!["a".into(), "b".into()];
     leader.leader.wait_s = 60.0;
     leader.leader.ubatch = 4;
     leader.leader.bits = 8;
     leader.leader.stages = config_file::forced(&[("a", [1, 10]), ("b", [11, 24])]);
     let device = |name: &str, port: u16, metrics: &Path| {
-        let mut s = node(&fleet, name, &model, Role::Device, (port, Some(ports[0])));
+        let mut s = loopback_peer(&fleet, name, Role::Device, &model, port, Some(ports[0]));
         s.device.threads = 1;
         s.device.profile_ubatch = 4;
         s.device.profile_file = Some(profile.clone());
@@ -79,36 +66,24 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
     ] {
         nodes.start(&s, Place::Here).unwrap();
     }
-    let mut client = node(
+    let mut client = loopback_peer(
         &fleet,
         "client",
-        &model,
         Role::Device,
-        (ports[3], Some(ports[0])),
+        &model,
+        ports[3],
+        Some(ports[0]),
     );
     client.client.window = 2;
     client.client.plan_wait_s = 90.0;
     client.client.result_timeout_s = 90.0;
     let client = config_file::write(dir.path(), &client).unwrap();
     let procs = nodes.procs();
-    let report = procs
-        .run_to_end(
-            "client",
-            &bin,
-            &[
-                "--log-format",
-                "json",
-                "run",
-                "--config",
-                client.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--json",
-            ],
-            Duration::from_secs(180),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("run --json output");
+    let run = ClientRun::new(&client, &input)
+        .log_format("json")
+        .json()
+        .launch(&bin);
+    let report = run_report(procs, "client", &run, Duration::from_secs(180));
     assert_eq!(report["items"], lines.len());
 
     // Node a: CSV with its header and a window of the run with items/s > 0.

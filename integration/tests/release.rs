@@ -6,7 +6,7 @@
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{minilm_dir, peer_session, quantpipe_bin};
 use quantpipe_launcher::minilm::write_uniform_profile;
-use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Place};
+use quantpipe_launcher::{config_file, free_ports, Fleet, Place};
 use quantpipe_messages::{
     envelope, AssignAck, Assignment, DeviceInfo, Keys, NextHop, NodeStats, Release,
 };
@@ -53,14 +53,7 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
     let profile = dir.path().join("profile.json");
     write_uniform_profile(&profile, 4).unwrap();
     let port = free_ports(1).unwrap()[0];
-    let mut device = config_file::peer(
-        FLEET,
-        "a",
-        Role::Device,
-        &model,
-        vec![loopback(port)],
-        vec![],
-    );
+    let mut device = config_file::loopback_peer(FLEET, "a", Role::Device, &model, port, None);
     device.device.threads = 1;
     device.device.profile_ubatch = 4;
     device.device.profile_file = Some(profile.clone());

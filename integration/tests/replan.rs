@@ -6,47 +6,12 @@
 
 use quantpipe_actors::runtime::config::{DeviceSettings, Role, Settings};
 use quantpipe_integration::{
-    assert_bitwise_equal, minilm_dir, quantpipe_bin, single_process_outputs,
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, read_outputs, single_process_outputs,
 };
-use quantpipe_launcher::minilm::write_uniform_profile;
-use quantpipe_launcher::{config_file, free_ports, loopback, Fleet, Launch, Place};
+use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
+use quantpipe_launcher::{config_file, free_ports, ClientRun, Fleet, Place};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// Items long enough that the 128-token tokenizer truncates each, so every microbatch has the
-/// same length in the pipeline and in the single-process reference.
-fn texts(n: usize) -> Vec<String> {
-    const WORDS: &[&str] = &[
-        "the",
-        "central",
-        "bank",
-        "raised",
-        "rates",
-        "while",
-        "a",
-        "late",
-        "goal",
-        "settled",
-        "the",
-        "cup",
-        "final",
-        "and",
-        "parliament",
-        "debated",
-        "the",
-        "budget",
-        "shares",
-        "fell",
-    ];
-    (0..n)
-        .map(|i| {
-            (0..160)
-                .map(|k| WORDS[(i * 7 + k * 3) % WORDS.len()])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
+use std::time::Duration;
 
 /// A leader, device nodes and a client of one test fleet on loopback, in a temporary folder.
 struct TestFleet {
@@ -68,7 +33,10 @@ impl TestFleet {
         let bin = quantpipe_bin();
         let model = minilm_dir();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("texts.txt"), texts(items).join("\n")).unwrap();
+        // Items long enough that the 128-token tokenizer truncates each, so every microbatch
+        // has the same length in the pipeline and in the single-process reference.
+        let texts = long_texts(items, 160);
+        std::fs::write(dir.path().join("texts.txt"), texts.join("\n")).unwrap();
         // Equal profiles: the planner spreads the 24 units over every node it has.
         let profile = dir.path().join("profile.json");
         write_uniform_profile(&profile, 4).unwrap();
@@ -100,15 +68,7 @@ impl TestFleet {
 
     /// Settings of `name` listening on loopback `listen` and connecting to `connect`.
     fn settings(&self, name: &str, role: Role, listen: u16, connect: Option<u16>) -> Settings {
-        let connect = connect.map(loopback).into_iter().collect();
-        config_file::peer(
-            &self.fleet,
-            name,
-            role,
-            &self.model,
-            vec![loopback(listen)],
-            connect,
-        )
+        config_file::loopback_peer(&self.fleet, name, role, &self.model, listen, connect)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -123,20 +83,12 @@ impl TestFleet {
     }
 
     /// Waits until `file` (in the fleet's folder) contains `needle`.
-    fn wait_for(&self, file: &str, needle: &str, limit: Duration, what: &str) {
+    fn wait_for(&mut self, file: &str, needle: &str, limit: Duration, what: &str) {
         let path = self.path(file);
-        let deadline = Instant::now() + limit;
-        while !std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .contains(needle)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "{what} did not happen within {limit:?}:\n{}",
-                self.nodes.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.nodes
+            .procs()
+            .wait_for_file(&path, what, limit, |t| t.contains(needle))
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The node of stage `i` in the leader's latest logged plan.
@@ -151,33 +103,30 @@ impl TestFleet {
             .to_owned()
     }
 
-    /// Starts `quantpipe run` over the texts (its log shows each answered microbatch).
-    fn start_client(&mut self) {
+    /// Starts `quantpipe run` over the texts (its log shows each answered microbatch) and
+    /// waits for its first result: the run is under way when membership changes.
+    fn start_client_and_wait_for_a_result(&mut self) {
         let mut client = self.settings("client", Role::Device, self.ports[5], Some(self.ports[0]));
         client.client.window = 3;
         client.client.plan_wait_s = 60.0;
         client.client.result_timeout_s = 60.0;
         client.client.stall_s = 3.0;
         let client = config_file::write(self.dir.path(), &client).unwrap();
-        let (input, outputs) = (self.path("texts.txt"), self.path("outputs.json"));
-        let launch = Launch::new(
-            &self.bin,
-            &[
-                "run",
-                "--config",
-                client.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--save-outputs",
-                outputs.to_str().unwrap(),
-                "--json",
-            ],
-        )
-        .env("RUST_LOG", "info,quantpipe_actors::runtime::client=debug");
+        let run = ClientRun::new(&client, &self.path("texts.txt"))
+            .save_outputs(&self.path("outputs.json"))
+            .json()
+            .launch(&self.bin)
+            .env("RUST_LOG", "info,quantpipe_actors::runtime::client=debug");
         self.nodes
             .procs()
-            .start_with_output("client", &launch)
+            .start_with_output("client", &run)
             .unwrap();
+        self.wait_for(
+            "client.log",
+            "microbatch 1 answered",
+            Duration::from_secs(60),
+            "a first result",
+        );
     }
 
     /// Waits for the client to finish and answers its JSON report.
@@ -195,8 +144,7 @@ impl TestFleet {
 
     /// Every output row equals single-process inference of the same microbatches, bitwise.
     fn assert_bitwise_equal_to_single_process(&mut self) {
-        let pipeline: Vec<Vec<f32>> =
-            serde_json::from_slice(&std::fs::read(self.path("outputs.json")).unwrap()).unwrap();
+        let pipeline = read_outputs(&self.path("outputs.json"));
         let input = self.path("texts.txt");
         let single = single_process_outputs(
             self.nodes.procs(),
@@ -248,13 +196,7 @@ fn a_stage_node_leaving_mid_run_replans_and_every_output_stays_bitwise_exact() {
     );
     // The middle stage's node is the one to die: both its neighbours must notice.
     let victim = f.stage_node(1);
-    f.start_client();
-    f.wait_for(
-        "client.log",
-        "microbatch 1 answered",
-        Duration::from_secs(60),
-        "a first result",
-    );
+    f.start_client_and_wait_for_a_result();
     f.nodes.procs().kill(&victim).unwrap();
     let report = f.finish_client();
     f.assert_moved_to_a_new_epoch(&report);
@@ -278,13 +220,7 @@ fn a_device_joining_mid_run_is_planned_in_and_every_output_stays_bitwise_exact()
         Duration::from_secs(90),
         "a two-stage plan",
     );
-    f.start_client();
-    f.wait_for(
-        "client.log",
-        "microbatch 1 answered",
-        Duration::from_secs(60),
-        "a first result",
-    );
+    f.start_client_and_wait_for_a_result();
     // Three equal devices predict 1.5x the throughput of two: above the default 10% gain.
     f.start_node("c", 2);
     let report = f.finish_client();

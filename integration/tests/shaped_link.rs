@@ -8,11 +8,11 @@
 //! about 2 s at 6 Mbit/s, several times a half-model forward pass on one core.
 
 use quantpipe_actors::runtime::config::Role;
-use quantpipe_integration::{minilm_dir, quantpipe_bin};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, run_report};
 use quantpipe_launcher::minilm::long_texts;
 use quantpipe_launcher::netns::{Link, Netns};
 use quantpipe_launcher::privilege::root_or_skip;
-use quantpipe_launcher::{config_file, Fleet, Place};
+use quantpipe_launcher::{config_file, ClientRun, Fleet, Place};
 use quantpipe_simulator::{simulate_pipeline, SimStage};
 use std::time::{Duration, Instant};
 
@@ -66,24 +66,9 @@ fn a_shaped_link_bottleneck_runs_at_the_simulated_rate() {
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, long_texts(UBATCH * MICROBATCHES, 160).join("\n")).unwrap();
 
-    let out = net
-        .run_to_end(
-            nodes.procs(),
-            3,
-            "client",
-            &bin,
-            &[
-                "run",
-                "--config",
-                client.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--json",
-            ],
-            Duration::from_secs(170),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("run --json output");
+    let run = ClientRun::new(&client, &input).json().launch(&bin);
+    let run = Place::Member(&net, 3).apply(run);
+    let report = run_report(nodes.procs(), "client", &run, Duration::from_secs(170));
     let plan = &report["plan"];
     assert_eq!(plan["source"], "planner", "{plan}");
     assert_eq!(report["items"], UBATCH * MICROBATCHES);

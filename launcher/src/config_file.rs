@@ -20,6 +20,27 @@ pub fn peer(
     s
 }
 
+/// Settings of `name` in `fleet`, a zenoh peer listening on loopback port `listen` and
+/// connecting to loopback port `connect` when given (a leader connects to no one).
+pub fn loopback_peer(
+    fleet: &str,
+    name: &str,
+    role: Role,
+    model_dir: &Path,
+    listen: u16,
+    connect: Option<u16>,
+) -> Settings {
+    let connect = connect.map(crate::loopback).into_iter().collect();
+    peer(
+        fleet,
+        name,
+        role,
+        model_dir,
+        vec![crate::loopback(listen)],
+        connect,
+    )
+}
+
 /// A forced plan (`leader.stages`): each node with its first and last unit.
 pub fn forced(stages: &[(&str, [usize; 2])]) -> Vec<ForcedStage> {
     stages
@@ -76,6 +97,16 @@ mod tests {
         assert_eq!(back.role, Role::Leader);
         assert_eq!(back.leader.stages[1].units, [9, 24]);
         assert_eq!(back.zenoh.extra["transport/link/tx/lease"], "30000");
+    }
+
+    #[test]
+    fn a_loopback_peer_listens_on_its_port_and_connects_to_the_given_one() {
+        let m = Path::new("m");
+        let a = loopback_peer("f", "a", Role::Device, m, 7002, Some(7001));
+        assert_eq!(a.zenoh.listen, ["tcp/127.0.0.1:7002"]);
+        assert_eq!(a.zenoh.connect, ["tcp/127.0.0.1:7001"]);
+        let leader = loopback_peer("f", "leader", Role::Leader, m, 7001, None);
+        assert!(leader.zenoh.connect.is_empty());
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //!   own plan announcement ([`Fleet::wait_for_plan`]); logs in one folder; every process killed
 //!   on drop.
 //! - [`Procs`] and [`Launch`]: child processes with their logs, started on this host, pinned to
-//!   a core (`taskset`) or inside a network namespace (`ip netns exec`).
+//!   a core (`taskset`) or inside a network namespace (`ip netns exec`); [`ClientRun`], the
+//!   command line of a client run (`quantpipe run`).
 //! - [`netns::Netns`]: hosts in network namespaces joined by shaped veth links, and
 //!   [`trace_fleet`], the 3-stage fleet whose links follow a bandwidth trace.
 //! - [`privilege`]: whether a test that needs root runs, is skipped, or fails.
 //!
 //! [`Settings`]: quantpipe_actors::runtime::config::Settings
 
+mod client_run;
 pub mod config_file;
 pub mod endpoints;
 mod fleet;
@@ -21,6 +23,7 @@ pub mod privilege;
 mod procs;
 pub mod trace_fleet;
 
+pub use client_run::ClientRun;
 pub use endpoints::{free_ports, loopback};
 pub use fleet::{Fleet, Place};
 pub use procs::{Launch, Procs};

@@ -19,12 +19,10 @@
 //! Needs root or CAP_NET_ADMIN (and CAP_SYS_ADMIN for `ip netns exec`); without them creation
 //! fails with an error that says so (tests check first: [`crate::privilege`]).
 
-use crate::{Launch, Procs};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// Harnesses created by this process so far (part of the names, so that tests of one process
 /// running in parallel never collide).
@@ -248,7 +246,7 @@ fn tc(args: Vec<String>) -> Result<String, NetnsError> {
 
 /// A hub and `n` member namespaces; all deleted on drop.
 ///
-/// Declare it before the [`Procs`] whose processes run in it, so that the processes are killed
+/// Declare it before the [`Procs`](crate::Procs) whose processes run in it, so that the processes are killed
 /// (dropped first) before their namespaces go.
 pub struct Netns {
     hub: String,
@@ -378,32 +376,6 @@ impl Netns {
             .unwrap_or_else(|e| e.to_string()),
             Err(e) => e.to_string(),
         }
-    }
-
-    /// Starts `bin args...` inside member `i` as a long-running process of `procs`.
-    pub fn spawn(
-        &self,
-        procs: &mut Procs,
-        i: usize,
-        name: &str,
-        bin: &Path,
-        args: &[&str],
-    ) -> anyhow::Result<()> {
-        procs.start(name, &Launch::new(bin, args).in_netns(self.ns(i)))
-    }
-
-    /// Runs `bin args...` inside member `i` to completion within `limit` (see
-    /// [`Procs::run_launch`]).
-    pub fn run_to_end(
-        &self,
-        procs: &mut Procs,
-        i: usize,
-        name: &str,
-        bin: &Path,
-        args: &[&str],
-        limit: Duration,
-    ) -> anyhow::Result<String> {
-        procs.run_launch(name, &Launch::new(bin, args).in_netns(self.ns(i)), limit)
     }
 
     /// Runs `f` on a thread that has entered member `i`'s network namespace: sockets it opens

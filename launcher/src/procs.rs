@@ -157,6 +157,33 @@ impl Procs {
         out
     }
 
+    /// Waits until the text of file `path` (a log, a metrics file, a timeline) satisfies `ok`
+    /// and answers it; fails naming `what` with every log once `limit` passes. A file not
+    /// written yet reads as empty.
+    pub fn wait_for_file(
+        &self,
+        path: &Path,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if ok(&text) {
+                return Ok(text);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{what}: not in {} within {limit:?}:\n{}",
+                    path.display(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts a process whose stdout is its answer (`<name>.out`), stderr to `<name>.log`;
     /// [`Procs::finish`] waits for it.
     pub fn start_with_output(&mut self, name: &str, launch: &Launch) -> Result<()> {
@@ -263,5 +290,30 @@ mod tests {
         }
         let err = procs.check().unwrap_err().to_string();
         assert!(err.contains("short exited"), "{err}");
+    }
+
+    #[test]
+    fn waiting_for_a_file_answers_its_text_or_fails_naming_what_was_awaited() {
+        let dir = tempfile::tempdir().unwrap();
+        let procs = Procs::new(dir.path());
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "node a up\n").unwrap();
+        let text = procs
+            .wait_for_file(&path, "a up", Duration::from_secs(1), |t| {
+                t.contains("a up")
+            })
+            .unwrap();
+        assert_eq!(text, "node a up\n");
+        let err = procs
+            .wait_for_file(&path, "a plan", Duration::from_millis(100), |t| {
+                t.contains("plan")
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a plan: not in"), "{err}");
+        assert!(
+            err.contains("node a up"),
+            "the logs are in the failure: {err}"
+        );
     }
 }

@@ -11,8 +11,8 @@
 use crate::config_file;
 use crate::minilm::{long_texts, write_uniform_profile};
 use crate::netns::{Link, Netns};
-use crate::{Fleet, Place};
-use quantpipe_actors::runtime::config::{Role, Settings, ZenohSettings};
+use crate::{ClientRun, Fleet, Place};
+use quantpipe_actors::runtime::config::Role;
 use quantpipe_actors::runtime::metrics::unix_s;
 use quantpipe_actors::runtime::timeline::{read_csv, TimelineRow};
 use quantpipe_adaptive::policy::{Policy, PolicyConfig, PolicyKind};
@@ -197,8 +197,7 @@ pub fn run_trace(
     let fleet_name = format!("trace{policy}{}", std::process::id());
     let settings = |name: &str, role: Role, i: usize| {
         let connect = if i == 0 { vec![] } else { vec![endpoint(0)] };
-        let mut s = Settings::new(&fleet_name, name, role, model);
-        s.zenoh = ZenohSettings::peer(vec![endpoint(i)], connect);
+        let mut s = config_file::peer(&fleet_name, name, role, model, vec![endpoint(i)], connect);
         s.zenoh.extra.insert(LEASE.0.into(), LEASE.1.into());
         s
     };
@@ -242,41 +241,22 @@ pub fn run_trace(
     let input = dir.join("texts.txt");
     write(&input, long_texts(items, 160).join("\n"))?;
     let report = dir.join("report");
-    net.spawn(
-        fleet.procs(),
-        4,
-        "client",
-        bin,
-        &[
-            "run",
-            "--config",
-            client_config.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--report-window-s",
-            &p.report_window_s.to_string(),
-        ],
-    )
-    .map_err(|e| format!("{e:#}"))?;
-    // The trace starts once results flow.
     let csv = report.join("timeline.csv");
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let client = ClientRun::new(&client_config, &input).report(&report, p.report_window_s);
+    fleet
+        .procs()
+        .start("client", &client.launch(bin).in_netns(net.ns(4)))
+        .map_err(|e| format!("{e:#}"))?;
+    // The trace starts once results flow.
     let flowing = |text: &str| {
         read_csv(text)
             .map(|r| r.iter().any(|r| r.items_per_s > 0.0))
             .unwrap_or(false)
     };
-    while !flowing(&std::fs::read_to_string(&csv).unwrap_or_default()) {
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "{policy}: no result within 150 s\n{}",
-                fleet.procs().logs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    fleet
+        .procs()
+        .wait_for_file(&csv, "a result", Duration::from_secs(150), flowing)
+        .map_err(|e| format!("{policy}: {e:#}"))?;
     let startup_s = launched.elapsed().as_secs_f64();
     let t0 = unix_s();
     let steps = trace.steps();
