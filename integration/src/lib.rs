@@ -3,8 +3,8 @@
 //! pipeline's outputs are compared with. Fleets and client command lines come from
 //! `quantpipe_launcher`.
 
-use quantpipe_actors::runtime::config::ZenohSettings;
-use quantpipe_launcher::{loopback, Launch, Procs};
+use quantpipe_actors::runtime::config::{Role, ZenohSettings};
+use quantpipe_launcher::{config_file, loopback, Launch, Procs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,6 +15,24 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("integration/ has a parent")
         .to_path_buf()
+}
+
+/// Writes into `dir` the settings of a test's client `client` of `fleet`, listening on `listen`
+/// and joining the leader on `leader`: two microbatches in flight, and 90 s for the plan and for
+/// each result (a debug build on a shared 2-core machine profiles and plans slowly).
+pub fn write_loopback_client(
+    dir: &Path,
+    fleet: &str,
+    model: &Path,
+    listen: u16,
+    leader: u16,
+) -> PathBuf {
+    let mut client =
+        config_file::loopback_peer(fleet, "client", Role::Device, model, listen, Some(leader));
+    client.client.window = 2;
+    client.client.plan_wait_s = 90.0;
+    client.client.result_timeout_s = 90.0;
+    config_file::write(dir, &client).expect("writing the client's settings")
 }
 
 /// Builds the `quantpipe` binary (debug profile; a no-op when up to date) and returns its path.

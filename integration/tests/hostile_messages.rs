@@ -9,7 +9,7 @@
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
     assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, read_outputs, run_report,
-    single_process_outputs,
+    single_process_outputs, write_loopback_client,
 };
 use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
 use quantpipe_launcher::{config_file, free_ports, ClientRun, Fleet, Place};
@@ -232,11 +232,7 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
         device.device.profile_file = Some(profile.clone());
         nodes.start(&device, Place::Here).unwrap();
     }
-    let mut client = node("client", Role::Device, ports[4], Some(ports[0]));
-    client.client.window = 2;
-    client.client.plan_wait_s = 90.0;
-    client.client.result_timeout_s = 90.0;
-    let client = config_file::write(dir.path(), &client).unwrap();
+    let client = write_loopback_client(dir.path(), &fleet, &model, ports[4], ports[0]);
     let procs = nodes.procs();
 
     let hostile = peer_session(ports[0]);

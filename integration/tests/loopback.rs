@@ -5,7 +5,7 @@
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
     assert_bitwise_equal, minilm_dir, quantpipe_bin, read_outputs, run_report,
-    single_process_outputs,
+    single_process_outputs, write_loopback_client,
 };
 use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::minilm::write_uniform_profile;
@@ -60,18 +60,7 @@ fn three_nodes_match_single_process_inference_bitwise_at_32_bits() {
         device.device.profile_file = Some(profile.clone());
         nodes.start(&device, Place::Here).unwrap();
     }
-    let mut client = loopback_peer(
-        &fleet,
-        "client",
-        Role::Device,
-        &model,
-        ports[4],
-        Some(ports[0]),
-    );
-    client.client.window = 2;
-    client.client.plan_wait_s = 90.0;
-    client.client.result_timeout_s = 90.0;
-    let client = config_file::write(dir.path(), &client).unwrap();
+    let client = write_loopback_client(dir.path(), &fleet, &model, ports[4], ports[0]);
     let procs = nodes.procs();
     let outputs = dir.path().join("outputs.json");
     let run = ClientRun::new(&client, &input)

@@ -3,7 +3,7 @@
 //! node appends per-window rows, and the windows the run went through show non-zero items/s.
 
 use quantpipe_actors::runtime::config::Role;
-use quantpipe_integration::{minilm_dir, quantpipe_bin, run_report};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, run_report, write_loopback_client};
 use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::minilm::write_uniform_profile;
 use quantpipe_launcher::{free_ports, ClientRun, Fleet, Place, Procs};
@@ -66,18 +66,7 @@ fn nodes_with_a_metrics_file_write_rows_with_nonzero_items_per_s_during_a_run() 
     ] {
         nodes.start(&s, Place::Here).unwrap();
     }
-    let mut client = loopback_peer(
-        &fleet,
-        "client",
-        Role::Device,
-        &model,
-        ports[3],
-        Some(ports[0]),
-    );
-    client.client.window = 2;
-    client.client.plan_wait_s = 90.0;
-    client.client.result_timeout_s = 90.0;
-    let client = config_file::write(dir.path(), &client).unwrap();
+    let client = write_loopback_client(dir.path(), &fleet, &model, ports[3], ports[0]);
     let procs = nodes.procs();
     let run = ClientRun::new(&client, &input)
         .log_format("json")
