@@ -43,6 +43,20 @@ struct Setup {
 }
 
 impl StageActor {
+    /// The leader's `what` (an assignment or a release) in `bytes`; when it cannot be read, it is
+    /// counted as malformed and the answer to send back says why.
+    fn read_order<T: serde::de::DeserializeOwned>(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<T, String> {
+        envelope::decode(bytes, &self.keys.fleet).map_err(|e| {
+            tracing::warn!("dropping the {what}: {e}");
+            self.stats.dropped_malformed += 1;
+            format!("bad {what}: {e}")
+        })
+    }
+
     /// Refuses an outdated assignment or release, naming the newest epoch this node knows.
     fn refuse_outdated(&mut self, query: Query, what: &str, o: Outdated) {
         self.stats.dropped_stale_epoch += 1;
@@ -114,13 +128,9 @@ impl StageActor {
 impl Handler<AssignQuery> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: AssignQuery, ctx: &mut Context<Self>) {
-        let a: Assignment = match envelope::decode(&msg.bytes, &self.keys.fleet) {
+        let a: Assignment = match self.read_order(&msg.bytes, "assignment") {
             Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("dropping an assignment: {e}");
-                self.stats.dropped_malformed += 1;
-                return self.ack(msg.query, 0, Some(format!("bad assignment: {e}")));
-            }
+            Err(why) => return self.ack(msg.query, 0, Some(why)),
         };
         let running = self.current.as_ref().map(|c| c.epoch);
         if let Err(o) = rules::accept_assignment(running, self.released_at, a.epoch) {
@@ -207,13 +217,9 @@ impl StageActor {
 impl Handler<ReleaseQuery> for StageActor {
     type Result = ();
     fn handle(&mut self, msg: ReleaseQuery, ctx: &mut Context<Self>) {
-        let r: Release = match envelope::decode(&msg.bytes, &self.keys.fleet) {
+        let r: Release = match self.read_order(&msg.bytes, "release") {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("dropping a release: {e}");
-                self.stats.dropped_malformed += 1;
-                return self.ack(msg.query, 0, Some(format!("bad release: {e}")));
-            }
+            Err(why) => return self.ack(msg.query, 0, Some(why)),
         };
         let running = self.current.as_ref().map(|c| c.epoch);
         if let Err(o) = rules::accept_release(running, r.epoch) {
