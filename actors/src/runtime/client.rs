@@ -192,18 +192,3 @@ pub fn run_on(
     let stage0 = Stage0::declare(session, keys)?;
     Stream::new(settings, keys, inputs, &watch, &stage0, plan)?.run(progress)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let s: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&s, 50.0), 50.0);
-        assert_eq!(percentile(&s, 99.0), 99.0);
-        assert_eq!(percentile(&s, 100.0), 100.0);
-        assert_eq!(percentile(&[3.0], 90.0), 3.0);
-        assert_eq!(percentile(&[], 90.0), 0.0);
-    }
-}

@@ -10,10 +10,11 @@ use quantpipe_messages::{envelope, AssignAck, DeviceInfo, Keys, NodeStats, PlanI
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use zenoh::handlers::FifoChannelHandler;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::{CongestionControl, Priority};
-use zenoh::query::Queryable;
+use zenoh::query::{Queryable, Reply};
 use zenoh::{Session, Wait};
 
 /// How long a liveliness or stats query waits for answers.
@@ -94,11 +95,7 @@ impl PlannerIo {
         let mut pending = Vec::new();
         for name in alive {
             let replies = self
-                .session
-                .get(self.keys.stats(name))
-                .priority(Priority::InteractiveHigh)
-                .timeout(QUERY_TIMEOUT)
-                .wait()
+                .ask(self.keys.stats(name), None, QUERY_TIMEOUT)
                 .map_err(|e| anyhow!("stats query of {name}: {e}"))?;
             pending.push(replies);
         }
@@ -116,14 +113,29 @@ impl PlannerIo {
         Ok(stats)
     }
 
+    /// A control query on `key` (above tensor traffic), with `payload` if any; its answers
+    /// arrive on the returned channel until `timeout`.
+    fn ask(
+        &self,
+        key: String,
+        payload: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> zenoh::Result<FifoChannelHandler<Reply>> {
+        let query = self
+            .session
+            .get(key)
+            .priority(Priority::InteractiveHigh)
+            .timeout(timeout);
+        match payload {
+            Some(p) => query.payload(p).wait(),
+            None => query.wait(),
+        }
+    }
+
     /// `name`'s device info; an error for a node that hosts no stage.
     pub fn device_info(&self, name: &str) -> Result<DeviceInfo> {
         let replies = self
-            .session
-            .get(self.keys.device(name))
-            .priority(Priority::InteractiveHigh)
-            .timeout(DEVICE_TIMEOUT)
-            .wait()
+            .ask(self.keys.device(name), None, DEVICE_TIMEOUT)
             .map_err(|e| anyhow!("device query: {e}"))?;
         first_answer(&replies, name, "device info", &self.keys.fleet)
     }
@@ -133,13 +145,9 @@ impl PlannerIo {
     pub fn assign(&self, plan: &PlanInfo) -> Result<()> {
         let mut pending = Vec::new();
         for (node, a) in assignments(plan) {
+            let order = envelope::encode(&self.keys.fleet, &a);
             let replies = self
-                .session
-                .get(self.keys.assign(&node))
-                .payload(envelope::encode(&self.keys.fleet, &a))
-                .priority(Priority::InteractiveHigh)
-                .timeout(self.assign_timeout)
-                .wait()
+                .ask(self.keys.assign(&node), Some(order), self.assign_timeout)
                 .map_err(|e| anyhow!("assigning {node}: {e}"))?;
             pending.push((node, replies));
         }
@@ -155,13 +163,9 @@ impl PlannerIo {
     /// Tells `node`, which plan `epoch` leaves out, to drop its shard and stage subscriptions.
     pub fn release(&self, node: &str, epoch: u64) -> Result<()> {
         let r = Release { epoch };
+        let order = envelope::encode(&self.keys.fleet, &r);
         let replies = self
-            .session
-            .get(self.keys.release(node))
-            .payload(envelope::encode(&self.keys.fleet, &r))
-            .priority(Priority::InteractiveHigh)
-            .timeout(self.assign_timeout)
-            .wait()
+            .ask(self.keys.release(node), Some(order), self.assign_timeout)
             .map_err(|e| anyhow!("releasing {node}: {e}"))?;
         let ack: AssignAck = first_answer(&replies, node, "release", &self.keys.fleet)?;
         if let Some(e) = ack.error {
