@@ -11,6 +11,9 @@
 //! - [`trace`]: the bandwidth-trace file format users write (`at_s, mbit` lines).
 //! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
 //!   figures judged on it: recovery after a step, mean bitwidth against an oracle.
+//! - [`compare`]: several policies over one trace in the link simulation, each judged.
+//! - [`judge`]: any run over any trace judged window by window: the share of feasible windows
+//!   that held the target, and the mean bitwidth against a per-window oracle.
 //!
 //! Main types: [`estimator::BandwidthEstimator`], [`link_monitor::LinkMonitor`],
 //! [`policy::Policy`] (with [`policy::PolicyKind`]), [`sizes::SizeTable`], [`trace::Trace`].
@@ -20,7 +23,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod estimator;
+pub mod judge;
 pub mod link_monitor;
 pub mod link_policy;
 pub mod policy;

@@ -2,7 +2,8 @@
 //! throughput out, and the figures judged on them.
 //!
 //! The model: a stage produces a message of `items_per_message` items every
-//! `items_per_message / target` seconds (its compute rate), with at most `in_flight` messages
+//! `items_per_message / compute_items_per_s` seconds (its compute rate, at or above the target:
+//! a stage that falls behind can catch up), with at most `in_flight` messages
 //! sent and not yet arrived (the pipeline's back-pressure: the stage waits beyond that). Each
 //! message is encoded at the policy's bitwidth when produced and crosses a FIFO link whose rate
 //! follows the trace. The receiver's arrival stamps feed the [`BandwidthEstimator`] through
@@ -12,6 +13,7 @@
 //! adjacent bitwidths) whose size fits the window's true bandwidth at the target rate.
 
 use crate::estimator::{ArrivalIntervals, BandwidthEstimator, Transfer};
+use crate::judge::JudgedWindow;
 use crate::policy::{Policy, TransferRate, WindowObservation};
 use crate::sizes::SizeTable;
 use crate::trace::Trace;
@@ -21,6 +23,8 @@ pub struct SimConfig {
     pub window_s: f64,
     pub duration_s: f64,
     pub target_items_per_s: f64,
+    /// The stage's own rate: how fast it produces messages when the link keeps up.
+    pub compute_items_per_s: f64,
     pub items_per_message: f64,
     pub in_flight: usize,
 }
@@ -39,6 +43,20 @@ pub struct WindowRecord {
     pub items_per_s: f64,
     /// The oracle's mean bitwidth for this window.
     pub oracle_bits: f64,
+    /// The lowest allowed bitwidth carries the target at the window's mean rate.
+    pub feasible: bool,
+}
+
+impl WindowRecord {
+    /// The window as [`judge`](crate::judge::judge) reads it.
+    pub fn judged(&self) -> JudgedWindow {
+        JudgedWindow {
+            items_per_s: self.items_per_s,
+            mean_bits: self.mean_bits,
+            oracle_bits: self.oracle_bits,
+            feasible: self.feasible,
+        }
+    }
 }
 
 /// The receiving end of the simulated link: transfers it has yet to learn of (and whether each
@@ -76,10 +94,16 @@ pub fn simulate(
     mut policy: Policy,
     cfg: &SimConfig,
 ) -> Result<Vec<WindowRecord>, String> {
-    if !(cfg.window_s > 0.0 && cfg.duration_s >= cfg.window_s && cfg.in_flight >= 1) {
+    let rate_ok = |r: f64| r > 0.0 && r.is_finite();
+    if !(cfg.window_s > 0.0
+        && cfg.duration_s >= cfg.window_s
+        && cfg.in_flight >= 1
+        && rate_ok(cfg.compute_items_per_s)
+        && rate_ok(cfg.items_per_message))
+    {
         return Err(format!("bad simulation settings {cfg:?}"));
     }
-    let period = cfg.items_per_message / cfg.target_items_per_s;
+    let period = cfg.items_per_message / cfg.compute_items_per_s;
     let mut rx = Receiver {
         est: BandwidthEstimator::new(cfg.window_s)?,
         pending: Vec::new(),
@@ -147,6 +171,7 @@ pub fn simulate(
             mean_bits: (bits_n > 0).then(|| bits_sum / bits_n as f64),
             items_per_s,
             oracle_bits: oracle_mean_bits(sizes, &policy, link_mbps),
+            feasible: lowest_fits(sizes, &policy, link_mbps),
         });
         (bits_sum, bits_n) = (0.0, 0);
         policy.on_window(WindowObservation {
@@ -160,17 +185,29 @@ pub fn simulate(
     Ok(out)
 }
 
-/// The largest mean bitwidth (time-sharing adjacent bitwidths within the policy's range) whose
-/// mean size fits `mbps` at the target rate.
-pub fn oracle_mean_bits(sizes: &SizeTable, policy: &Policy, mbps: f64) -> f64 {
+/// The (bitwidth, bytes) pairs within the policy's range, and the bytes a message may carry at
+/// `mbps` and the target rate.
+fn usable_and_budget(sizes: &SizeTable, policy: &Policy, mbps: f64) -> (Vec<(f64, f64)>, f64) {
     let c = policy.config();
-    let budget = mbps * 1e6 / 8.0 * c.time_budget_s();
-    let usable: Vec<(f64, f64)> = sizes
+    let usable = sizes
         .entries()
         .iter()
         .filter(|e| e.0.get() >= c.min_bits.get() && e.0.get() <= c.max_bits.get())
         .map(|e| (f64::from(e.0.get()), e.1 as f64))
         .collect();
+    (usable, mbps * 1e6 / 8.0 * c.time_budget_s())
+}
+
+/// Whether the policy's lowest bitwidth carries the target at `mbps`.
+pub fn lowest_fits(sizes: &SizeTable, policy: &Policy, mbps: f64) -> bool {
+    let (usable, budget) = usable_and_budget(sizes, policy, mbps);
+    usable.first().is_some_and(|lowest| lowest.1 <= budget)
+}
+
+/// The largest mean bitwidth (time-sharing adjacent bitwidths within the policy's range) whose
+/// mean size fits `mbps` at the target rate.
+pub fn oracle_mean_bits(sizes: &SizeTable, policy: &Policy, mbps: f64) -> f64 {
+    let (usable, budget) = usable_and_budget(sizes, policy, mbps);
     let (first, last) = (usable[0], usable[usable.len() - 1]);
     if budget >= last.1 {
         return last.0;
@@ -269,6 +306,7 @@ mod tests {
             window_s: WINDOW_S,
             duration_s: trace.steps().last().unwrap().0 + 4.0 * WINDOW_S,
             target_items_per_s: target,
+            compute_items_per_s: target,
             items_per_message: 8.0,
             in_flight: 2,
         };
