@@ -1,5 +1,6 @@
 //! Every policy over every trace in `config/traces/`, in the link simulation, on MiniLM's cut:
-//! `cargo run -p quantpipe-adaptive --example compare_traces [TRACE...]`.
+//! `cargo run -p quantpipe-adaptive --example compare_traces [TRACE...]`; with
+//! `QP_WINDOWS=<policy>` in the environment, that policy's windows are printed too.
 
 use quantpipe_adaptive::compare::{compare, LinkSetup};
 use quantpipe_adaptive::policy::PolicyKind;
@@ -20,6 +21,7 @@ fn main() -> Result<(), String> {
     let link = LinkSetup::minilm_cut();
     let kinds = [
         PolicyKind::Controller,
+        PolicyKind::KalmanIntegral,
         PolicyKind::Heuristic,
         PolicyKind::Fixed,
     ];
@@ -29,8 +31,22 @@ fn main() -> Result<(), String> {
         println!("{path}");
         for run in compare(&trace, hold, &link, &kinds)? {
             let j = &run.judgement;
+            if std::env::var("QP_WINDOWS").is_ok_and(|p| p == run.policy) {
+                for w in &run.windows {
+                    println!(
+                        "    {:6.1} link {:6.2} measured {:6.2} bits {:5.2} oracle {:5.2} items/s {:5.1}{}",
+                        w.start_s,
+                        w.link_mbps,
+                        w.measured_mbps.unwrap_or(0.0),
+                        w.mean_bits.unwrap_or(0.0),
+                        w.oracle_bits,
+                        w.items_per_s,
+                        if w.feasible && w.items_per_s < 19.0 { "  MISS" } else { "" }
+                    );
+                }
+            }
             println!(
-                "  {:>12}: held {}/{} feasible windows ({:.1}%), mean {:.2} of target, bits {:.2} vs oracle {:.2} ({:+.2}){}",
+                "  {:>15}: held {}/{} feasible windows ({:.1}%), mean {:.2} of target, bits {:.2} vs oracle {:.2} ({:+.2}){}",
                 run.policy,
                 j.held_windows,
                 j.feasible_windows,

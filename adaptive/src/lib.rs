@@ -4,7 +4,9 @@
 //! - [`estimator`]: per-link bandwidth from transfer intervals over a sliding window, counting
 //!   only time the link was transmitting (idle gaps and a busy receiver are not low bandwidth).
 //! - [`sizes`]: the codec's exact wire size of a cut's payload at every bitwidth.
-//! - [`policy`]: the bitwidth policies (`fixed`, `heuristic`, `controller`).
+//! - [`policy`]: the bitwidth policies (`fixed`, `heuristic`, `controller`,
+//!   `kalman-integral`).
+//! - [`kalman_integral`]: the QuantPipe paper's released controller, a baseline policy.
 //! - [`link_monitor`]: what a sender learns of its outgoing link from the receiver's
 //!   acknowledgements (transfer intervals, bandwidth, items carried) per window.
 //! - [`link_policy`]: a policy whose size table follows the shapes a node actually sends.
@@ -26,6 +28,7 @@
 pub mod compare;
 pub mod estimator;
 pub mod judge;
+pub mod kalman_integral;
 pub mod link_monitor;
 pub mod link_policy;
 pub mod policy;

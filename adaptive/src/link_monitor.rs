@@ -89,7 +89,8 @@ impl LinkMonitor {
     /// transfer interval (queued: sent before the previous message arrived). An acknowledgement of a message this link did not send (or
     /// already acknowledged) still counts for the bandwidth, not for the items.
     pub fn on_ack(&mut self, ack: Ack) -> Option<TransferRate> {
-        if let Some(items) = self.pending.remove(&(ack.run, ack.seq)) {
+        let items = self.pending.remove(&(ack.run, ack.seq));
+        if let Some(items) = items {
             self.acked_in_window += 1;
             self.order.retain(|k| *k != (ack.run, ack.seq));
             if ack.arrived_s.is_finite() {
@@ -109,6 +110,7 @@ impl LinkMonitor {
             mbps: t.bytes as f64 * 8.0 / secs / 1e6,
             at_s: t.end_s,
             queued,
+            items: items.unwrap_or(0),
         })
     }
 

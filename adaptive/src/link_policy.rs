@@ -109,6 +109,7 @@ mod tests {
             mbps: 1.0,
             at_s: 0.0,
             queued: true,
+            items: 1,
         };
         assert!(l.on_transfer(t).is_none(), "nothing sent yet");
         // Before any measurement, the highest bitwidth.

@@ -13,10 +13,14 @@
 //!   size equals the budget. The gain falls when the window missed the target while the link
 //!   was the bottleneck (the estimate was optimistic: protocol overhead, a drop mid-window, no
 //!   arrival at all), and recovers towards 1 while the target is met.
+//! - `kalman-integral`: the controller released with the QuantPipe paper, the peer's method
+//!   kept as a baseline ([`crate::kalman_integral`]): it reads only the items delivered per 10
+//!   messages, not the link's bandwidth.
 //!
 //! Every choice is at or above the minimum bitwidth (the accuracy budget): when even that does
 //! not fit, the policy sends at the minimum and the throughput falls short.
 
+use crate::kalman_integral::{KalmanIntegral, SENDS_PER_WINDOW};
 use crate::sizes::SizeTable;
 use quantpipe_messages::Bits;
 use std::fmt;
@@ -27,6 +31,7 @@ pub enum PolicyKind {
     Fixed,
     Heuristic,
     Controller,
+    KalmanIntegral,
 }
 
 impl FromStr for PolicyKind {
@@ -36,8 +41,9 @@ impl FromStr for PolicyKind {
             "fixed" => Ok(PolicyKind::Fixed),
             "heuristic" => Ok(PolicyKind::Heuristic),
             "controller" => Ok(PolicyKind::Controller),
+            "kalman-integral" => Ok(PolicyKind::KalmanIntegral),
             _ => Err(format!(
-                "unknown policy `{s}`: use `fixed`, `heuristic` or `controller`"
+                "unknown policy `{s}`: use `fixed`, `heuristic`, `controller` or `kalman-integral`"
             )),
         }
     }
@@ -49,6 +55,7 @@ impl fmt::Display for PolicyKind {
             PolicyKind::Fixed => "fixed",
             PolicyKind::Heuristic => "heuristic",
             PolicyKind::Controller => "controller",
+            PolicyKind::KalmanIntegral => "kalman-integral",
         })
     }
 }
@@ -124,6 +131,8 @@ pub struct TransferRate {
     pub mbps: f64,
     /// When the message arrived (seconds of the clock both ends share).
     pub at_s: f64,
+    /// Items the message carried (0: a probe, or a message this link did not send).
+    pub items: u64,
     /// The message was sent before the previous one arrived: the link was busy right up to
     /// its start, with no idle spell in which a shaper's bucket could refill. Only such
     /// transfers can say the link got faster: after an idle spell, a message passes partly
@@ -239,6 +248,8 @@ pub struct Policy {
     window_rises: u32,
     /// Transfers after a drop that may still lower the estimate by any amount.
     settling: u32,
+    /// The state of `kalman-integral`.
+    released: Option<KalmanIntegral>,
 }
 
 impl Policy {
@@ -259,7 +270,12 @@ impl Policy {
             PolicyKind::Fixed => cfg.max_bits,
             _ => sizes.highest().0,
         });
+        let released = (cfg.kind == PolicyKind::KalmanIntegral).then(|| {
+            let bits: Vec<Bits> = sizes.entries().iter().map(|e| e.0).collect();
+            KalmanIntegral::new(&bits, cfg.target_items_per_s, cfg.items_per_message)
+        });
         Ok(Policy {
+            released,
             cfg,
             sizes,
             choice: start,
@@ -284,6 +300,9 @@ impl Policy {
         let fresh = Policy::new(cfg, sizes)?;
         self.cfg = fresh.cfg;
         self.sizes = fresh.sizes;
+        if let Some(k) = &mut self.released {
+            k.set_items_per_message(items_per_message);
+        }
         if let (PolicyKind::Heuristic | PolicyKind::Controller, Some(mbps)) =
             (self.cfg.kind, self.last_mbps)
         {
@@ -332,7 +351,8 @@ impl Policy {
         let changed = std::mem::take(&mut self.changed_in_window);
         self.choice = match (self.cfg.kind, self.last_mbps) {
             (PolicyKind::Fixed, _) => WindowChoice::single(self.cfg.max_bits),
-            (_, None) => self.choice,
+            // Its windows are of messages, closed in `on_transfer`.
+            (PolicyKind::KalmanIntegral, _) | (_, None) => self.choice,
             (PolicyKind::Heuristic, Some(mbps)) => self.choose(mbps),
             (PolicyKind::Controller, Some(mbps)) => {
                 if changed {
@@ -355,6 +375,16 @@ impl Policy {
     /// sent after an idle spell can pass within a shaper's burst and read above the link's rate;
     /// or on a window's worth of transfers far above it, queued or not: see [`FastRun`]).
     pub fn on_transfer(&mut self, t: TransferRate) -> WindowChoice {
+        if let Some(k) = &mut self.released {
+            if let Some(s) = (t.items > 0).then(|| k.on_arrival(t.at_s)).flatten() {
+                self.choice = WindowChoice {
+                    lo: s.fast,
+                    hi: s.slow,
+                    hi_share: f64::from(s.slow_sends) / f64::from(SENDS_PER_WINDOW),
+                };
+            }
+            return self.choice;
+        }
         let mbps = t.mbps;
         if self.cfg.kind == PolicyKind::Fixed || !(mbps > 0.0 && mbps.is_finite()) {
             return self.choice;
@@ -396,6 +426,7 @@ impl Policy {
                 WindowChoice::single(self.sizes.largest_fitting(self.budget_bytes(mbps)).0)
             }
             PolicyKind::Controller => self.share(self.budget_bytes(mbps) * self.gain),
+            PolicyKind::KalmanIntegral => self.choice,
         }
     }
 
@@ -493,6 +524,7 @@ mod tests {
             mbps,
             at_s: 0.0,
             queued: true,
+            items: 1,
         }
     }
 
@@ -502,6 +534,7 @@ mod tests {
             mbps,
             at_s,
             queued: false,
+            items: 1,
         }
     }
 

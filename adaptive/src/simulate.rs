@@ -63,7 +63,8 @@ impl WindowRecord {
 /// waited for the link), its bandwidth estimator, and arrival times for item counts.
 struct Receiver {
     est: BandwidthEstimator,
-    pending: Vec<(Transfer, bool)>,
+    /// Transfers not yet arrived: the transfer, whether it waited for the link, its items.
+    pending: Vec<(Transfer, bool, u64)>,
     arrived: Vec<f64>,
 }
 
@@ -71,7 +72,7 @@ impl Receiver {
     /// Every transfer that ended by `at_s` reaches the estimator and, as a rate, the policy.
     fn deliver_until(&mut self, at_s: f64, policy: &mut Policy) {
         let (est, arrived) = (&mut self.est, &mut self.arrived);
-        self.pending.retain(|(t, queued)| {
+        self.pending.retain(|(t, queued, items)| {
             if t.end_s > at_s {
                 return true;
             }
@@ -81,6 +82,7 @@ impl Receiver {
                 mbps: t.bytes as f64 * 8.0 / (t.end_s - t.start_s).max(1e-9) / 1e6,
                 at_s: t.end_s,
                 queued: *queued,
+                items: *items,
             });
             false
         });
@@ -148,6 +150,7 @@ pub fn simulate(
                     .on_arrival(bytes, ready, end)
                     .expect("ordered stamps"),
                 queued,
+                cfg.items_per_message.round() as u64,
             ));
             next_ready = ready + period;
         }
