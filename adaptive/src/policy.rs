@@ -186,6 +186,10 @@ const SETTLING_TRANSFERS: u32 = 2;
 const SAME_LINK: f64 = 2.0;
 /// Weight of the newest window in the smoothed estimate and the smoothed share of target.
 const SMOOTHING: f64 = 0.5;
+/// Weight of a faster transfer in the controller's estimate of a drifting link.
+const TRACKING_UP: f64 = 0.5;
+/// A transfer this much slower than the estimate is a drift the window's miss is blamed on.
+const DRIFT_DROP: f64 = 0.9;
 /// Fewest transfers of a sustained rise (see [`FastRun`]).
 const SUSTAINED_TRANSFERS: u32 = 3;
 
@@ -415,6 +419,20 @@ impl Policy {
             self.last_mbps = Some(new);
             self.changed_in_window = true;
             self.choice = self.choose(new);
+        } else if self.cfg.kind == PolicyKind::Controller && !far_above {
+            // The same link, drifting: followed message by message, since a recorded link
+            // changes every second or two and a window's estimate comes a window late. A
+            // slower transfer is taken as it is (a message encoded for the old rate would miss
+            // the target); a faster one half-way (it may have had a shaper's burst), and only
+            // within twice the estimate (beyond is a new link: see above).
+            let weight = if mbps < last { 1.0 } else { TRACKING_UP };
+            let tracked = last + weight * (mbps - last);
+            // The window's miss is then the drift's, not the budget's: the gain stays.
+            if mbps < DRIFT_DROP * last {
+                self.changed_in_window = true;
+            }
+            self.last_mbps = Some(tracked);
+            self.choice = self.choose(tracked);
         }
         self.choice
     }
@@ -687,6 +705,29 @@ mod tests {
         assert_eq!(p.on_window(obs(100.0, 10.0, 0.1)).lo, b(6));
         let mut f = Policy::new(cfg(PolicyKind::Fixed), sizes()).unwrap();
         assert_eq!(f.on_transfer(q(0.01)).lo, Bits::RAW);
+    }
+
+    #[test]
+    fn controller_follows_a_drifting_link_message_by_message() {
+        let mut p = Policy::new(cfg(PolicyKind::Controller), sizes()).unwrap();
+        p.on_window(obs(0.8, 10.0, 0.5));
+        // 30% slower: within the same-link band, taken at once (no window's wait).
+        p.on_transfer(spaced(0.56, 0.1));
+        assert_eq!(p.last_mbps, Some(0.56));
+        // Faster again: half-way, whether or not the transfer queued.
+        p.on_transfer(spaced(0.76, 0.5));
+        assert!((p.last_mbps.unwrap() - 0.66).abs() < 1e-9);
+        // 0.66 Mbit/s x 0.1 s = 8250 bytes: 8 bits and a quarter of 9.
+        let c = p.choice();
+        assert_eq!((c.lo, c.hi), (b(8), b(9)), "{c:?}");
+        // A single transfer far above is not a drift: the estimate stays.
+        p.on_transfer(spaced(5.0, 0.9));
+        assert!((p.last_mbps.unwrap() - 0.66).abs() < 1e-9);
+        // The heuristic keeps to its windows.
+        let mut h = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        h.on_window(obs(0.8, 10.0, 0.5));
+        h.on_transfer(spaced(0.56, 0.1));
+        assert_eq!(h.last_mbps, Some(0.8));
     }
 
     #[test]

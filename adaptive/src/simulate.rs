@@ -39,7 +39,10 @@ pub struct WindowRecord {
     pub measured_mbps: Option<f64>,
     /// Mean bitwidth of the messages produced in the window (None: none produced).
     pub mean_bits: Option<f64>,
-    /// Items that arrived per second.
+    /// Items that crossed the link per second, each message counted by the share of its bytes
+    /// that crossed within the window: a message straddling two windows is half in each, so
+    /// a link carrying exactly the target reads as the target in every window, not as
+    /// alternating windows of one message more and one less.
     pub items_per_s: f64,
     /// The oracle's mean bitwidth for this window.
     pub oracle_bits: f64,
@@ -115,6 +118,8 @@ pub fn simulate(
     let mut out = Vec::new();
     // Arrival times of messages in flight (FIFO).
     let mut in_flight: std::collections::VecDeque<f64> = Default::default();
+    // (start, end, items) of transfers that may still overlap a window.
+    let mut carried: Vec<(f64, f64, f64)> = Vec::new();
     let (mut link_free, mut next_ready, mut win_start) = (0.0f64, 0.0f64, 0.0f64);
     let (mut bits_sum, mut bits_n) = (0.0, 0usize);
     let windows = (cfg.duration_s / cfg.window_s).floor() as usize;
@@ -145,6 +150,7 @@ pub fn simulate(
             let end = trace.finish_time(start, bytes);
             link_free = end;
             in_flight.push_back(end);
+            carried.push((start, end, cfg.items_per_message));
             rx.pending.push((
                 arrivals
                     .on_arrival(bytes, ready, end)
@@ -156,7 +162,8 @@ pub fn simulate(
         }
         // The receiver knows the transfers that arrived by the window's end.
         rx.deliver_until(win_end, &mut policy);
-        let items = rx
+        // The sender sees whole messages arrive.
+        let arrived_items = rx
             .arrived
             .iter()
             .filter(|&&a| a > win_start && a <= win_end)
@@ -164,7 +171,8 @@ pub fn simulate(
             * cfg.items_per_message;
         rx.arrived.retain(|&a| a > win_end);
         let e = rx.est.estimate(win_end);
-        let items_per_s = items / cfg.window_s;
+        let items_per_s = carried_items(trace, &carried, win_start, win_end) / cfg.window_s;
+        carried.retain(|c| c.1 > win_end);
         let link_mbps = trace.mean_mbps(win_start, win_end);
         out.push(WindowRecord {
             start_s: win_start,
@@ -180,12 +188,26 @@ pub fn simulate(
         policy.on_window(WindowObservation {
             mbps: e.map(|e| e.mbps),
             utilisation: e.map_or(1.0, |e| e.utilisation),
-            items_per_s,
+            items_per_s: arrived_items / cfg.window_s,
             probes_only: false,
         });
         win_start = win_end;
     }
     Ok(out)
+}
+
+/// Items of `transfers` (start, end, items) that crossed the link within `[from, to]`, each
+/// counted by the share of its bits carried in that span.
+fn carried_items(trace: &Trace, transfers: &[(f64, f64, f64)], from: f64, to: f64) -> f64 {
+    let megabits = |a: f64, b: f64| trace.mean_mbps(a, b) * (b - a);
+    transfers
+        .iter()
+        .filter(|t| t.1 > from && t.0 < to && t.1 > t.0)
+        .map(|&(start, end, items)| {
+            let (a, b) = (start.max(from), end.min(to));
+            items * megabits(a, b) / megabits(start, end)
+        })
+        .sum()
 }
 
 /// The (bitwidth, bytes) pairs within the policy's range, and the bytes a message may carry at
