@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes to the wire decoders. Whatever the input, decoding must return Ok or a
 //! typed error (never panic, never allocate beyond the limits below), and anything accepted must
 //! decode to exactly its element count, re-serialise to the same value, and (when quantized)
-//! decode to finite values only. The borrowed parse (what a stage uses) must accept exactly what
+//! decode to finite values only, each outlier channel's values within its own range. The
+//! borrowed parse (what a stage uses) must accept exactly what
 //! the owned parse accepts, and decode to the same values.
 
 #![no_main]
@@ -22,6 +23,16 @@ fn check(t: &EncodedTensor) {
     assert_eq!(decoded.shape.len(), t.shape().len());
     if !t.bits().is_raw() {
         assert!(decoded.values.iter().all(|v| v.is_finite()));
+        let top = t.bits().max_code() as f32;
+        for o in t.outliers() {
+            let channels = *t.shape().last().expect("validated: outliers need a last dimension");
+            let channels = channels as usize;
+            let (lo, hi) = (o.offset, o.offset + top * o.scale);
+            for row in decoded.values.chunks_exact(channels) {
+                let v = row[o.channel as usize];
+                assert!(lo <= v && v <= hi, "channel {} value {v} outside [{lo}, {hi}]", o.channel);
+            }
+        }
     }
     let bytes = t.to_bytes();
     assert_eq!(&EncodedTensor::from_bytes(&bytes, &LIMITS).expect("own bytes"), t);

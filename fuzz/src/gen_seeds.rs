@@ -30,7 +30,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             i += 1;
         }
     }
-    println!("wrote {} seeds to {dir}", 2 * i);
+    // Tensors with outlier channels: two channels of a [4, 16, 64] tensor far above the rest,
+    // which DS-ACIQ gives their own parameters at every bitwidth.
+    let shape = [4usize, 16, 64];
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|k| match k % 64 {
+            9 => 40.0 + (k % 5) as f32,
+            33 => -25.0 - (k % 3) as f32,
+            _ => ((k * 7919) % 13) as f32 * 0.1 - 0.6,
+        })
+        .collect();
+    let mut with_outliers = 0;
+    for bits in Bits::all().filter(|b| !b.is_raw()) {
+        let clip = Clip::Method { method: ClipMethod::DsAciq, kind: ValueKind::TwoSided };
+        let t = codec::encode(&values, &shape, bits, clip)?;
+        with_outliers += usize::from(!t.outliers().is_empty());
+        std::fs::write(format!("{dir}/outliers-{bits}"), t.to_bytes())?;
+        i += 1;
+    }
+    println!("wrote {} seeds to {dir} ({with_outliers} with outlier channels)", 2 * i);
     std::fs::create_dir_all(&control_dir)?;
     let messages = sample_messages();
     for (k, bytes) in messages.iter().enumerate() {

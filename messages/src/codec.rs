@@ -27,7 +27,7 @@ use crate::limits::DecodeLimits;
 use crate::msgpack;
 use crate::pack;
 use crate::quant::QuantParams;
-use crate::tensor::{Dtype, EncodedTensor, SampleParams, FORMAT_VERSION};
+use crate::tensor::{Dtype, EncodedTensor, OutlierChannel, SampleParams, FORMAT_VERSION};
 
 /// Values per block of the quantize/pack pipeline: a multiple of 8 (so blocks start on byte
 /// boundaries of the packed stream at any bitwidth) whose u16 code scratch (8 KiB) and f32
@@ -59,6 +59,19 @@ impl Clip<'_> {
         method: ClipMethod::Naive,
         kind: ValueKind::TwoSided,
     };
+
+    /// The value kind and search configuration if this is DS-ACIQ, which plans the whole tensor
+    /// at once (outlier channels span samples).
+    pub(crate) fn ds_aciq(&self) -> Option<(ValueKind, DsAciqConfig)> {
+        match *self {
+            Clip::Method {
+                method: ClipMethod::DsAciq,
+                kind,
+            } => Some((kind, DsAciqConfig::default())),
+            Clip::DsAciq { kind, config } => Some((kind, config)),
+            _ => None,
+        }
+    }
 }
 
 /// A decoded tensor: row-major values and their shape.
@@ -97,6 +110,8 @@ pub fn encode_into(
     out.bits = bits;
     out.params.clear();
     out.params.extend(plan.params());
+    out.outliers.clear();
+    out.outliers.extend(plan.outlier_channels());
     out.data.clear();
     plan.append_data(values, &mut out.data)
 }
@@ -147,25 +162,37 @@ fn write_wire_header(
     // `bin` whose length is known before a single code is computed.
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let params: Vec<SampleParams> = plan.params().collect();
-    rmp::encode::write_array_len(out, 6).expect(VEC_WRITE);
+    let outliers: Vec<OutlierChannel> = plan.outlier_channels().collect();
+    rmp::encode::write_array_len(out, 7).expect(VEC_WRITE);
     msgpack::write_value(out, &FORMAT_VERSION);
     msgpack::write_value(out, &shape);
     msgpack::write_value(out, &Dtype::F32);
     msgpack::write_value(out, &bits);
     msgpack::write_value(out, &params);
+    msgpack::write_value(out, &outliers);
     rmp::encode::write_bin_len(out, bin_len).expect(VEC_WRITE);
     Ok(plan)
 }
 
 const VEC_WRITE: &str = "writing MessagePack into a Vec cannot fail";
 
-/// What encoding one tensor needs before the first code is written: its size, and per sample
-/// the clipping range turned into quantization parameters (empty when raw).
+/// What encoding one tensor needs before the first code is written: its size, per sample the
+/// clipping range turned into quantization parameters (empty when raw), and the outlier
+/// channels with theirs (DS-ACIQ only).
 struct EncodePlan {
     per: usize,
     payload_len: usize,
     bits: Bits,
     quant: Vec<QuantParams>,
+    outliers: Outliers,
+}
+
+/// Outlier channels of a tensor: indices of its last dimension (`channels` wide) whose values
+/// are quantized with their own parameters.
+#[derive(Default)]
+struct Outliers {
+    channels: usize,
+    quant: Vec<(usize, QuantParams)>,
 }
 
 impl EncodePlan {
@@ -200,8 +227,13 @@ impl EncodePlan {
             payload_len,
             bits,
             quant: Vec::new(),
+            outliers: Outliers::default(),
         };
         if bits.is_raw() {
+            return Ok(plan);
+        }
+        if let Some((kind, config)) = clip.ds_aciq() {
+            plan.plan_ds_aciq(values, shape, kind, &config)?;
             return Ok(plan);
         }
         if let Clip::Ranges(ranges) = clip {
@@ -226,9 +258,60 @@ impl EncodePlan {
         Ok(plan)
     }
 
+    /// DS-ACIQ over the whole tensor: per-sample ranges, and outlier channels of the last
+    /// dimension within the wire budget ([`clipping::ds_aciq_with_outliers`]).
+    fn plan_ds_aciq(
+        &mut self,
+        values: &[f32],
+        shape: &[usize],
+        kind: ValueKind,
+        config: &DsAciqConfig,
+    ) -> Result<(), EncodeError> {
+        let samples = shape.first().copied().unwrap_or(1);
+        // A rank-0 or rank-1 tensor has no channels: each sample is one row.
+        let channels = match shape {
+            [_, .., last] => *last,
+            _ => self.per,
+        };
+        let budget = clipping::outlier_budget(self.payload_len);
+        let found = clipping::ds_aciq_with_outliers(
+            values, samples, channels, self.bits, kind, config, budget,
+        )
+        .map_err(|e| EncodeError::NonFinite {
+            index: e.index,
+            sample: e.index / self.per.max(1),
+            value: e.value,
+        })?;
+        for (s, range) in found.sample_ranges.into_iter().enumerate() {
+            let q = QuantParams::new(range, self.bits).ok_or(EncodeError::InvalidClipRange {
+                sample: s,
+                lo: range.lo,
+                hi: range.hi,
+            })?;
+            self.quant.push(q);
+        }
+        self.outliers.channels = channels;
+        // The search only keeps channels whose range quantizes.
+        self.outliers.quant = found
+            .outliers
+            .into_iter()
+            .filter_map(|(c, r)| Some((c as usize, QuantParams::new(r, self.bits)?)))
+            .collect();
+        Ok(())
+    }
+
     /// The per-sample parameters as the wire carries them.
     fn params(&self) -> impl Iterator<Item = SampleParams> + '_ {
         self.quant.iter().map(|q| SampleParams {
+            scale: q.scale,
+            offset: q.lo,
+        })
+    }
+
+    /// The outlier channels as the wire carries them.
+    fn outlier_channels(&self) -> impl Iterator<Item = OutlierChannel> + '_ {
+        self.outliers.quant.iter().map(|&(c, q)| OutlierChannel {
+            channel: c as u32,
             scale: q.scale,
             offset: q.lo,
         })
@@ -246,6 +329,7 @@ impl EncodePlan {
             values,
             self.per,
             &self.quant,
+            &self.outliers,
             self.bits.get(),
             &mut out[start..],
         )
@@ -301,32 +385,12 @@ fn sample_range(
             let (lo, hi) = clipping::stats::min_max(sample).map_err(non_finite)?;
             ClipRange::new(lo, hi)
         }
-        Clip::Method {
-            method: ClipMethod::DsAciq,
-            kind,
-        } => {
-            return sample_range(
-                sample,
-                s,
-                per,
-                bits,
-                Clip::DsAciq {
-                    kind,
-                    config: DsAciqConfig::default(),
-                },
-            )
-        }
         Clip::Method { method, kind } => {
             let stats = SampleStats::estimate(sample, STATS_SAMPLE_VALUES).map_err(non_finite)?;
             clipping::clip_range(method, kind, sample, &stats, bits)
         }
-        Clip::DsAciq { kind, config } => {
-            // The search starts from these moments only, so its own sample is enough.
-            let stats =
-                SampleStats::estimate(sample, config.max_sample_values).map_err(non_finite)?;
-            clipping::ds_aciq(sample, &stats, bits, kind, &config).range
-        }
-        Clip::Ranges(_) => unreachable!("handled above"),
+        // DS-ACIQ is planned over the whole tensor (`EncodePlan::plan_ds_aciq`).
+        Clip::DsAciq { .. } | Clip::Ranges(_) => unreachable!("handled by the caller"),
     })
 }
 
@@ -378,6 +442,8 @@ fn decode_validated<D: AsRef<[u8]>>(t: &EncodedTensor<D>, n: usize, out: &mut [f
     let samples = t.sample_count() as usize;
     let per = n.checked_div(samples).unwrap_or(0);
     unpack_and_dequantize(data, per, &t.params, t.bits.get(), out);
+    let channels = t.shape().last().map_or(0, |&c| c as usize);
+    decode_outliers(data, t.bits.get(), channels, t.outliers(), out);
 }
 
 // ---- kernels -------------------------------------------------------------------------------
@@ -388,15 +454,16 @@ fn quantize_and_pack(
     values: &[f32],
     per: usize,
     quant: &[QuantParams],
+    outliers: &Outliers,
     bits: u8,
     data: &mut [u8],
 ) -> Result<(), usize> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { quantize_and_pack_avx2(values, per, quant, bits, data) };
+        return unsafe { quantize_and_pack_avx2(values, per, quant, outliers, bits, data) };
     }
-    quantize_and_pack_impl(values, per, quant, bits, data)
+    quantize_and_pack_impl(values, per, quant, outliers, bits, data)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -405,10 +472,11 @@ unsafe fn quantize_and_pack_avx2(
     values: &[f32],
     per: usize,
     quant: &[QuantParams],
+    outliers: &Outliers,
     bits: u8,
     data: &mut [u8],
 ) -> Result<(), usize> {
-    quantize_and_pack_impl(values, per, quant, bits, data)
+    quantize_and_pack_impl(values, per, quant, outliers, bits, data)
 }
 
 #[inline(always)]
@@ -416,6 +484,7 @@ fn quantize_and_pack_impl(
     values: &[f32],
     per: usize,
     quant: &[QuantParams],
+    outliers: &Outliers,
     bits: u8,
     data: &mut [u8],
 ) -> Result<(), usize> {
@@ -439,6 +508,12 @@ fn quantize_and_pack_impl(
             }
             pos = seg_end;
         }
+        requantize_outliers(
+            &values[start..end],
+            start,
+            outliers,
+            &mut codes[..block.len()],
+        );
         let byte_start = start / 8 * b;
         let byte_len = (block.len() * b).div_ceil(8);
         pack::pack(
@@ -448,6 +523,47 @@ fn quantize_and_pack_impl(
         );
     }
     Ok(())
+}
+
+/// Overwrites the codes of the outlier-channel values among `block` (the values from flat
+/// index `start` on) with their channel's codes. A few per row: cheap next to the block.
+#[inline(always)]
+fn requantize_outliers(block: &[f32], start: usize, outliers: &Outliers, codes: &mut [u16]) {
+    if outliers.quant.is_empty() || block.is_empty() {
+        return;
+    }
+    let c = outliers.channels;
+    let end = start + block.len();
+    for row in start / c..=(end - 1) / c {
+        for &(channel, q) in &outliers.quant {
+            let i = row * c + channel;
+            if (start..end).contains(&i) {
+                codes[i - start] = q.code(block[i - start]);
+            }
+        }
+    }
+}
+
+/// Replaces the decoded values of the outlier channels (`outliers`, over a last dimension of
+/// `channels`) with their codes decoded by their own parameters.
+fn decode_outliers(
+    data: &[u8],
+    bits: u8,
+    channels: usize,
+    outliers: &[OutlierChannel],
+    out: &mut [f32],
+) {
+    if outliers.is_empty() || channels == 0 {
+        return;
+    }
+    for (row, values) in out.chunks_exact_mut(channels).enumerate() {
+        for o in outliers {
+            // Validation checked every channel is below the last dimension.
+            let c = o.channel as usize;
+            let code = pack::code_at(bits, data, row * channels + c);
+            values[c] = o.offset + f32::from(code) * o.scale;
+        }
+    }
 }
 
 #[cold]

@@ -18,7 +18,8 @@ use crate::msgpack;
 /// Version of the envelope and of the messages it carries. Bump on any change of their bytes.
 ///
 /// 4: version and fleet moved out of each message into the envelope (`[4, fleet, [fields]]`).
-pub const WIRE_VERSION: u16 = 4;
+/// 5: encoded tensors carry outlier channels (tensor format 2).
+pub const WIRE_VERSION: u16 = 5;
 
 /// Elements of the envelope array: version, fleet, body.
 const ENVELOPE_ELEMENTS: u64 = 3;

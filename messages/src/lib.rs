@@ -114,4 +114,6 @@ pub use limits::DecodeLimits;
 pub use output::Output;
 pub use payload::{BoundaryPayload, BoundaryPayloadRef};
 pub use stats::{LinkStats, NodeStats};
-pub use tensor::{Dtype, EncodedTensor, EncodedTensorRef, SampleParams, FORMAT_VERSION};
+pub use tensor::{
+    Dtype, EncodedTensor, EncodedTensorRef, OutlierChannel, SampleParams, FORMAT_VERSION,
+};

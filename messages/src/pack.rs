@@ -28,6 +28,20 @@ pub(crate) fn unpack(bits: u8, packed: &[u8], codes: &mut [u16]) {
     dispatch!(bits, unpack_const, packed, codes)
 }
 
+/// The code of value `index` in `packed` (the layout [`pack`] writes) at `bits` (1..=16), read
+/// on its own: what the decoder uses for the few outlier-channel values. Bytes past the end of
+/// `packed` read as zero bits, so a short buffer gives a wrong code rather than a panic.
+pub(crate) fn code_at(bits: u8, packed: &[u8], index: usize) -> u16 {
+    let b = usize::from(bits);
+    let bit = index * b;
+    let byte = bit / 8;
+    // A code starts at bit offset <= 7 of its first byte and spans at most 16 bits: 3 bytes.
+    let word = (0..3).fold(0u32, |w, i| {
+        w | u32::from(packed.get(byte + i).copied().unwrap_or(0)) << (8 * i)
+    });
+    ((word >> (bit % 8)) & ((1u32 << b) - 1)) as u16
+}
+
 /// Calls `$f::<B>($args)` for the runtime bitwidth `$bits` in 1..=16.
 macro_rules! dispatch {
     ($bits:expr, $f:ident, $($arg:expr),*) => {
@@ -286,6 +300,21 @@ mod tests {
                 let mut back = vec![0u16; n];
                 unpack(bits, &packed, &mut back);
                 assert_eq!(back, codes, "bits {bits} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn code_at_reads_what_pack_wrote() {
+        for bits in 1..=16u8 {
+            let n = 37;
+            let codes: Vec<u16> = (0..n)
+                .map(|i| ((i as u32 * 40_503 + 17) & ((1u32 << bits) - 1)) as u16)
+                .collect();
+            let mut packed = vec![0u8; (n * usize::from(bits)).div_ceil(8)];
+            pack(bits, &codes, &mut packed);
+            for (i, &c) in codes.iter().enumerate() {
+                assert_eq!(code_at(bits, &packed, i), c, "bits {bits} index {i}");
             }
         }
     }

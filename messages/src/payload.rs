@@ -171,7 +171,7 @@ pub fn write_payload(
     // and, past glibc's mmap threshold, fault a fresh mapping in.
     let upper_bound: usize = std::iter::once(main)
         .chain(skip)
-        .map(|t| wire_len_bound(t.values.len(), t.shape, t.bits))
+        .map(|t| wire_len_bound(&t))
         .sum();
     out.reserve(upper_bound + 8);
     let written = (|| {
@@ -217,7 +217,7 @@ pub fn payload_pieces(
             pieces.push(PayloadPiece::Written(std::mem::take(&mut written)));
             pieces.push(PayloadPiece::Values(i));
         } else {
-            written.reserve(wire_len_bound(t.values.len(), t.shape, t.bits));
+            written.reserve(wire_len_bound(&t));
             codec::encode_to_wire(t.values, t.shape, t.bits, t.clip, &mut written)?;
         }
     }
@@ -231,13 +231,20 @@ pub fn payload_pieces(
 }
 
 /// At least the wire length of one encoded tensor of `n` values of `shape` at `bits`: the
-/// payload, one (scale, offset) pair per sample at most 11 bytes, and the fixed fields with at
-/// most 9 bytes per dimension.
-fn wire_len_bound(n: usize, shape: &[usize], bits: Bits) -> usize {
+/// payload, one (scale, offset) pair per sample at most 11 bytes, the outlier channels the
+/// payload's budget allows (DS-ACIQ only), and the fixed fields with at most 9 bytes per dimension.
+fn wire_len_bound(t: &TensorToEncode<'_>) -> usize {
+    let (n, shape, bits) = (t.values.len(), t.shape, t.bits);
     let samples = if bits.is_raw() {
         0
     } else {
         shape.first().copied().unwrap_or(1)
     };
-    bits.payload_len(n).unwrap_or(0) + 11 * samples + 9 * shape.len() + 32
+    let payload = bits.payload_len(n).unwrap_or(0);
+    let outliers = if t.clip.ds_aciq().is_some() {
+        crate::clipping::outlier_budget(payload) * crate::clipping::OUTLIER_WIRE_BYTES
+    } else {
+        0
+    };
+    payload + outliers + 11 * samples + 9 * shape.len() + 32
 }

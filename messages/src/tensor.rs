@@ -7,6 +7,8 @@
 //!   dtype   : u8             element type of the original tensor (0 = f32)
 //!   bits    : u8             1..=16 quantized, 32 = raw little-endian f32
 //!   params  : [[f32, f32]]   per sample (index of shape[0]): (scale, offset); empty when raw
+//!   outliers: [[u32, f32, f32]]  outlier channels: (channel, scale, offset), channels strictly
+//!                            increasing and below the last dimension; empty when raw
 //!   data    : bin            ceil(n*bits/8) bytes of densely packed codes (see `pack`)
 //! ```
 //!
@@ -14,6 +16,13 @@
 //! as `offset + code * scale`, with `offset = lo` and `scale = (hi - lo) / (2^b - 1)`. Per-sample
 //! parameters (rather than one pair per tensor) keep one outlier item of a microbatch from
 //! destroying the resolution of the others; they cost 11 bytes per sample on the wire.
+//!
+//! An outlier channel (an index of the last dimension, e.g. one of the few hidden dimensions of
+//! a transformer whose values are 10-100x the others) has its own (scale, offset) for the whole
+//! tensor: its codes sit in the same packed stream at the same bitwidth, but decode with its
+//! own parameters, so the sample ranges need not stretch (or clip) to cover it. Each costs at
+//! most 16 bytes on the wire and nothing in the payload; the encoder's search picks them
+//! ([`crate::clipping::OutlierPlan`]).
 //!
 //! The fixed header is about 20 bytes plus 9 per dimension, so header overhead stays far below the
 //! 64 bytes per sample budget (see the `header_overhead_*` tests).
@@ -27,7 +36,7 @@ use crate::limits::DecodeLimits;
 use crate::msgpack;
 
 /// The format version this build writes and reads. Bump on any change of the layout above.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// The element type of the tensor before encoding (and after decoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,6 +73,25 @@ pub struct SampleParams {
     pub offset: f32,
 }
 
+/// One outlier channel: the index of the last dimension whose values decode with their own
+/// parameters, `x^ = offset + code * scale`, in every sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OutlierChannel {
+    pub channel: u32,
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl OutlierChannel {
+    /// The channel's parameters in the form the per-sample ones have.
+    pub fn params(&self) -> SampleParams {
+        SampleParams {
+            scale: self.scale,
+            offset: self.offset,
+        }
+    }
+}
+
 /// One encoded tensor. Build it with [`crate::codec::encode`]; read it with
 /// [`crate::codec::decode`]. Fields are private so that a value built by this crate is always
 /// consistent; a value that arrived through serde is checked by [`EncodedTensor::validate`]
@@ -83,6 +111,7 @@ pub struct EncodedTensor<D = Vec<u8>> {
     pub(crate) dtype: Dtype,
     pub(crate) bits: Bits,
     pub(crate) params: Vec<SampleParams>,
+    pub(crate) outliers: Vec<OutlierChannel>,
     // serde_bytes: a MessagePack `bin` (1 byte per byte), not an array of integers (up to 2).
     #[serde(with = "serde_bytes")]
     pub(crate) data: D,
@@ -100,6 +129,7 @@ impl Default for EncodedTensor {
             dtype: Dtype::F32,
             bits: Bits::RAW,
             params: Vec::new(),
+            outliers: Vec::new(),
             data: Vec::new(),
         }
     }
@@ -126,6 +156,10 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
     pub fn params(&self) -> &[SampleParams] {
         &self.params
     }
+    /// Outlier channels with their own parameters, by increasing channel; empty for raw tensors.
+    pub fn outliers(&self) -> &[OutlierChannel] {
+        &self.outliers
+    }
     /// The packed payload.
     pub fn data(&self) -> &[u8] {
         self.data.as_ref()
@@ -145,7 +179,9 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
 
     /// Checks every invariant the decoder relies on: version, element count within `limits`,
     /// payload length = ceil(n*b/8) (4n raw), one finite non-negative (scale, offset) per sample
-    /// whose decoded range stays finite. Returns the element count.
+    /// whose decoded range stays finite, and outlier channels strictly increasing, below the last
+    /// dimension, with parameters as valid as a sample's (none when raw). Returns the element
+    /// count.
     pub fn validate(&self, limits: &DecodeLimits) -> Result<usize, DecodeError> {
         if self.version != FORMAT_VERSION {
             return Err(DecodeError::UnsupportedVersion {
@@ -200,23 +236,45 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
             self.bits.max_code()
         };
         for (sample, p) in self.params.iter().enumerate() {
-            if !(p.scale.is_finite() && p.scale >= 0.0 && p.offset.is_finite()) {
-                return Err(DecodeError::InvalidParams {
-                    sample,
-                    scale: p.scale,
-                    offset: p.offset,
-                });
-            }
-            if !(p.offset + p.scale * max_code as f32).is_finite() {
-                return Err(DecodeError::RangeOverflow {
-                    sample,
-                    scale: p.scale,
-                    offset: p.offset,
-                    max_code,
-                });
-            }
+            check_params(p, max_code).map_err(|e| e.for_sample(sample))?;
         }
+        self.validate_outliers(max_code)?;
         Ok(n_usize)
+    }
+
+    /// The outlier-channel rules of [`EncodedTensor::validate`].
+    fn validate_outliers(&self, max_code: u32) -> Result<(), DecodeError> {
+        if self.outliers.is_empty() {
+            return Ok(());
+        }
+        if self.bits.is_raw() {
+            return Err(DecodeError::Malformed(format!(
+                "{} outlier channels on a raw 32-bit tensor",
+                self.outliers.len()
+            )));
+        }
+        let channels = self.shape.last().copied().unwrap_or(0);
+        let mut previous: Option<u32> = None;
+        for o in &self.outliers {
+            if u64::from(o.channel) >= channels {
+                return Err(DecodeError::Malformed(format!(
+                    "outlier channel {} outside the last dimension of shape {:?}",
+                    o.channel, self.shape
+                )));
+            }
+            if previous.is_some_and(|p| o.channel <= p) {
+                return Err(DecodeError::Malformed(format!(
+                    "outlier channels not strictly increasing: {} after {}",
+                    o.channel,
+                    previous.unwrap_or_default()
+                )));
+            }
+            previous = Some(o.channel);
+            check_params(&o.params(), max_code).map_err(|e| {
+                DecodeError::Malformed(format!("outlier channel {}: {}", o.channel, e.describe()))
+            })?;
+        }
+        Ok(())
     }
 
     /// Bytes of the serialised form beyond the payload (header and per-sample parameters).
@@ -237,6 +295,7 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
             dtype: self.dtype,
             bits: self.bits,
             params: self.params.clone(),
+            outliers: self.outliers.clone(),
             data,
         }
     }
@@ -245,6 +304,53 @@ impl<D: AsRef<[u8]>> EncodedTensor<D> {
     pub fn to_bytes(&self) -> Vec<u8> {
         msgpack::to_bytes(&self.borrowed())
     }
+}
+
+/// Why a (scale, offset) pair cannot be decoded with.
+enum BadParams {
+    Invalid(SampleParams),
+    Overflow(SampleParams, u32),
+}
+
+impl BadParams {
+    fn for_sample(self, sample: usize) -> DecodeError {
+        match self {
+            BadParams::Invalid(p) => DecodeError::InvalidParams {
+                sample,
+                scale: p.scale,
+                offset: p.offset,
+            },
+            BadParams::Overflow(p, max_code) => DecodeError::RangeOverflow {
+                sample,
+                scale: p.scale,
+                offset: p.offset,
+                max_code,
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            BadParams::Invalid(p) => {
+                format!("invalid parameters: scale {}, offset {}", p.scale, p.offset)
+            }
+            BadParams::Overflow(p, max_code) => format!(
+                "offset {} + {max_code} x scale {} is not finite",
+                p.offset, p.scale
+            ),
+        }
+    }
+}
+
+/// Finite, non-negative scale, finite offset, and a finite decoded top of the range.
+fn check_params(p: &SampleParams, max_code: u32) -> Result<(), BadParams> {
+    if !(p.scale.is_finite() && p.scale >= 0.0 && p.offset.is_finite()) {
+        return Err(BadParams::Invalid(*p));
+    }
+    if !(p.offset + p.scale * max_code as f32).is_finite() {
+        return Err(BadParams::Overflow(*p, max_code));
+    }
+    Ok(())
 }
 
 impl EncodedTensor {

@@ -5,15 +5,34 @@ use quantpipe_messages::{Bits, BoundaryPayload, DecodeError, DecodeLimits, Encod
 use serde_bytes::ByteBuf;
 
 /// The wire layout of EncodedTensor, written field by field so tests can break one at a time.
-type Raw = (u16, Vec<u64>, u8, u8, Vec<(f32, f32)>, ByteBuf);
+type Raw = (
+    u16,
+    Vec<u64>,
+    u8,
+    u8,
+    Vec<(f32, f32)>,
+    Vec<(u32, f32, f32)>,
+    ByteBuf,
+);
 
 fn raw(shape: &[u64], bits: u8, params: &[(f32, f32)], data_len: usize) -> Vec<u8> {
+    raw_with_outliers(shape, bits, params, &[], data_len)
+}
+
+fn raw_with_outliers(
+    shape: &[u64],
+    bits: u8,
+    params: &[(f32, f32)],
+    outliers: &[(u32, f32, f32)],
+    data_len: usize,
+) -> Vec<u8> {
     let r: Raw = (
-        1,
+        2,
         shape.to_vec(),
         0,
         bits,
         params.to_vec(),
+        outliers.to_vec(),
         ByteBuf::from(vec![0u8; data_len]),
     );
     rmp_serde::to_vec(&r).unwrap()
@@ -72,7 +91,7 @@ fn oversized_messages_are_refused_before_parsing() {
 fn wrong_version_is_named_even_if_the_rest_is_garbage() {
     let mut buf = valid();
     assert_eq!(
-        buf[1], 1,
+        buf[1], 2,
         "version is a fixint right after the array marker"
     );
     buf[1] = 7;
@@ -81,7 +100,7 @@ fn wrong_version_is_named_even_if_the_rest_is_garbage() {
         parse(&buf),
         Err(DecodeError::UnsupportedVersion {
             found: 7,
-            supported: 1
+            supported: 2
         })
     );
 }
@@ -195,7 +214,15 @@ fn invalid_bits_and_dtype_are_malformed_and_named() {
         matches!(&err, DecodeError::Malformed(m) if m.contains("invalid bitwidth 17")),
         "{err:?}"
     );
-    let mut r: Raw = (1, vec![1], 0, 8, vec![(1.0, 0.0)], ByteBuf::from(vec![0u8]));
+    let mut r: Raw = (
+        2,
+        vec![1],
+        0,
+        8,
+        vec![(1.0, 0.0)],
+        vec![],
+        ByteBuf::from(vec![0u8]),
+    );
     r.2 = 9;
     let err = parse(&rmp_serde::to_vec(&r).unwrap()).unwrap_err();
     assert!(
@@ -240,4 +267,50 @@ fn payload_errors_name_the_tensor() {
         "{err:?}"
     );
     assert!(err.to_string().contains("tensor 1"));
+}
+
+#[test]
+fn outlier_channels_are_checked() {
+    let params = [(1.0, 0.0); 2];
+    let ok = raw_with_outliers(&[2, 4], 4, &params, &[(1, 0.5, -3.0), (3, 2.0, 1.0)], 4);
+    let t = parse(&ok).unwrap();
+    assert_eq!(t.outliers().len(), 2);
+    assert_eq!(t.to_bytes(), ok);
+    let malformed = |outliers: &[(u32, f32, f32)], bits: u8, data_len: usize, what: &str| {
+        let p: &[(f32, f32)] = if bits == 32 { &[] } else { &params };
+        let err = parse(&raw_with_outliers(&[2, 4], bits, p, outliers, data_len)).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::Malformed(m) if m.contains(what)),
+            "{outliers:?}: {err:?}"
+        );
+    };
+    malformed(&[(4, 1.0, 0.0)], 4, 4, "outside the last dimension");
+    malformed(&[(u32::MAX, 1.0, 0.0)], 4, 4, "outside the last dimension");
+    malformed(&[(2, 1.0, 0.0), (2, 1.0, 0.0)], 4, 4, "strictly increasing");
+    malformed(&[(3, 1.0, 0.0), (1, 1.0, 0.0)], 4, 4, "strictly increasing");
+    malformed(&[(1, f32::NAN, 0.0)], 4, 4, "invalid parameters");
+    malformed(&[(1, -1.0, 0.0)], 4, 4, "invalid parameters");
+    malformed(&[(1, 3e38, 3e38)], 4, 4, "not finite");
+    malformed(&[(1, 1.0, 0.0)], 32, 32, "raw 32-bit");
+    // A rank-0 tensor has no last dimension to index.
+    let err = parse(&raw_with_outliers(
+        &[],
+        8,
+        &[(1.0, 0.0)],
+        &[(0, 1.0, 0.0)],
+        1,
+    ))
+    .unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
+}
+
+#[test]
+fn outlier_channels_decode_with_their_own_parameters() {
+    // [1, 2, 3] at 8 bits, codes all 2: channel 1 decodes with (0.5, 10) instead of (1, 0).
+    let mut buf = raw_with_outliers(&[1, 2, 3], 8, &[(1.0, 0.0)], &[(1, 0.5, 10.0)], 6);
+    let n = buf.len();
+    buf[n - 6..].fill(2);
+    let t = parse(&buf).unwrap();
+    let d = codec::decode(&t, &DecodeLimits::default()).unwrap();
+    assert_eq!(d.values, [2.0, 11.0, 2.0, 2.0, 11.0, 2.0]);
 }

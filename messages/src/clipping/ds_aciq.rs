@@ -10,8 +10,11 @@
 //! - **Sample**: at most `max_sample_values` values per sample, in runs of 64 contiguous values
 //!   at a prime run stride of at least 7 ([`super::stats::strided_sample`]), so it touches little
 //!   memory and does not alias onto a few channels of a row-major [tokens, hidden] layout.
-//! - **Start**: alpha0 = the ACIQ alpha for the caller's [`ValueKind`] (capped at the alpha that
-//!   covers [min, max], beyond which every range is the same).
+//! - **Start**: the better (lower sampled MSE) of two analytic candidates: the ACIQ alpha for the
+//!   caller's [`ValueKind`], and the alpha that covers [min, max] (min-max, naive's range, beyond
+//!   which every range is the same). Scoring naive too matters at high bitwidths and on tensors
+//!   whose extremes carry information: there, clipping anything costs more than the finer step
+//!   gains, and a search started at ACIQ's alpha can run out of steps before it gets back up.
 //! - **Step**: multiplicative, in log2(alpha): first `initial_log2_step` (0.5, i.e. x1.41).
 //! - **Direction rule**: probe alpha * 2^(+step) and alpha * 2^(-step); move to the lower-MSE
 //!   probe if it beats the current alpha, then keep walking that way one step at a time while
@@ -22,7 +25,10 @@
 //! - **Cost**: at most `max_evals` passes over at most `max_sample_values` values, i.e.
 //!   <= 16 x 8192 quantize-dequantize steps per sample by default (typically 6-10 evaluations),
 //!   independent of the tensor size; 8 samples of a microbatch search on <= 64k values in all.
-//!   The result never has a higher sampled MSE than ACIQ's.
+//!   The result never has a higher sampled MSE than ACIQ's or naive's.
+//!
+//! Outlier channels (a few hidden dimensions far larger than the rest) are the tensor-level part
+//! of the search, in [`super::outlier_channels`]: it runs this search on each sample without them.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +68,7 @@ pub struct DsAciqTrace {
     pub range: ClipRange,
     pub start_alpha: f64,
     pub alpha: f64,
-    /// Sampled MSE at the ACIQ start and at the result.
+    /// Sampled MSE at ACIQ's alpha and at the result.
     pub start_mse: f64,
     pub mse: f64,
     pub evals: usize,
@@ -125,9 +131,57 @@ pub fn ds_aciq(
     kind: ValueKind,
     cfg: &DsAciqConfig,
 ) -> DsAciqTrace {
+    search(
+        &strided_sample(values, cfg.max_sample_values),
+        stats,
+        bits,
+        kind,
+        cfg,
+    )
+}
+
+/// The search of [`ds_aciq`] on an already drawn `sample` of the values whose statistics are
+/// `stats` (min and max exact: they bound every candidate range).
+pub fn search(
+    sample: &[f32],
+    stats: &SampleStats,
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+) -> DsAciqTrace {
+    search_with_tail(sample, &Tail::NONE, stats, bits, kind, cfg)
+}
+
+/// Values a strided sample would rarely hold (e.g. every channel's minimum and maximum), scored
+/// beside it: a sample of a sixth of the values sees a sixth of the rare extremes, so at high
+/// bitwidths, where clipping one extreme costs more than the finer step gains, a search on the
+/// sample alone clips what it never saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Tail<'a> {
+    pub values: &'a [f32],
+    /// The share of all values (those the sample stands for) that `values` are.
+    pub share: f64,
+}
+
+impl Tail<'_> {
+    pub const NONE: Tail<'static> = Tail {
+        values: &[],
+        share: 0.0,
+    };
+}
+
+/// [`search`] with the objective `mse(sample) + tail.share * mse(tail.values)`: an estimate of the
+/// error over every value that counts the tail's squared errors exactly.
+pub fn search_with_tail(
+    sample: &[f32],
+    tail: &Tail<'_>,
+    stats: &SampleStats,
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+) -> DsAciqTrace {
     let full = full_alpha(stats, kind);
     let start = aciq_alpha(stats, bits, kind);
-    let sample = strided_sample(values, cfg.max_sample_values);
     let mut trace = DsAciqTrace {
         range: range_for_alpha(stats, start, kind),
         start_alpha: start,
@@ -143,12 +197,24 @@ pub fn ds_aciq(
     let evals = std::cell::Cell::new(0usize);
     let mse_at = |alpha: f64| {
         evals.set(evals.get() + 1);
-        quantization_mse(&sample, range_for_alpha(stats, alpha, kind), bits)
+        let range = range_for_alpha(stats, alpha, kind);
+        let tail_mse = if tail.values.is_empty() {
+            0.0
+        } else {
+            tail.share * quantization_mse(tail.values, range, bits)
+        };
+        quantization_mse(sample, range, bits) + tail_mse
     };
     // A zero b with a non-constant sample (all but a few values equal) would pin alpha at 0.
     let mut alpha = start.max(full * 1e-6);
     let mut best = mse_at(alpha);
     trace.start_mse = best;
+    if alpha < full {
+        let naive = mse_at(full);
+        if naive < best {
+            (alpha, best) = (full, naive);
+        }
+    }
     let mut step = cfg.initial_log2_step;
     let mut dir = 0.0f64;
     while step >= cfg.min_log2_step && evals.get() < cfg.max_evals {
@@ -227,6 +293,43 @@ mod tests {
             strictly_better >= 3,
             "only {strictly_better} bitwidths improved"
         );
+    }
+
+    #[test]
+    fn never_worse_than_naive_where_clipping_hurts() {
+        // Values at +-1 and a rare extreme at 1000: every clipped range pays ~1000^2 per extreme,
+        // far more than min-max's coarse step costs the rest, yet near ACIQ's alpha a step up
+        // coarsens the grid faster than it cuts the clipping error, so a search that only walks
+        // from ACIQ's alpha stays there.
+        let values: Vec<f32> = (0..20_000)
+            .map(|i| match i % 5_000 {
+                0 => 1000.0,
+                j if j % 2 == 0 => 1.0,
+                _ => -1.0,
+            })
+            .collect();
+        let stats = SampleStats::compute(&values).unwrap();
+        for b in [2, 3, 4, 8, 16] {
+            let bits = Bits::new(b).unwrap();
+            let t = ds_aciq(
+                &values,
+                &stats,
+                bits,
+                ValueKind::TwoSided,
+                &DsAciqConfig::default(),
+            );
+            let ds = quantization_mse(&values, t.range, bits);
+            let nv = quantization_mse(&values, naive(&stats), bits);
+            assert!(ds <= nv * 1.0001, "{b} bits: ds-aciq {ds} > naive {nv}");
+        }
+        let t = ds_aciq(
+            &values,
+            &stats,
+            Bits::new(16).unwrap(),
+            ValueKind::TwoSided,
+            &DsAciqConfig::default(),
+        );
+        assert_eq!(t.range, naive(&stats));
     }
 
     #[test]

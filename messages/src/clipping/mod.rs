@@ -8,8 +8,9 @@
 //! - [`naive`]: min-max, nothing clipped.
 //! - [`aciq`]: the analytic optimum for Laplace-distributed values (Banner et al. 2019),
 //!   `alpha = W(3 * 4^M) * b`.
-//! - [`ds_aciq`]: a directed search starting at the ACIQ alpha, guided by the measured
-//!   quantization error of the real values.
+//! - [`ds_aciq`]: a directed search starting at the better of the ACIQ and min-max ranges,
+//!   guided by the measured quantization error of the real values; over a whole tensor
+//!   ([`ds_aciq_with_outliers`]) it also gives a few outlier channels their own range.
 //!
 //! Ranges are computed per sample (one index of the outer, microbatch dimension), matching the
 //! per-sample scale and offset of the wire format. Which distribution model applies
@@ -20,13 +21,20 @@ mod aciq;
 mod ds_aciq;
 mod lambert_w;
 mod naive;
+mod outlier_channels;
 pub(crate) mod stats;
 
 pub use aciq::{aciq, aciq_alpha, laplace_alpha_factor};
-pub use ds_aciq::{ds_aciq, quantization_mse, DsAciqConfig, DsAciqTrace};
+pub use ds_aciq::{
+    ds_aciq, quantization_mse, search, search_with_tail, DsAciqConfig, DsAciqTrace, Tail,
+};
 pub use lambert_w::lambert_w0;
 pub use naive::naive;
-pub use stats::{strided_sample, NonFiniteValue, SampleStats};
+pub use outlier_channels::{
+    ds_aciq_with_outliers, outlier_budget, ChannelStats, OutlierPlan, MIN_GAIN,
+    OUTLIER_BUDGET_PERCENT, OUTLIER_COUNTS, OUTLIER_WIRE_BYTES,
+};
+pub use stats::{strided_runs, strided_sample, NonFiniteValue, SampleStats};
 
 pub use crate::clip_range::ClipRange;
 

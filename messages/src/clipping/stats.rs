@@ -98,20 +98,33 @@ pub const SAMPLE_RUN: usize = 64;
 /// run stride cycles through every channel block instead of aliasing onto a few channels, which
 /// would hide (or over-weight) outlier channels.
 pub fn strided_sample(values: &[f32], max: usize) -> Vec<f32> {
-    if values.len() <= max.max(SAMPLE_RUN) {
-        return values.to_vec();
-    }
-    let runs = values.len() / SAMPLE_RUN;
-    let wanted = (max / SAMPLE_RUN).max(1);
-    let mut stride = runs.div_ceil(wanted).max(7);
-    while !is_prime(stride) {
-        stride += 1;
-    }
-    let mut sample = Vec::with_capacity(runs.div_ceil(stride) * SAMPLE_RUN);
-    for run in values.chunks_exact(SAMPLE_RUN).step_by(stride) {
-        sample.extend_from_slice(run);
+    let mut sample = Vec::new();
+    for run in strided_runs(values.len(), max) {
+        sample.extend_from_slice(&values[run]);
     }
     sample
+}
+
+/// The index ranges [`strided_sample`] takes from `len` values, in order: for callers that also
+/// need to know where each sampled value came from (its channel).
+pub fn strided_runs(len: usize, max: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let (runs, stride) = if len <= max.max(SAMPLE_RUN) {
+        (0, 1)
+    } else {
+        let runs = len / SAMPLE_RUN;
+        let wanted = (max / SAMPLE_RUN).max(1);
+        let mut stride = runs.div_ceil(wanted).max(7);
+        while !is_prime(stride) {
+            stride += 1;
+        }
+        (runs, stride)
+    };
+    let whole = (runs == 0 && len > 0).then_some(0..len);
+    whole.into_iter().chain(
+        (0..runs)
+            .step_by(stride)
+            .map(|r| r * SAMPLE_RUN..(r + 1) * SAMPLE_RUN),
+    )
 }
 
 fn is_prime(n: usize) -> bool {

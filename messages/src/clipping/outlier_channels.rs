@@ -1,0 +1,587 @@
+//! Outlier channels: the tensor-level half of DS-ACIQ.
+//!
+//! Transformer activations have a few hidden dimensions (channels: indices of the last
+//! dimension) whose values are 10-100x the others in every token (MiniLM and BERT are known for
+//! it). A per-sample range must then either stretch to cover them, wasting most levels on values
+//! only those channels take, or clip them, destroying what they carry; no range is right even at
+//! 16 bits. Instead the k channels of largest magnitude can each get their own range for the
+//! whole tensor (see [`crate::tensor`]: their codes stay in the same packed stream, only their
+//! (scale, offset) differs), and the sample ranges are searched on the other values.
+//!
+//! - **Which channels**: ranked by their mean square distance from the median channel mean
+//!   ([`ChannelStats::ranked`]): a channel stuck at -10 is as much an outlier as one that swings
+//!   to +10, while a channel with one rare spike is not one (its own min-max range would be as
+//!   coarse as the shared one).
+//! - **How many**: k from [`OUTLIER_COUNTS`] (0 included), at most an eighth of the channels and
+//!   at most what the wire budget allows ([`outlier_budget`]: 2% of the plain payload, at
+//!   [`OUTLIER_WIRE_BYTES`] per channel). Each k is scored by the same objective as the range
+//!   search: the codec's squared error over the tensor, estimated from the strided sample of
+//!   every sample and (exactly) from every channel's extremes, which a sample mostly misses;
+//!   inliers with the range DS-ACIQ finds for them ([`super::ds_aciq::search_with_tail`]),
+//!   each outlier channel with the range the same search finds for it over the whole tensor. A count is kept only if it lowers the error by [`MIN_GAIN`] against the best
+//!   smaller count, so channels are split off only where they pay.
+//! - **Cost**: one pass over the tensor for per-sample, per-channel extremes (which also give
+//!   every exact min and max and find non-finite values), then one DS-ACIQ search per sample per
+//!   count (at most 7) on the same bounded sample.
+
+use super::ds_aciq::{search_with_tail, DsAciqConfig, Tail};
+use super::stats::{first_non_finite, strided_runs, NonFiniteValue};
+use super::{ClipRange, SampleStats, ValueKind};
+use crate::bits::Bits;
+use crate::quant::QuantParams;
+
+/// Most wire bytes one outlier channel adds: a MessagePack array of a u32 and two f32.
+pub const OUTLIER_WIRE_BYTES: usize = 16;
+
+/// What the outlier channels of a tensor may add to its wire form, in percent of its plain
+/// payload (the packed codes).
+pub const OUTLIER_BUDGET_PERCENT: usize = 2;
+
+/// The outlier-channel counts the search scores, in the order it tries them.
+pub const OUTLIER_COUNTS: [usize; 7] = [0, 1, 2, 4, 8, 16, 32];
+
+/// The relative drop in sampled squared error a larger outlier count must bring to be kept.
+pub const MIN_GAIN: f64 = 0.01;
+
+/// Most outlier channels whose metadata fits in [`OUTLIER_BUDGET_PERCENT`] of a plain payload
+/// of `payload_bytes`.
+pub fn outlier_budget(payload_bytes: usize) -> usize {
+    payload_bytes * OUTLIER_BUDGET_PERCENT / 100 / OUTLIER_WIRE_BYTES
+}
+
+/// Per-sample, per-channel minimum and maximum of a tensor of `samples` x rows x `channels`,
+/// and each channel's mean and mean square over the whole tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStats {
+    channels: usize,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+    mean: Vec<f64>,
+    mean_square: Vec<f64>,
+}
+
+impl ChannelStats {
+    /// One pass over `values` (`samples` equal blocks, each of whole rows of `channels`), or
+    /// the first non-finite value.
+    pub fn compute(
+        values: &[f32],
+        samples: usize,
+        channels: usize,
+    ) -> Result<ChannelStats, NonFiniteValue> {
+        let per = values.len().checked_div(samples).unwrap_or(0);
+        let mut lo = vec![f32::INFINITY; samples * channels];
+        let mut hi = vec![f32::NEG_INFINITY; samples * channels];
+        // x * 0 is 0 for finite x and NaN otherwise; NaN survives the additions.
+        let mut poison = vec![0f32; channels];
+        let mut sum = vec![0f64; channels];
+        let mut sum_sq = vec![0f64; channels];
+        let mut rows = 0usize;
+        if channels > 0 {
+            for (s, sample) in values.chunks_exact(per.max(1)).take(samples).enumerate() {
+                let l = &mut lo[s * channels..(s + 1) * channels];
+                let h = &mut hi[s * channels..(s + 1) * channels];
+                // f32 sums per sample (a few thousand rows at most), flushed to f64.
+                let mut acc = vec![0f32; channels];
+                let mut acc_sq = vec![0f32; channels];
+                for row in sample.chunks_exact(channels) {
+                    rows += 1;
+                    for (((l, h), p), &x) in
+                        l.iter_mut().zip(h.iter_mut()).zip(&mut poison).zip(row)
+                    {
+                        *l = if x < *l { x } else { *l };
+                        *h = if x > *h { x } else { *h };
+                        *p += x * 0.0;
+                    }
+                    for ((a, q), &x) in acc.iter_mut().zip(&mut acc_sq).zip(row) {
+                        *a += x;
+                        *q += x * x;
+                    }
+                }
+                for c in 0..channels {
+                    sum[c] += f64::from(acc[c]);
+                    sum_sq[c] += f64::from(acc_sq[c]);
+                }
+            }
+        }
+        if poison.iter().any(|p| *p != 0.0) {
+            return Err(first_non_finite(values));
+        }
+        let rows = rows.max(1) as f64;
+        Ok(ChannelStats {
+            channels,
+            lo,
+            hi,
+            mean: sum.iter().map(|s| s / rows).collect(),
+            mean_square: sum_sq.iter().map(|s| s / rows).collect(),
+        })
+    }
+
+    /// [min, max] of sample `s` over the channels `outlier` does not mark.
+    pub fn inlier_range(&self, s: usize, outlier: &[bool]) -> ClipRange {
+        let c = self.channels;
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for ((&l, &h), &out) in self.lo[s * c..(s + 1) * c]
+            .iter()
+            .zip(&self.hi[s * c..(s + 1) * c])
+            .zip(outlier)
+        {
+            if !out {
+                lo = lo.min(l);
+                hi = hi.max(h);
+            }
+        }
+        if lo > hi {
+            ClipRange::new(0.0, 0.0)
+        } else {
+            ClipRange::new(lo, hi)
+        }
+    }
+
+    /// The minimum and maximum of every channel of sample `s` that `outlier` does not mark: the
+    /// values a strided sample most often misses.
+    pub fn inlier_extremes(&self, s: usize, outlier: &[bool], out: &mut Vec<f32>) {
+        let c = self.channels;
+        out.clear();
+        for ((&l, &h), &o) in self.lo[s * c..(s + 1) * c]
+            .iter()
+            .zip(&self.hi[s * c..(s + 1) * c])
+            .zip(outlier)
+        {
+            if !o {
+                out.extend([l, h]);
+            }
+        }
+    }
+
+    /// [min, max] of channel `c` over every sample.
+    pub fn channel_range(&self, c: usize) -> ClipRange {
+        let samples = self.lo.len().checked_div(self.channels).unwrap_or(0);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for s in 0..samples {
+            lo = lo.min(self.lo[s * self.channels + c]);
+            hi = hi.max(self.hi[s * self.channels + c]);
+        }
+        if lo > hi {
+            ClipRange::new(0.0, 0.0)
+        } else {
+            ClipRange::new(lo, hi)
+        }
+    }
+
+    /// Channels by decreasing mean square distance from the median channel mean (ties: lower
+    /// index first). A typical magnitude, not an extreme: a channel that is far from the rest in
+    /// every row is an outlier channel, one with a rare spike is not (its own min-max range
+    /// would be as coarse as the shared one).
+    pub fn ranked(&self) -> Vec<usize> {
+        let mut means = self.mean.clone();
+        means.sort_by(f64::total_cmp);
+        let m = means.get(means.len() / 2).copied().unwrap_or(0.0);
+        // E[(x - m)^2] = E[x^2] - 2 m E[x] + m^2
+        let spread: Vec<f64> = (0..self.channels)
+            .map(|c| self.mean_square[c] - 2.0 * m * self.mean[c] + m * m)
+            .collect();
+        let mut order: Vec<usize> = (0..self.channels).collect();
+        order.sort_by(|&a, &b| spread[b].total_cmp(&spread[a]).then(a.cmp(&b)));
+        order
+    }
+}
+
+/// What the search chose for one tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierPlan {
+    /// The clipping range of each sample's inlier values.
+    pub sample_ranges: Vec<ClipRange>,
+    /// Outlier channels by increasing index, each with its range.
+    pub outliers: Vec<(u32, ClipRange)>,
+    /// Squared error over the whole tensor under this plan, estimated from the strided sample
+    /// and every channel's extremes (the search's objective).
+    pub estimated_sse: f64,
+    /// The same for no outlier channels (plain per-sample DS-ACIQ).
+    pub estimated_sse_without_outliers: f64,
+    /// How many outlier counts were scored (those within the budget).
+    pub counts_scored: usize,
+}
+
+/// DS-ACIQ over a whole tensor of `samples` equal blocks of rows of `channels` values: per-sample
+/// ranges and up to `max_outliers` outlier channels (see the module docs). If `channels` does
+/// not divide a sample, each sample is one row and no channel is split off.
+pub fn ds_aciq_with_outliers(
+    values: &[f32],
+    samples: usize,
+    channels: usize,
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+    max_outliers: usize,
+) -> Result<OutlierPlan, NonFiniteValue> {
+    let per = values.len().checked_div(samples).unwrap_or(0);
+    let mut plan = OutlierPlan {
+        sample_ranges: vec![ClipRange::new(0.0, 0.0); samples],
+        outliers: Vec::new(),
+        estimated_sse: 0.0,
+        estimated_sse_without_outliers: 0.0,
+        counts_scored: 0,
+    };
+    if per == 0 {
+        return Ok(plan);
+    }
+    let (channels, max_outliers) = if channels > 0 && per % channels == 0 {
+        (channels, max_outliers)
+    } else {
+        (per, 0)
+    };
+    let extrema = ChannelStats::compute(values, samples, channels)?;
+    let draws: Vec<Vec<(f32, usize)>> = (0..samples)
+        .map(|s| {
+            let sample = &values[s * per..(s + 1) * per];
+            strided_runs(per, cfg.max_sample_values)
+                .flat_map(|run| run.map(|i| (sample[i], i % channels)))
+                .collect()
+        })
+        .collect();
+    let most = max_outliers.min(channels / 8);
+    let rows = per / channels;
+    let most_counted = OUTLIER_COUNTS
+        .into_iter()
+        .filter(|&k| k <= most)
+        .max()
+        .unwrap_or(0);
+    // Each candidate channel's own range is the same whichever count it is part of. A channel
+    // whose range cannot be quantized (a width beyond f32) ends the list.
+    let candidates: Vec<(usize, ClipRange, f64)> = extrema.ranked()[..most_counted]
+        .iter()
+        .map_while(|&c| {
+            let (range, sse) = channel_plan(&extrema, &draws, rows, c, bits, kind, cfg)?;
+            Some((c, range, sse))
+        })
+        .collect();
+    let mut best: Option<OutlierPlan> = None;
+    let mut without = f64::NAN;
+    for k in OUTLIER_COUNTS
+        .into_iter()
+        .filter(|&k| k <= candidates.len())
+    {
+        let Some(candidate) =
+            score_count(&extrema, &draws, rows, &candidates[..k], bits, kind, cfg)
+        else {
+            break;
+        };
+        plan.counts_scored += 1;
+        if k == 0 {
+            without = candidate.estimated_sse;
+        }
+        // Every count is scored: with many outlier channels, splitting off a few of them
+        // changes nothing (the rest still stretch or are clipped) and only more pays.
+        match &best {
+            Some(b) if candidate.estimated_sse >= b.estimated_sse * (1.0 - MIN_GAIN) => {}
+            _ => best = Some(candidate),
+        }
+    }
+    let Some(best) = best else {
+        return Ok(plan);
+    };
+    Ok(OutlierPlan {
+        counts_scored: plan.counts_scored,
+        estimated_sse_without_outliers: without,
+        ..best
+    })
+}
+
+/// The plan with the channels `outliers` split off, or `None` if one of their ranges cannot be
+/// quantized (a width beyond f32).
+/// An outlier channel's own range, searched like a sample's (DS-ACIQ from the better of ACIQ
+/// and min-max) on its drawn values with its per-sample extremes as the tail; and the estimated
+/// squared error over all its values.
+fn channel_plan(
+    stats: &ChannelStats,
+    draws: &[Vec<(f32, usize)>],
+    rows: usize,
+    c: usize,
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+) -> Option<(ClipRange, f64)> {
+    let drawn: Vec<f32> = draws
+        .iter()
+        .flat_map(|d| d.iter().filter(|&&(_, ch)| ch == c).map(|&(x, _)| x))
+        .collect();
+    let samples = draws.len();
+    let extremes: Vec<f32> = (0..samples)
+        .flat_map(|s| {
+            let i = s * stats.channels + c;
+            [stats.lo[i], stats.hi[i]]
+        })
+        .collect();
+    let exact = stats.channel_range(c);
+    let mut channel_stats = SampleStats::compute(&drawn).ok()?;
+    channel_stats.min = exact.lo;
+    channel_stats.max = exact.hi;
+    channel_stats.mean = channel_stats
+        .mean
+        .clamp(f64::from(exact.lo), f64::from(exact.hi));
+    let count = (rows * samples) as f64;
+    let tail = Tail {
+        values: &extremes,
+        share: extremes.len() as f64 / count.max(1.0),
+    };
+    let trace = search_with_tail(&drawn, &tail, &channel_stats, bits, kind, cfg);
+    QuantParams::new(trace.range, bits)?;
+    Some((trace.range, trace.mse * count))
+}
+
+/// The plan with the channels `outliers` (each with its [`channel_plan`]) split off.
+fn score_count(
+    stats: &ChannelStats,
+    draws: &[Vec<(f32, usize)>],
+    rows: usize,
+    outliers: &[(usize, ClipRange, f64)],
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+) -> Option<OutlierPlan> {
+    let mut is_outlier = vec![false; stats.channels];
+    let mut chosen = Vec::with_capacity(outliers.len());
+    let mut sse = 0.0;
+    for &(c, range, channel_sse) in outliers {
+        is_outlier[c] = true;
+        chosen.push((c as u32, range));
+        sse += channel_sse;
+    }
+    chosen.sort_by_key(|&(c, _)| c);
+    let inliers_per_sample = (rows * (stats.channels - outliers.len())) as f64;
+    let mut ranges = Vec::with_capacity(draws.len());
+    let mut inliers = Vec::new();
+    let mut extremes = Vec::new();
+    for (s, draw) in draws.iter().enumerate() {
+        inliers.clear();
+        inliers.extend(
+            draw.iter()
+                .filter(|&&(_, c)| !is_outlier[c])
+                .map(|&(x, _)| x),
+        );
+        let exact = stats.inlier_range(s, &is_outlier);
+        // The extremes pass found every value finite, so this cannot fail.
+        let mut sample_stats = SampleStats::compute(&inliers).ok()?;
+        sample_stats.min = exact.lo;
+        sample_stats.max = exact.hi;
+        sample_stats.mean = sample_stats
+            .mean
+            .clamp(f64::from(exact.lo), f64::from(exact.hi));
+        stats.inlier_extremes(s, &is_outlier, &mut extremes);
+        let tail = Tail {
+            values: &extremes,
+            share: extremes.len() as f64 / inliers_per_sample.max(1.0),
+        };
+        let trace = search_with_tail(&inliers, &tail, &sample_stats, bits, kind, cfg);
+        sse += trace.mse * inliers_per_sample;
+        ranges.push(trace.range);
+    }
+    Some(OutlierPlan {
+        sample_ranges: ranges,
+        outliers: chosen,
+        estimated_sse: sse,
+        estimated_sse_without_outliers: f64::NAN,
+        counts_scored: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clipping::quantization_mse;
+    use crate::synth::{laplace, Rng};
+
+    /// `samples` x `rows` x `channels` Laplace(0, 1) values, with channel `c` of `big` shifted
+    /// to `value` in every row.
+    fn with_outliers(
+        samples: usize,
+        rows: usize,
+        channels: usize,
+        big: &[(usize, f32)],
+    ) -> Vec<f32> {
+        let mut rng = Rng::new(21);
+        (0..samples * rows * channels)
+            .map(|i| {
+                let c = i % channels;
+                let x = laplace(&mut rng, 0.0, 0.3);
+                match big.iter().find(|(b, _)| *b == c) {
+                    Some(&(_, v)) => v + x,
+                    None => x,
+                }
+            })
+            .collect()
+    }
+
+    /// Squared error of the whole tensor under `plan` (what the codec would make).
+    fn tensor_sse(
+        values: &[f32],
+        samples: usize,
+        channels: usize,
+        plan: &OutlierPlan,
+        bits: Bits,
+    ) -> f64 {
+        let per = values.len() / samples;
+        let mut sse = 0.0;
+        for (s, sample) in values.chunks(per).enumerate() {
+            let q = QuantParams::new(plan.sample_ranges[s], bits).unwrap();
+            for (i, &x) in sample.iter().enumerate() {
+                let c = (i % channels) as u32;
+                let y = match plan.outliers.iter().find(|(o, _)| *o == c) {
+                    Some(&(_, r)) => QuantParams::new(r, bits).unwrap().reconstruct(x),
+                    None => q.reconstruct(x),
+                };
+                sse += f64::from(x - y).powi(2);
+            }
+        }
+        sse
+    }
+
+    #[test]
+    fn outlier_channels_are_found_and_cut_the_error() {
+        let channels = 96;
+        let values = with_outliers(4, 64, channels, &[(7, -12.0), (50, 9.0)]);
+        let cfg = DsAciqConfig::default();
+        for b in [2, 4, 8, 16] {
+            let bits = Bits::new(b).unwrap();
+            let plan =
+                ds_aciq_with_outliers(&values, 4, channels, bits, ValueKind::TwoSided, &cfg, 32)
+                    .unwrap();
+            let picked: Vec<u32> = plan.outliers.iter().map(|o| o.0).collect();
+            assert!(
+                picked.contains(&7) && picked.contains(&50),
+                "{b} bits: {picked:?}"
+            );
+            let none =
+                ds_aciq_with_outliers(&values, 4, channels, bits, ValueKind::TwoSided, &cfg, 0)
+                    .unwrap();
+            assert!(none.outliers.is_empty());
+            let with = tensor_sse(&values, 4, channels, &plan, bits);
+            let without = tensor_sse(&values, 4, channels, &none, bits);
+            assert!(with < 0.5 * without, "{b} bits: {with} vs {without}");
+        }
+    }
+
+    #[test]
+    fn channels_alike_are_not_split() {
+        // Every channel of a row holds the row's value: a channel's own range is the shared
+        // one, so splitting it off gains nothing.
+        let channels = 64;
+        let mut rng = Rng::new(8);
+        let values: Vec<f32> = (0..2 * 100)
+            .flat_map(|_| vec![laplace(&mut rng, 0.0, 1.0); channels])
+            .collect();
+        let plan = ds_aciq_with_outliers(
+            &values,
+            2,
+            channels,
+            Bits::new(3).unwrap(),
+            ValueKind::TwoSided,
+            &DsAciqConfig::default(),
+            32,
+        )
+        .unwrap();
+        assert!(plan.outliers.is_empty(), "{:?}", plan.outliers);
+        assert_eq!(plan.estimated_sse, plan.estimated_sse_without_outliers);
+    }
+
+    #[test]
+    fn count_is_bounded_by_the_budget_and_the_channels() {
+        let channels = 16;
+        let big: Vec<(usize, f32)> = (0..8).map(|c| (c, 20.0 + c as f32)).collect();
+        let values = with_outliers(2, 50, channels, &big);
+        let bits = Bits::new(2).unwrap();
+        let cfg = DsAciqConfig::default();
+        let plan = ds_aciq_with_outliers(&values, 2, channels, bits, ValueKind::TwoSided, &cfg, 1)
+            .unwrap();
+        assert!(plan.outliers.len() <= 1);
+        let plan =
+            ds_aciq_with_outliers(&values, 2, channels, bits, ValueKind::TwoSided, &cfg, 100)
+                .unwrap();
+        assert!(plan.outliers.len() <= channels / 8);
+        assert_eq!(outlier_budget(100_000), 125);
+        assert_eq!(outlier_budget(799), 0);
+    }
+
+    #[test]
+    fn without_outliers_each_sample_beats_naive_and_aciq() {
+        let channels = 32;
+        let mut rng = Rng::new(12);
+        // Heavy tails: rare values far out, which a strided sample mostly misses.
+        let values: Vec<f32> = (0..3 * 400 * channels)
+            .map(|_| crate::synth::heavy_tailed(&mut rng))
+            .collect();
+        let cfg = DsAciqConfig::default();
+        for b in [2, 3, 4, 6, 8, 16] {
+            let bits = Bits::new(b).unwrap();
+            let plan =
+                ds_aciq_with_outliers(&values, 3, channels, bits, ValueKind::TwoSided, &cfg, 0)
+                    .unwrap();
+            for (s, sample) in values.chunks(values.len() / 3).enumerate() {
+                let stats = SampleStats::compute(sample).unwrap();
+                let ds = quantization_mse(sample, plan.sample_ranges[s], bits);
+                let naive = quantization_mse(sample, crate::clipping::naive(&stats), bits);
+                let aciq = quantization_mse(
+                    sample,
+                    crate::clipping::aciq(&stats, bits, ValueKind::TwoSided),
+                    bits,
+                );
+                // An estimate from a sample: within 5% of the better alternative.
+                assert!(
+                    ds <= 1.05 * naive.min(aciq),
+                    "{b} bits, sample {s}: ds-aciq {ds}, naive {naive}, aciq {aciq}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranking_sees_channels_stuck_far_below() {
+        let values = with_outliers(1, 30, 8, &[(3, -15.0), (6, 4.0)]);
+        let ext = ChannelStats::compute(&values, 1, 8).unwrap();
+        assert_eq!(&ext.ranked()[..2], &[3, 6]);
+    }
+
+    #[test]
+    fn a_rare_spike_does_not_make_an_outlier_channel() {
+        // Channel 2 spikes once to 50; channel 5 sits at 6 in every row.
+        let mut values = with_outliers(2, 40, 8, &[(5, 6.0)]);
+        values[8 * 17 + 2] = 50.0;
+        let ext = ChannelStats::compute(&values, 2, 8).unwrap();
+        assert_eq!(ext.ranked()[0], 5);
+    }
+
+    #[test]
+    fn non_finite_values_are_named() {
+        let mut values = vec![0.5f32; 2 * 4 * 8];
+        values[37] = f32::INFINITY;
+        let e = ChannelStats::compute(&values, 2, 8).unwrap_err();
+        assert_eq!(e.index, 37);
+        values[37] = f32::NAN;
+        let e = ds_aciq_with_outliers(
+            &values,
+            2,
+            8,
+            Bits::new(4).unwrap(),
+            ValueKind::TwoSided,
+            &DsAciqConfig::default(),
+            4,
+        )
+        .unwrap_err();
+        assert_eq!(e.index, 37);
+    }
+
+    #[test]
+    fn empty_or_ragged_tensors_get_constant_ranges() {
+        let plan = ds_aciq_with_outliers(
+            &[],
+            3,
+            4,
+            Bits::new(4).unwrap(),
+            ValueKind::TwoSided,
+            &DsAciqConfig::default(),
+            4,
+        )
+        .unwrap();
+        assert_eq!(plan.sample_ranges, vec![ClipRange::new(0.0, 0.0); 3]);
+    }
+}
