@@ -97,6 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", eval::table::markdown(&rows));
+        print!("{}", eval::ordering::markdown(&rows));
     }
     Ok(())
 }

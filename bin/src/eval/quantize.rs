@@ -29,10 +29,20 @@ pub fn through_wire(
         let values =
             Vec::<f32>::try_from(t.contiguous().view(-1)).context("boundary tensor is not f32")?;
         let clip = Clip::Method { method, kind };
-        encoded.push(
-            codec::encode(&values, &shape, bits, clip)
-                .with_context(|| format!("encoding tensor {i} after unit {cut}"))?,
+        let t = codec::encode(&values, &shape, bits, clip)
+            .with_context(|| format!("encoding tensor {i} after unit {cut}"))?;
+        // What the outlier channels add to the wire (the rest is what a plain b-bit tensor sends).
+        tracing::debug!(
+            cut,
+            tensor = i,
+            %bits,
+            %method,
+            ?shape,
+            outlier_channels = t.outliers().len(),
+            wire_bytes = t.header_len() + t.data().len(),
+            "encoded"
         );
+        encoded.push(t);
     }
     let mut parts = encoded.into_iter();
     let main = parts.next().context("empty boundary")?;

@@ -9,6 +9,10 @@ pub struct Args {
     /// Bitwidths to measure.
     #[arg(long, value_delimiter = ',', default_values_t = [2u8, 4, 6, 8, 16])]
     bits: Vec<u8>,
+    /// Tensor shapes, dimensions joined by `x` (default: ViT-Base's boundary tensors at
+    /// microbatch 8, 8x197x768 and 8x197x3072).
+    #[arg(long, value_delimiter = ',', value_parser = parse_shape)]
+    shapes: Vec<Vec<usize>>,
     /// Minimum measuring time per figure, seconds.
     #[arg(long, default_value_t = 0.5)]
     min_secs: f64,
@@ -16,11 +20,27 @@ pub struct Args {
     json: bool,
 }
 
+/// `8x128x384` -> [8, 128, 384].
+fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+    s.split('x')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|dims| !dims.is_empty() && dims.iter().all(|&d| d > 0))
+        .ok_or_else(|| format!("bad shape {s:?}: expected dimensions joined by x, e.g. 8x128x384"))
+}
+
 pub fn run(args: Args) -> Result<()> {
+    let defaults = CodecBenchConfig::default();
     let config = CodecBenchConfig {
         bits: args.bits,
         min_secs: args.min_secs,
-        ..CodecBenchConfig::default()
+        shapes: if args.shapes.is_empty() {
+            defaults.shapes.clone()
+        } else {
+            args.shapes
+        },
+        ..defaults
     };
     let report = codec_report(&config).map_err(|e| anyhow!("codec bench: {e}"))?;
     print(&report, args.json, |r| {
@@ -42,4 +62,18 @@ pub fn run(args: Args) -> Result<()> {
         }
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shape;
+
+    #[test]
+    fn shapes_are_dimensions_joined_by_x() {
+        assert_eq!(parse_shape("8x128x384").unwrap(), [8, 128, 384]);
+        assert_eq!(parse_shape("17").unwrap(), [17]);
+        for bad in ["", "8x", "8x0", "8,128"] {
+            assert!(parse_shape(bad).unwrap_err().contains("bad shape"), "{bad}");
+        }
+    }
 }
