@@ -1,6 +1,7 @@
 //! Adaptive quantization: the pure algorithms behind QuantPipe's promise that throughput holds
 //! when a link slows down.
 //!
+//! - [`arrears`]: what a link owes its target, and how much smaller messages catch up.
 //! - [`estimator`]: per-link bandwidth from transfer intervals over a sliding window, counting
 //!   only time the link was transmitting (idle gaps and a busy receiver are not low bandwidth).
 //! - [`sizes`]: the codec's exact wire size of a cut's payload at every bitwidth.
@@ -25,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arrears;
 pub mod compare;
 pub mod estimator;
 pub mod judge;

@@ -12,7 +12,10 @@
 //!   between the sizes of two adjacent bitwidths; the window time-shares them so that the mean
 //!   size equals the budget. The gain falls when the window missed the target while the link
 //!   was the bottleneck (the estimate was optimistic: protocol overhead, a drop mid-window, no
-//!   arrival at all), and recovers towards 1 while the target is met.
+//!   arrival at all), and recovers towards 1 while the target is met. Each transfer within
+//!   the same-link band moves the estimate (a drifting link is followed message by message),
+//!   and while the link is behind the target the budget shrinks so that the stage's spare
+//!   compute catches up ([`crate::arrears`]).
 //! - `kalman-integral`: the controller released with the QuantPipe paper, the peer's method
 //!   kept as a baseline ([`crate::kalman_integral`]): it reads only the items delivered per 10
 //!   messages, not the link's bandwidth.
@@ -20,6 +23,8 @@
 //! Every choice is at or above the minimum bitwidth (the accuracy budget): when even that does
 //! not fit, the policy sends at the minimum and the throughput falls short.
 
+use crate::arrears::Arrears;
+use crate::judge::HELD_SHARE;
 use crate::kalman_integral::{KalmanIntegral, SENDS_PER_WINDOW};
 use crate::sizes::SizeTable;
 use quantpipe_messages::Bits;
@@ -254,6 +259,8 @@ pub struct Policy {
     settling: u32,
     /// The state of `kalman-integral`.
     released: Option<KalmanIntegral>,
+    /// What the link owes the target (the controller's catch-up).
+    arrears: Arrears,
 }
 
 impl Policy {
@@ -279,6 +286,7 @@ impl Policy {
             KalmanIntegral::new(&bits, cfg.target_items_per_s, cfg.items_per_message)
         });
         Ok(Policy {
+            arrears: Arrears::default(),
             released,
             cfg,
             sizes,
@@ -353,6 +361,14 @@ impl Policy {
             };
         }
         let changed = std::mem::take(&mut self.changed_in_window);
+        // Arrears are for a window that would miss the target: once one met it, or the link
+        // was mostly idle (the shortfall was elsewhere), they are written off. Otherwise a stage
+        // with no spare compute, which can never pay them back, would send small messages for
+        // good.
+        let met = obs.items_per_s >= HELD_SHARE * self.cfg.target_items_per_s;
+        if met || (obs.mbps.is_some() && obs.utilisation < SATURATED) {
+            self.arrears.forgive();
+        }
         self.choice = match (self.cfg.kind, self.last_mbps) {
             (PolicyKind::Fixed, _) => WindowChoice::single(self.cfg.max_bits),
             // Its windows are of messages, closed in `on_transfer`.
@@ -388,6 +404,14 @@ impl Policy {
                 };
             }
             return self.choice;
+        }
+        if self.cfg.kind == PolicyKind::Controller && t.items > 0 {
+            self.arrears.on_arrival(
+                t.at_s,
+                t.items,
+                self.cfg.target_items_per_s,
+                self.cfg.items_per_message,
+            );
         }
         let mbps = t.mbps;
         if self.cfg.kind == PolicyKind::Fixed || !(mbps > 0.0 && mbps.is_finite()) {
@@ -433,6 +457,9 @@ impl Policy {
             }
             self.last_mbps = Some(tracked);
             self.choice = self.choose(tracked);
+        } else if self.cfg.kind == PolicyKind::Controller {
+            // The same estimate, other arrears.
+            self.choice = self.choose(last);
         }
         self.choice
     }
@@ -443,7 +470,11 @@ impl Policy {
             PolicyKind::Heuristic => {
                 WindowChoice::single(self.sizes.largest_fitting(self.budget_bytes(mbps)).0)
             }
-            PolicyKind::Controller => self.share(self.budget_bytes(mbps) * self.gain),
+            PolicyKind::Controller => self.share(
+                self.budget_bytes(mbps)
+                    * self.gain
+                    * self.arrears.budget_factor(self.cfg.items_per_message),
+            ),
             PolicyKind::KalmanIntegral => self.choice,
         }
     }
@@ -715,19 +746,57 @@ mod tests {
         p.on_transfer(spaced(0.56, 0.1));
         assert_eq!(p.last_mbps, Some(0.56));
         // Faster again: half-way, whether or not the transfer queued.
-        p.on_transfer(spaced(0.76, 0.5));
+        p.on_transfer(spaced(0.76, 0.2));
         assert!((p.last_mbps.unwrap() - 0.66).abs() < 1e-9);
         // 0.66 Mbit/s x 0.1 s = 8250 bytes: 8 bits and a quarter of 9.
         let c = p.choice();
         assert_eq!((c.lo, c.hi), (b(8), b(9)), "{c:?}");
         // A single transfer far above is not a drift: the estimate stays.
-        p.on_transfer(spaced(5.0, 0.9));
+        p.on_transfer(spaced(5.0, 0.3));
         assert!((p.last_mbps.unwrap() - 0.66).abs() < 1e-9);
         // The heuristic keeps to its windows.
         let mut h = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
         h.on_window(obs(0.8, 10.0, 0.5));
         h.on_transfer(spaced(0.56, 0.1));
         assert_eq!(h.last_mbps, Some(0.8));
+    }
+
+    #[test]
+    fn controller_shrinks_messages_while_behind_the_target_until_a_window_meets_it() {
+        let mut p = Policy::new(cfg(PolicyKind::Controller), sizes()).unwrap();
+        p.on_window(obs(0.7, 10.0, 0.9));
+        p.on_transfer(q(0.7));
+        // On schedule (1 item per 0.1 s): 8750 bytes, 8 bits and three quarters of 9.
+        p.on_transfer(TransferRate {
+            at_s: 0.1,
+            ..q(0.7)
+        });
+        let on_time = p.choice().mean_bits();
+        assert!((on_time - 8.75).abs() < 1e-9, "{on_time}");
+        // The next message arrives 0.15 s late: 1.5 items owed, the budget shrinks to its
+        // floor, 60% (5250 bytes: 5 bits and a quarter of 6).
+        p.on_transfer(TransferRate {
+            at_s: 0.35,
+            ..q(0.7)
+        });
+        let behind = p.choice().mean_bits();
+        assert!((behind - 5.25).abs() < 1e-9, "{behind}");
+        // A window that met the target (at the gain's setpoint: the gain stays) writes the
+        // arrears off.
+        p.on_window(obs(0.7, 11.0, 0.9));
+        assert!((p.choice().mean_bits() - on_time).abs() < 1e-9);
+        // The heuristic has no arrears.
+        let mut h = Policy::new(cfg(PolicyKind::Heuristic), sizes()).unwrap();
+        h.on_window(obs(0.7, 10.0, 0.9));
+        h.on_transfer(TransferRate {
+            at_s: 0.0,
+            ..q(0.7)
+        });
+        h.on_transfer(TransferRate {
+            at_s: 0.35,
+            ..q(0.7)
+        });
+        assert_eq!(h.choice().lo, b(8));
     }
 
     #[test]

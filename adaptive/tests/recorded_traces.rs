@@ -34,22 +34,40 @@ fn controller_holds_more_windows_than_the_released_controller_on_every_trace() {
         let (ours, theirs) = (&r[0].judgement, &r[1].judgement);
         println!("{file}: controller {ours:?}\n  kalman-integral {theirs:?}");
         assert!(
-            ours.held_share.unwrap() > theirs.held_share.unwrap() + 0.2,
+            ours.held_share.unwrap() > theirs.held_share.unwrap() + 0.3,
             "{file}: {ours:?} vs {theirs:?}"
         );
-        assert!(ours.held_share.unwrap() >= 0.7, "{file}: {ours:?}");
+        assert!(ours.held_share.unwrap() >= 0.9, "{file}: {ours:?}");
     }
 }
 
 #[test]
-fn controller_stays_within_a_bit_of_the_oracle_on_every_trace() {
+fn controller_sends_below_the_oracle_and_the_released_controller_above_it() {
     for file in TRACES {
         let r = runs(file);
         let (ours, theirs) = (&r[0].judgement, &r[1].judgement);
         let o = ours.bits_over_oracle.unwrap();
-        assert!(o.abs() <= 1.0, "{file}: {o} bits over the oracle");
-        // The released controller steers to the target itself, so it sits above the oracle
-        // (and misses the target about half the time); the controller sits below it.
-        assert!(theirs.bits_over_oracle.unwrap() > 0.0 && o < 0.0, "{file}");
+        // The controller keeps headroom (1.1 x the target, and smaller messages while behind
+        // it); the released controller steers to the target itself, with a size model that
+        // leaves out the header, so it sits above what the link carries.
+        assert!((-2.0..0.0).contains(&o), "{file}: {o} bits over the oracle");
+        assert!(theirs.bits_over_oracle.unwrap() > 0.0, "{file}");
     }
+}
+
+#[test]
+fn controller_regains_the_target_within_two_windows_of_every_step() {
+    let r = runs("step-200-20-5-200.csv");
+    let plateaus = r[0].plateaus.as_ref().expect("a step trace");
+    for &(at, mbps, feasible, windows) in &plateaus.recovery {
+        if feasible {
+            assert!(
+                windows.is_some_and(|w| w <= 2),
+                "step at {at} s to {mbps} Mbit/s: {windows:?}"
+            );
+        }
+    }
+    // The released controller never regains it on the 5 Mbit/s plateau.
+    let theirs = r[1].plateaus.as_ref().unwrap();
+    assert!(theirs.recovery.iter().any(|r| r.2 && r.3.is_none()));
 }
