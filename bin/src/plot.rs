@@ -135,3 +135,31 @@ where
         .draw()?;
     Ok(())
 }
+
+/// A legend drawn in its own `area` (beside a chart, so it never covers a line): per entry, top
+/// down, a sample of its line and its label.
+pub fn side_legend<DB>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, ShapeStyle)],
+) -> DrawResult
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    const ROW: i32 = 24;
+    let font = ("sans-serif", 16).into_font().color(&BLACK);
+    for (i, (label, style)) in entries.iter().enumerate() {
+        // Rows start below the chart's caption, level with its plotting area.
+        let y = 40 + ROW * i as i32;
+        area.draw(&PathElement::new(vec![(6, y), (30, y)], *style))?;
+        area.draw(&Text::new(
+            label.as_str(),
+            (38, y),
+            font.pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            )),
+        ))?;
+    }
+    Ok(())
+}

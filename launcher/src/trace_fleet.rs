@@ -7,6 +7,9 @@
 //! emulated slowdown over a uniform profile, so their rate (25 items/s with the defaults) is set
 //! by the test, not by how busy the machine's cores are; the target sits below it, so whether it
 //! is met is a question of the links.
+//!
+//! A run is judged window by window over any trace ([`judging`]), and plateau by plateau
+//! ([`figures`]) over a step trace.
 
 use crate::config_file;
 use crate::minilm::{long_texts, write_uniform_profile};
@@ -24,6 +27,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+pub mod judging;
+pub use judging::{has_plateaus, judgement};
 
 /// zenoh's lease, raised from 10 s: at 5 Mbit/s a stage blocked on 32-bit messages has seconds
 /// of data in its socket buffers ahead of its keep-alives, and a `tc` rate change drops the
