@@ -118,10 +118,11 @@ impl<D: AsRef<[u8]>> BoundaryPayload<D> {
 impl BoundaryPayload {
     /// Parses and validates a wire buffer under `limits` (same guarantees as
     /// [`EncodedTensor::from_bytes`]).
+    ///
+    /// Parsed borrowed and then copied, so that exactly what [`BoundaryPayloadRef::borrow_from`]
+    /// accepts is accepted (see [`EncodedTensor::from_bytes`]).
     pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<BoundaryPayload, DecodeError> {
-        let p: BoundaryPayload = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
-        p.validate(limits)?;
-        Ok(p)
+        Ok(BoundaryPayloadRef::borrow_from(buf, limits)?.to_owned())
     }
 }
 

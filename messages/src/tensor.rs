@@ -357,10 +357,12 @@ impl EncodedTensor {
     /// Parses and validates a wire buffer: size limit first, then the version (before the rest
     /// is parsed), structure, trailing bytes, and finally [`EncodedTensor::validate`].
     /// Allocation is bounded by the buffer length (itself bounded by `limits`).
+    ///
+    /// Parsed borrowed and then copied, so that exactly what [`EncodedTensorRef::borrow_from`]
+    /// accepts is accepted: an owned payload would also take a MessagePack array of integers
+    /// where the format has a `bin`.
     pub fn from_bytes(buf: &[u8], limits: &DecodeLimits) -> Result<EncodedTensor, DecodeError> {
-        let t: EncodedTensor = framing::decode_versioned(buf, limits, FORMAT_VERSION)?;
-        t.validate(limits)?;
-        Ok(t)
+        Ok(EncodedTensorRef::borrow_from(buf, limits)?.to_owned())
     }
 }
 

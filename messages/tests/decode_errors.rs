@@ -314,3 +314,24 @@ fn outlier_channels_decode_with_their_own_parameters() {
     let d = codec::decode(&t, &DecodeLimits::default()).unwrap();
     assert_eq!(d.values, [2.0, 11.0, 2.0, 2.0, 11.0, 2.0]);
 }
+
+#[test]
+fn an_array_of_integers_is_not_a_payload() {
+    // The data field as [0, 122] instead of a bin: the borrowed parse cannot take it, so the
+    // owned one must not either (found by the decode fuzz target).
+    let r = (
+        2u16,
+        vec![1u64, 3],
+        0u8,
+        5u8,
+        vec![(1.0f32, 0.0f32)],
+        Vec::<(u32, f32, f32)>::new(),
+        vec![0u8, 122],
+    );
+    let buf = rmp_serde::to_vec(&r).unwrap();
+    let err = parse(&buf).unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
+    let payload = rmp_serde::to_vec(&(2u16, r, ())).unwrap();
+    let owned = BoundaryPayload::from_bytes(&payload, &DecodeLimits::default());
+    assert!(owned.is_err(), "{owned:?}");
+}
