@@ -86,9 +86,7 @@ pub fn compare(
         items_per_message: link.items_per_message,
         in_flight: link.in_flight,
     };
-    let is_step_trace = steps
-        .windows(2)
-        .all(|w| w[1].0 - w[0].0 >= 2.0 * link.window_s);
+    let is_step_trace = trace.has_plateaus(link.window_s);
     kinds
         .iter()
         .map(|&kind| {

@@ -104,6 +104,15 @@ impl Trace {
         &self.steps
     }
 
+    /// Whether the trace has plateaus worth judging one by one: every step lasts at least two
+    /// windows (one to recover in, one to hold). A recorded trace, which changes every second
+    /// or two, has none.
+    pub fn has_plateaus(&self, window_s: f64) -> bool {
+        self.steps
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= 2.0 * window_s)
+    }
+
     /// The rate at time `t` (the first step's before 0).
     pub fn mbps_at(&self, t: f64) -> f64 {
         self.steps
@@ -233,6 +242,16 @@ mod tests {
             t.steps(),
             &[(0.0, 200.0), (18.0, 20.0), (36.0, 5.0), (54.0, 200.0)]
         );
+    }
+
+    #[test]
+    fn only_traces_whose_steps_last_two_windows_have_plateaus() {
+        let step = Trace::new(vec![(0.0, 200.0), (18.0, 20.0), (36.0, 5.0)]).unwrap();
+        assert!(step.has_plateaus(3.0));
+        assert!(!step.has_plateaus(10.0));
+        let recorded = Trace::new(vec![(0.0, 14.8), (0.99, 21.7), (1.75, 16.1)]).unwrap();
+        assert!(!recorded.has_plateaus(3.0));
+        assert!(Trace::new(vec![(0.0, 10.0)]).unwrap().has_plateaus(3.0));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod judging;
-pub use judging::{has_plateaus, judgement};
+pub use judging::judgement;
 
 /// zenoh's lease, raised from 10 s: at 5 Mbit/s a stage blocked on 32-bit messages has seconds
 /// of data in its socket buffers ahead of its keep-alives, and a `tc` rate change drops the

@@ -82,13 +82,6 @@ pub fn lived_mean_mbit(plateaus: &[Plateau], from: f64, to: f64) -> Option<f64> 
     Some(megabits / (to - from))
 }
 
-/// Whether a trace has plateaus worth judging one by one: every step lasts at least two
-/// quantizer windows (one to recover in, one to hold). A recorded trace, which changes every
-/// second or two, has none.
-pub fn has_plateaus(steps: &[(f64, f64)], window_s: f64) -> bool {
-    steps.windows(2).all(|w| w[1].0 - w[0].0 >= 2.0 * window_s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,17 +169,5 @@ mod tests {
         assert_eq!(w[2].oracle_bits, p.oracle_bits(1.0));
         let j = judgement(&run, &p);
         assert_eq!((j.windows, j.feasible_windows, j.held_windows), (3, 2, 2));
-    }
-
-    #[test]
-    fn only_traces_whose_steps_last_two_windows_have_plateaus() {
-        let step = [(0.0, 200.0), (18.0, 20.0), (36.0, 5.0)];
-        assert!(has_plateaus(&step, 3.0));
-        assert!(!has_plateaus(&step, 10.0));
-        assert!(!has_plateaus(
-            &[(0.0, 14.8), (0.99, 21.7), (1.75, 16.1)],
-            3.0
-        ));
-        assert!(has_plateaus(&[(0.0, 10.0)], 3.0));
     }
 }

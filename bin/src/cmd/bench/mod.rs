@@ -22,9 +22,9 @@ pub enum Bench {
     /// ViT pipelines of node processes on loopback: throughput against the planner's bound, and
     /// each stage's CPU outside its forward passes (codec, transport) as a share of their CPU.
     Pipeline(pipeline::Args),
-    /// A 3-stage MiniLM fleet on network-namespace links following a bandwidth trace, per
-    /// bitwidth policy: recovery after drops, throughput held, mean bitwidth against an oracle.
-    /// Needs root.
+    /// Bitwidth policies over bandwidth traces, judged window by window (held share of the
+    /// target, mean bitwidth against an oracle): a 3-stage MiniLM fleet on network-namespace
+    /// links shaped by the trace (needs root), or `--simulate`, the link simulation (no root).
     Adaptive(adaptive::Args),
 }
 

@@ -16,9 +16,7 @@ use quantpipe_adaptive::judge::Judgement;
 use quantpipe_adaptive::policy::PolicyKind;
 use quantpipe_adaptive::trace::Trace;
 use quantpipe_launcher::netns::Netns;
-use quantpipe_launcher::trace_fleet::{
-    figures, has_plateaus, judgement, run_trace, Params, PlateauFigures,
-};
+use quantpipe_launcher::trace_fleet::{figures, judgement, run_trace, Params, PlateauFigures};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -101,7 +99,7 @@ pub fn run(args: &Args, traces: &[PathBuf], policies: &[PolicyKind]) -> Result<(
     for path in traces {
         let trace = Trace::read(path).map_err(|e| anyhow!("{e}"))?;
         let hold_s = hold_s(args.hold_s, trace.steps())?;
-        let stepped = has_plateaus(trace.steps(), params.window_s);
+        let stepped = trace.has_plateaus(params.window_s);
         let dir = args.out.join(trace_name(path));
         std::fs::create_dir_all(&dir)?;
         let mut figures_of = Vec::new();
