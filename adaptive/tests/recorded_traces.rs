@@ -18,9 +18,11 @@ fn runs(file: &str) -> Vec<PolicyRun> {
         .join("../config/traces")
         .join(file);
     let trace = Trace::read(&path).unwrap();
+    // The last rate held as long as the first (what `bench adaptive` does).
+    let hold_s = trace.steps()[1].0;
     compare(
         &trace,
-        18.0,
+        hold_s,
         &LinkSetup::minilm_cut(),
         &[PolicyKind::Controller, PolicyKind::KalmanIntegral],
     )
