@@ -248,10 +248,23 @@ pub fn ds_aciq_with_outliers(
         .unwrap_or(0);
     // Each candidate channel's own range is the same whichever count it is part of. A channel
     // whose range cannot be quantized (a width beyond f32) ends the list.
-    let candidates: Vec<(usize, ClipRange, f64)> = extrema.ranked()[..most_counted]
+    let ranked = &extrema.ranked()[..most_counted];
+    // The drawn values of each candidate channel, gathered in one pass over the draws.
+    let mut slot = vec![usize::MAX; channels];
+    for (i, &c) in ranked.iter().enumerate() {
+        slot[c] = i;
+    }
+    let mut drawn = vec![Vec::new(); ranked.len()];
+    for &(x, c) in draws.iter().flatten() {
+        if let Some(values) = drawn.get_mut(slot[c]) {
+            values.push(x);
+        }
+    }
+    let candidates: Vec<(usize, ClipRange, f64)> = ranked
         .iter()
-        .map_while(|&c| {
-            let (range, sse) = channel_plan(&extrema, &draws, rows, c, bits, kind, cfg)?;
+        .zip(&drawn)
+        .map_while(|(&c, values)| {
+            let (range, sse) = channel_plan(&extrema, values, samples, rows, c, bits, kind, cfg)?;
             Some((c, range, sse))
         })
         .collect();
@@ -294,18 +307,14 @@ pub fn ds_aciq_with_outliers(
 /// squared error over all its values.
 fn channel_plan(
     stats: &ChannelStats,
-    draws: &[Vec<(f32, usize)>],
+    drawn: &[f32],
+    samples: usize,
     rows: usize,
     c: usize,
     bits: Bits,
     kind: ValueKind,
     cfg: &DsAciqConfig,
 ) -> Option<(ClipRange, f64)> {
-    let drawn: Vec<f32> = draws
-        .iter()
-        .flat_map(|d| d.iter().filter(|&&(_, ch)| ch == c).map(|&(x, _)| x))
-        .collect();
-    let samples = draws.len();
     let extremes: Vec<f32> = (0..samples)
         .flat_map(|s| {
             let i = s * stats.channels + c;
@@ -313,7 +322,7 @@ fn channel_plan(
         })
         .collect();
     let exact = stats.channel_range(c);
-    let mut channel_stats = SampleStats::compute(&drawn).ok()?;
+    let mut channel_stats = SampleStats::compute(drawn).ok()?;
     channel_stats.min = exact.lo;
     channel_stats.max = exact.hi;
     channel_stats.mean = channel_stats
@@ -324,7 +333,7 @@ fn channel_plan(
         values: &extremes,
         share: extremes.len() as f64 / count.max(1.0),
     };
-    let trace = search_with_tail(&drawn, &tail, &channel_stats, bits, kind, cfg);
+    let trace = search_with_tail(drawn, &tail, &channel_stats, bits, kind, cfg);
     QuantParams::new(trace.range, bits)?;
     Some((trace.range, trace.mse * count))
 }
