@@ -15,14 +15,17 @@
 //! - **How many**: k from [`OUTLIER_COUNTS`] (0 included), at most an eighth of the channels and
 //!   at most what the wire budget allows ([`outlier_budget`]: 2% of the plain payload, at
 //!   [`OUTLIER_WIRE_BYTES`] per channel). Each k is scored by the same objective as the range
-//!   search: the codec's squared error over the tensor, estimated from the strided sample of
+//!   search, with the inliers' ranges limited to its two starting points (the better of ACIQ's
+//!   and min-max; the full search for all seven counts cost 5-40x an encode), and the full
+//!   search then runs for the chosen k. The objective: the codec's squared error over the tensor, estimated from the strided sample of
 //!   every sample and (exactly) from every channel's extremes, which a sample mostly misses;
 //!   inliers with the range DS-ACIQ finds for them ([`super::ds_aciq::search_with_tail`]),
 //!   each outlier channel with the range the same search finds for it over the whole tensor. A count is kept only if it lowers the error by [`MIN_GAIN`] against the best
 //!   smaller count, so channels are split off only where they pay.
 //! - **Cost**: one pass over the tensor for per-sample, per-channel extremes (which also give
-//!   every exact min and max and find non-finite values), then one DS-ACIQ search per sample per
-//!   count (at most 7) on the same bounded sample.
+//!   every exact min and max and find non-finite values), one DS-ACIQ search per candidate
+//!   channel on its drawn values, two evaluations per sample per count (at most 7) and one
+//!   DS-ACIQ search per sample, all on the same bounded sample.
 
 use super::ds_aciq::{search_with_tail, DsAciqConfig, Tail};
 use super::stats::{first_non_finite, strided_runs, NonFiniteValue};
@@ -186,6 +189,14 @@ impl ChannelStats {
     }
 }
 
+/// What every search of one tensor shares.
+#[derive(Debug, Clone, Copy)]
+struct Setting<'a> {
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &'a DsAciqConfig,
+}
+
 /// What the search chose for one tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutlierPlan {
@@ -196,8 +207,6 @@ pub struct OutlierPlan {
     /// Squared error over the whole tensor under this plan, estimated from the strided sample
     /// and every channel's extremes (the search's objective).
     pub estimated_sse: f64,
-    /// The same for no outlier channels (plain per-sample DS-ACIQ).
-    pub estimated_sse_without_outliers: f64,
     /// How many outlier counts were scored (those within the budget).
     pub counts_scored: usize,
 }
@@ -219,7 +228,6 @@ pub fn ds_aciq_with_outliers(
         sample_ranges: vec![ClipRange::new(0.0, 0.0); samples],
         outliers: Vec::new(),
         estimated_sse: 0.0,
-        estimated_sse_without_outliers: 0.0,
         counts_scored: 0,
     };
     if per == 0 {
@@ -260,48 +268,52 @@ pub fn ds_aciq_with_outliers(
             values.push(x);
         }
     }
+    let full = Setting { bits, kind, cfg };
     let candidates: Vec<(usize, ClipRange, f64)> = ranked
         .iter()
         .zip(&drawn)
         .map_while(|(&c, values)| {
-            let (range, sse) = channel_plan(&extrema, values, samples, rows, c, bits, kind, cfg)?;
+            let (range, sse) = channel_plan(&extrema, values, samples, rows, c, full)?;
             Some((c, range, sse))
         })
         .collect();
-    let mut best: Option<OutlierPlan> = None;
-    let mut without = f64::NAN;
+    // Counts are compared with the inliers' ranges limited to the search's two starting points.
+    let two_evals = DsAciqConfig {
+        max_evals: 2,
+        ..*cfg
+    };
+    let quick = Setting {
+        cfg: &two_evals,
+        ..full
+    };
+    let mut best: Option<(usize, f64)> = None;
     for k in OUTLIER_COUNTS
         .into_iter()
         .filter(|&k| k <= candidates.len())
     {
-        let Some(candidate) =
-            score_count(&extrema, &draws, rows, &candidates[..k], bits, kind, cfg)
-        else {
+        let Some(scored) = score_count(&extrema, &draws, rows, &candidates[..k], quick) else {
             break;
         };
         plan.counts_scored += 1;
-        if k == 0 {
-            without = candidate.estimated_sse;
-        }
         // Every count is scored: with many outlier channels, splitting off a few of them
         // changes nothing (the rest still stretch or are clipped) and only more pays.
-        match &best {
-            Some(b) if candidate.estimated_sse >= b.estimated_sse * (1.0 - MIN_GAIN) => {}
-            _ => best = Some(candidate),
+        match best {
+            Some((_, sse)) if scored.estimated_sse >= sse * (1.0 - MIN_GAIN) => {}
+            _ => best = Some((k, scored.estimated_sse)),
         }
     }
-    let Some(best) = best else {
+    let Some((k, _)) = best else {
+        return Ok(plan);
+    };
+    let Some(chosen) = score_count(&extrema, &draws, rows, &candidates[..k], full) else {
         return Ok(plan);
     };
     Ok(OutlierPlan {
         counts_scored: plan.counts_scored,
-        estimated_sse_without_outliers: without,
-        ..best
+        ..chosen
     })
 }
 
-/// The plan with the channels `outliers` split off, or `None` if one of their ranges cannot be
-/// quantized (a width beyond f32).
 /// An outlier channel's own range, searched like a sample's (DS-ACIQ from the better of ACIQ
 /// and min-max) on its drawn values with its per-sample extremes as the tail; and the estimated
 /// squared error over all its values.
@@ -311,10 +323,9 @@ fn channel_plan(
     samples: usize,
     rows: usize,
     c: usize,
-    bits: Bits,
-    kind: ValueKind,
-    cfg: &DsAciqConfig,
+    setting: Setting<'_>,
 ) -> Option<(ClipRange, f64)> {
+    let Setting { bits, kind, cfg } = setting;
     let extremes: Vec<f32> = (0..samples)
         .flat_map(|s| {
             let i = s * stats.channels + c;
@@ -344,10 +355,9 @@ fn score_count(
     draws: &[Vec<(f32, usize)>],
     rows: usize,
     outliers: &[(usize, ClipRange, f64)],
-    bits: Bits,
-    kind: ValueKind,
-    cfg: &DsAciqConfig,
+    setting: Setting<'_>,
 ) -> Option<OutlierPlan> {
+    let Setting { bits, kind, cfg } = setting;
     let mut is_outlier = vec![false; stats.channels];
     let mut chosen = Vec::with_capacity(outliers.len());
     let mut sse = 0.0;
@@ -389,7 +399,6 @@ fn score_count(
         sample_ranges: ranges,
         outliers: chosen,
         estimated_sse: sse,
-        estimated_sse_without_outliers: f64::NAN,
         counts_scored: 0,
     })
 }
@@ -490,7 +499,6 @@ mod tests {
         )
         .unwrap();
         assert!(plan.outliers.is_empty(), "{:?}", plan.outliers);
-        assert_eq!(plan.estimated_sse, plan.estimated_sse_without_outliers);
     }
 
     #[test]
