@@ -25,17 +25,27 @@ fn check(t: &EncodedTensor) {
         assert!(decoded.values.iter().all(|v| v.is_finite()));
         let top = t.bits().max_code() as f32;
         for o in t.outliers() {
-            let channels = *t.shape().last().expect("validated: outliers need a last dimension");
+            let channels = *t
+                .shape()
+                .last()
+                .expect("validated: outliers need a last dimension");
             let channels = channels as usize;
             let (lo, hi) = (o.offset, o.offset + top * o.scale);
             for row in decoded.values.chunks_exact(channels) {
                 let v = row[o.channel as usize];
-                assert!(lo <= v && v <= hi, "channel {} value {v} outside [{lo}, {hi}]", o.channel);
+                assert!(
+                    lo <= v && v <= hi,
+                    "channel {} value {v} outside [{lo}, {hi}]",
+                    o.channel
+                );
             }
         }
     }
     let bytes = t.to_bytes();
-    assert_eq!(&EncodedTensor::from_bytes(&bytes, &LIMITS).expect("own bytes"), t);
+    assert_eq!(
+        &EncodedTensor::from_bytes(&bytes, &LIMITS).expect("own bytes"),
+        t
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -56,6 +66,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(bits(&values), bits(&expected));
         }
         let bytes = p.to_bytes();
-        assert_eq!(BoundaryPayload::from_bytes(&bytes, &LIMITS).expect("own bytes"), p);
+        assert_eq!(
+            BoundaryPayload::from_bytes(&bytes, &LIMITS).expect("own bytes"),
+            p
+        );
     }
 });

@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let n: usize = shape.iter().product();
             let values: Vec<f32> = (0..n).map(|k| ((k * 7919) % 13) as f32 - 6.0).collect();
             let method = ClipMethod::ALL[i % 3];
-            let clip = Clip::Method { method, kind: ValueKind::TwoSided };
+            let clip = Clip::Method {
+                method,
+                kind: ValueKind::TwoSided,
+            };
             let t = codec::encode(&values, shape, bits, clip)?;
             std::fs::write(format!("{dir}/tensor-{i}"), t.to_bytes())?;
             let skip = codec::encode(&values, shape, Bits::new(8)?, Clip::NAIVE)?;
@@ -42,13 +45,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut with_outliers = 0;
     for bits in Bits::all().filter(|b| !b.is_raw()) {
-        let clip = Clip::Method { method: ClipMethod::DsAciq, kind: ValueKind::TwoSided };
+        let clip = Clip::Method {
+            method: ClipMethod::DsAciq,
+            kind: ValueKind::TwoSided,
+        };
         let t = codec::encode(&values, &shape, bits, clip)?;
         with_outliers += usize::from(!t.outliers().is_empty());
         std::fs::write(format!("{dir}/outliers-{bits}"), t.to_bytes())?;
         i += 1;
     }
-    println!("wrote {} seeds to {dir} ({with_outliers} with outlier channels)", 2 * i);
+    println!(
+        "wrote {} seeds to {dir} ({with_outliers} with outlier channels)",
+        2 * i
+    );
     std::fs::create_dir_all(&control_dir)?;
     let messages = sample_messages();
     for (k, bytes) in messages.iter().enumerate() {
