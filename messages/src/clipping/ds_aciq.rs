@@ -84,41 +84,68 @@ pub fn quantization_mse(values: &[f32], range: ClipRange, bits: Bits) -> f64 {
     let Some(q) = QuantParams::new(range, bits) else {
         return f64::INFINITY;
     };
+    squared_error_sums(values, &[q])[0] / values.len() as f64
+}
+
+/// [`quantization_mse`] over two ranges at once: one pass over `values` (half the memory
+/// traffic, and two independent accumulator chains), each result bit for bit what
+/// [`quantization_mse`] gives.
+fn quantization_mse_pair(values: &[f32], ranges: [ClipRange; 2], bits: Bits) -> [f64; 2] {
+    if bits.is_raw() || values.is_empty() {
+        return [0.0; 2];
+    }
+    match ranges.map(|r| QuantParams::new(r, bits)) {
+        [Some(a), Some(b)] => squared_error_sums(values, &[a, b]).map(|e| e / values.len() as f64),
+        _ => ranges.map(|r| quantization_mse(values, r, bits)),
+    }
+}
+
+/// The sum of squared quantization errors of `values` under each of `qs`.
+fn squared_error_sums<const N: usize>(values: &[f32], qs: &[QuantParams; N]) -> [f64; N] {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { squared_error_sum_avx2(values, &q) } / values.len() as f64;
+        return unsafe { squared_error_sums_avx2(values, qs) };
     }
-    squared_error_sum(values, &q) / values.len() as f64
+    squared_error_sums_impl(values, qs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn squared_error_sum_avx2(values: &[f32], q: &QuantParams) -> f64 {
-    squared_error_sum(values, q)
+unsafe fn squared_error_sums_avx2<const N: usize>(
+    values: &[f32],
+    qs: &[QuantParams; N],
+) -> [f64; N] {
+    squared_error_sums_impl(values, qs)
 }
 
+/// Each range's sum is accumulated in the same order whatever N is: the searches' results do
+/// not depend on which evaluations share a pass.
 #[inline(always)]
-fn squared_error_sum(values: &[f32], q: &QuantParams) -> f64 {
+fn squared_error_sums_impl<const N: usize>(values: &[f32], qs: &[QuantParams; N]) -> [f64; N] {
     const LANES: usize = 8;
-    let mut acc = [0f32; LANES];
-    let mut total = 0f64;
+    let mut acc = [[0f32; LANES]; N];
+    let mut total = [0f64; N];
     // f32 lane sums, flushed to f64 every 4096 values to keep precision without f64 lanes.
     for block in values.chunks(4096) {
         let chunks = block.chunks_exact(LANES);
         let tail = chunks.remainder();
         for c in chunks {
-            for i in 0..LANES {
-                let e = c[i] - q.reconstruct(c[i]);
-                acc[i] += e * e;
+            for (acc, q) in acc.iter_mut().zip(qs) {
+                for i in 0..LANES {
+                    let e = c[i] - q.reconstruct(c[i]);
+                    acc[i] += e * e;
+                }
             }
         }
-        for (i, &x) in tail.iter().enumerate() {
-            let e = x - q.reconstruct(x);
-            acc[i] += e * e;
+        for ((acc, total), q) in acc.iter_mut().zip(&mut total).zip(qs) {
+            for (i, &x) in tail.iter().enumerate() {
+                let e = x - q.reconstruct(x);
+                acc[i] += e * e;
+            }
+            *total += acc.iter().map(|&a| f64::from(a)).sum::<f64>();
+            *acc = [0.0; LANES];
         }
-        total += acc.iter().map(|&a| f64::from(a)).sum::<f64>();
-        acc = [0.0; LANES];
     }
     total
 }
@@ -180,6 +207,22 @@ pub fn search_with_tail(
     kind: ValueKind,
     cfg: &DsAciqConfig,
 ) -> DsAciqTrace {
+    search_remembering(sample, tail, stats, bits, kind, cfg, &mut Vec::new())
+}
+
+/// [`search_with_tail`], taking the objective at an alpha from `known` (alpha, objective) if
+/// there and adding every objective it computes to it: a later search of the same values, tail
+/// and statistics (with a larger `max_evals`) then repeats none of this one's evaluations, and
+/// finds exactly what it would have found alone.
+pub(crate) fn search_remembering(
+    sample: &[f32],
+    tail: &Tail<'_>,
+    stats: &SampleStats,
+    bits: Bits,
+    kind: ValueKind,
+    cfg: &DsAciqConfig,
+    known: &mut Vec<(f64, f64)>,
+) -> DsAciqTrace {
     let full = full_alpha(stats, kind);
     let start = aciq_alpha(stats, bits, kind);
     let mut trace = DsAciqTrace {
@@ -194,39 +237,41 @@ pub fn search_with_tail(
     if bits.is_raw() || full <= 0.0 || sample.is_empty() {
         return trace;
     }
-    let evals = std::cell::Cell::new(0usize);
-    let mse_at = |alpha: f64| {
-        evals.set(evals.get() + 1);
-        let range = range_for_alpha(stats, alpha, kind);
-        let tail_mse = if tail.values.is_empty() {
-            0.0
-        } else {
-            tail.share * quantization_mse(tail.values, range, bits)
-        };
-        quantization_mse(sample, range, bits) + tail_mse
+    let mut objective = Objective {
+        sample,
+        tail,
+        stats,
+        bits,
+        kind,
+        known,
+        evals: 0,
     };
     // A zero b with a non-constant sample (all but a few values equal) would pin alpha at 0.
     let mut alpha = start.max(full * 1e-6);
-    let mut best = mse_at(alpha);
-    trace.start_mse = best;
+    let mut best;
     if alpha < full {
-        let naive = mse_at(full);
+        let [at_start, naive] = objective.pair(alpha, full);
+        best = at_start;
+        trace.start_mse = best;
         if naive < best {
             (alpha, best) = (full, naive);
         }
+    } else {
+        best = objective.one(alpha);
+        trace.start_mse = best;
     }
     let mut step = cfg.initial_log2_step;
     let mut dir = 0.0f64;
-    while step >= cfg.min_log2_step && evals.get() < cfg.max_evals {
+    while step >= cfg.min_log2_step && objective.evals < cfg.max_evals {
         if dir == 0.0 {
             let up = (alpha * step.exp2()).min(full);
             let down = alpha * (-step).exp2();
-            let e_up = if up > alpha {
-                mse_at(up)
+            let (e_up, e_down) = if up > alpha {
+                let [e_up, e_down] = objective.pair(up, down);
+                (e_up, e_down)
             } else {
-                f64::INFINITY
+                (f64::INFINITY, objective.one(down))
             };
-            let e_down = mse_at(down);
             if e_up.min(e_down) < best {
                 (alpha, best, dir) = if e_up < e_down {
                     (up, e_up, 1.0)
@@ -239,7 +284,7 @@ pub fn search_with_tail(
         } else {
             let next = (alpha * (dir * step).exp2()).min(full);
             let e = if next != alpha {
-                mse_at(next)
+                objective.one(next)
             } else {
                 f64::INFINITY
             };
@@ -253,9 +298,63 @@ pub fn search_with_tail(
     }
     trace.alpha = alpha;
     trace.mse = best;
-    trace.evals = evals.get();
+    trace.evals = objective.evals;
     trace.range = range_for_alpha(stats, alpha, kind);
     trace
+}
+
+/// The search's objective at an alpha, counting evaluations and remembering them.
+struct Objective<'a, 'k> {
+    sample: &'a [f32],
+    tail: &'a Tail<'a>,
+    stats: &'a SampleStats,
+    bits: Bits,
+    kind: ValueKind,
+    known: &'k mut Vec<(f64, f64)>,
+    evals: usize,
+}
+
+impl Objective<'_, '_> {
+    fn recall(&self, alpha: f64) -> Option<f64> {
+        self.known
+            .iter()
+            .find(|&&(a, _)| a.to_bits() == alpha.to_bits())
+            .map(|&(_, e)| e)
+    }
+
+    fn one(&mut self, alpha: f64) -> f64 {
+        self.evals += 1;
+        if let Some(e) = self.recall(alpha) {
+            return e;
+        }
+        let range = range_for_alpha(self.stats, alpha, self.kind);
+        let tail_mse = if self.tail.values.is_empty() {
+            0.0
+        } else {
+            self.tail.share * quantization_mse(self.tail.values, range, self.bits)
+        };
+        let e = quantization_mse(self.sample, range, self.bits) + tail_mse;
+        self.known.push((alpha, e));
+        e
+    }
+
+    /// The objective at `a` and at `b`, in one pass over the values when neither is known.
+    fn pair(&mut self, a: f64, b: f64) -> [f64; 2] {
+        if self.recall(a).is_some() || self.recall(b).is_some() {
+            return [self.one(a), self.one(b)];
+        }
+        self.evals += 2;
+        let ranges = [a, b].map(|alpha| range_for_alpha(self.stats, alpha, self.kind));
+        let tail_mse = if self.tail.values.is_empty() {
+            [0.0; 2]
+        } else {
+            quantization_mse_pair(self.tail.values, ranges, self.bits).map(|e| self.tail.share * e)
+        };
+        let sample_mse = quantization_mse_pair(self.sample, ranges, self.bits);
+        let e = [sample_mse[0] + tail_mse[0], sample_mse[1] + tail_mse[1]];
+        self.known.extend([(a, e[0]), (b, e[1])]);
+        e
+    }
 }
 
 #[cfg(test)]
@@ -380,6 +479,69 @@ mod tests {
         );
         assert_eq!(t.range, ClipRange::new(2.5, 2.5));
         assert_eq!(naive(&stats), t.range);
+    }
+
+    #[test]
+    fn paired_evaluations_equal_single_ones() {
+        let mut rng = Rng::new(3);
+        let values: Vec<f32> = (0..10_001).map(|_| heavy_tailed(&mut rng)).collect();
+        let ranges = [ClipRange::new(-1.5, 2.0), ClipRange::new(-0.2, 0.3)];
+        for b in [2, 5, 8, 16] {
+            let bits = Bits::new(b).unwrap();
+            let pair = quantization_mse_pair(&values, ranges, bits);
+            let single = ranges.map(|r| quantization_mse(&values, r, bits));
+            assert_eq!(pair.map(f64::to_bits), single.map(f64::to_bits), "{b} bits");
+        }
+    }
+
+    #[test]
+    fn a_search_continued_from_remembered_evaluations_finds_the_same() {
+        let mut rng = Rng::new(4);
+        let values: Vec<f32> = (0..20_000).map(|_| heavy_tailed(&mut rng)).collect();
+        let stats = SampleStats::compute(&values).unwrap();
+        let tail_values = [stats.min, stats.max];
+        let tail = Tail {
+            values: &tail_values,
+            share: 1e-4,
+        };
+        let cfg = DsAciqConfig::default();
+        let quick = DsAciqConfig {
+            max_evals: 2,
+            ..cfg
+        };
+        for b in [2, 3, 4, 8, 16] {
+            let bits = Bits::new(b).unwrap();
+            let alone = search_with_tail(&values, &tail, &stats, bits, ValueKind::TwoSided, &cfg);
+            let mut known = Vec::new();
+            search_remembering(
+                &values,
+                &tail,
+                &stats,
+                bits,
+                ValueKind::TwoSided,
+                &quick,
+                &mut known,
+            );
+            let remembered = known.len();
+            assert!(remembered >= 1);
+            let continued = search_remembering(
+                &values,
+                &tail,
+                &stats,
+                bits,
+                ValueKind::TwoSided,
+                &cfg,
+                &mut known,
+            );
+            assert_eq!(continued, alone, "{b} bits");
+            // The quick search's evaluations were taken from memory, not repeated.
+            assert!(
+                known.len() <= alone.evals,
+                "{} > {}",
+                known.len(),
+                alone.evals
+            );
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //!   channel on its drawn values, two evaluations per sample per count (at most 7) and one
 //!   DS-ACIQ search per sample, all on the same bounded sample.
 
-use super::ds_aciq::{search_with_tail, DsAciqConfig, Tail};
+use super::ds_aciq::{search_remembering, search_with_tail, DsAciqConfig, Tail};
 use super::stats::{first_non_finite, strided_runs, NonFiniteValue};
 use super::{ClipRange, SampleStats, ValueKind};
 use crate::bits::Bits;
@@ -239,14 +239,7 @@ pub fn ds_aciq_with_outliers(
         (per, 0)
     };
     let extrema = ChannelStats::compute(values, samples, channels)?;
-    let draws: Vec<Vec<(f32, usize)>> = (0..samples)
-        .map(|s| {
-            let sample = &values[s * per..(s + 1) * per];
-            strided_runs(per, cfg.max_sample_values)
-                .flat_map(|run| run.map(|i| (sample[i], i % channels)))
-                .collect()
-        })
-        .collect();
+    let draws = Draws::gather(values, samples, channels, cfg.max_sample_values);
     let most = max_outliers.min(channels / 8);
     let rows = per / channels;
     let most_counted = OUTLIER_COUNTS
@@ -263,9 +256,11 @@ pub fn ds_aciq_with_outliers(
         slot[c] = i;
     }
     let mut drawn = vec![Vec::new(); ranked.len()];
-    for &(x, c) in draws.iter().flatten() {
-        if let Some(values) = drawn.get_mut(slot[c]) {
-            values.push(x);
+    for sample in draws.values.chunks_exact(draws.channel.len().max(1)) {
+        for (&x, &c) in sample.iter().zip(&draws.channel) {
+            if let Some(values) = drawn.get_mut(slot[c as usize]) {
+                values.push(x);
+            }
         }
     }
     let full = Setting { bits, kind, cfg };
@@ -286,32 +281,207 @@ pub fn ds_aciq_with_outliers(
         cfg: &two_evals,
         ..full
     };
+    // The samples as prepared for the best count so far (with the evaluations its scoring
+    // made), and those of the count being scored: the chosen count's full search starts from
+    // what its scoring left instead of gathering and evaluating it all again.
+    let mut best_prepared = Prepared::new(samples);
+    let mut scratch = Prepared::new(samples);
     let mut best: Option<(usize, f64)> = None;
     for k in OUTLIER_COUNTS
         .into_iter()
         .filter(|&k| k <= candidates.len())
     {
-        let Some(scored) = score_count(&extrema, &draws, rows, &candidates[..k], quick) else {
+        if !scratch.prepare(&extrema, &draws, rows, &candidates[..k]) {
             break;
-        };
+        }
+        let scored = scratch.score(&candidates[..k], quick);
         plan.counts_scored += 1;
         // Every count is scored: with many outlier channels, splitting off a few of them
         // changes nothing (the rest still stretch or are clipped) and only more pays.
         match best {
             Some((_, sse)) if scored.estimated_sse >= sse * (1.0 - MIN_GAIN) => {}
-            _ => best = Some((k, scored.estimated_sse)),
+            _ => {
+                best = Some((k, scored.estimated_sse));
+                std::mem::swap(&mut best_prepared, &mut scratch);
+            }
         }
     }
     let Some((k, _)) = best else {
         return Ok(plan);
     };
-    let Some(chosen) = score_count(&extrema, &draws, rows, &candidates[..k], full) else {
-        return Ok(plan);
-    };
+    let chosen = best_prepared.score(&candidates[..k], full);
     Ok(OutlierPlan {
         counts_scored: plan.counts_scored,
         ..chosen
     })
+}
+
+/// The strided sample of every sample of a tensor, and the channel of each drawn value. Samples
+/// are whole rows, so every sample draws from the same positions and channels.
+struct Draws {
+    /// The drawn values, sample after sample (`channel.len()` each).
+    values: Vec<f32>,
+    /// The channel of each drawn position of a sample.
+    channel: Vec<u32>,
+}
+
+impl Draws {
+    fn gather(values: &[f32], samples: usize, channels: usize, max: usize) -> Draws {
+        let per = values.len() / samples;
+        let mut channel = Vec::new();
+        for run in strided_runs(per, max) {
+            let mut c = run.start % channels;
+            for _ in run {
+                channel.push(c as u32);
+                c += 1;
+                if c == channels {
+                    c = 0;
+                }
+            }
+        }
+        let mut drawn = Vec::with_capacity(channel.len() * samples);
+        for sample in values.chunks_exact(per).take(samples) {
+            for run in strided_runs(per, max) {
+                drawn.extend_from_slice(&sample[run]);
+            }
+        }
+        Draws {
+            values: drawn,
+            channel,
+        }
+    }
+
+    /// Sample `s`'s drawn values.
+    fn sample(&self, s: usize) -> &[f32] {
+        let m = self.channel.len();
+        &self.values[s * m..(s + 1) * m]
+    }
+}
+
+/// Every sample's inliers under one outlier count, ready for the range search: the drawn
+/// inlier values, their statistics (min and max exact), every inlier channel's extremes as the
+/// tail, and the objective values searches on them have computed.
+struct Prepared {
+    samples: Vec<PreparedSample>,
+    is_outlier: Vec<bool>,
+    /// Runs of drawn positions whose channels are inliers.
+    keep: Vec<std::ops::Range<usize>>,
+    inliers_per_sample: f64,
+}
+
+#[derive(Default)]
+struct PreparedSample {
+    inliers: Vec<f32>,
+    extremes: Vec<f32>,
+    stats: Option<SampleStats>,
+    known: Vec<(f64, f64)>,
+}
+
+impl Prepared {
+    fn new(samples: usize) -> Prepared {
+        Prepared {
+            samples: (0..samples).map(|_| PreparedSample::default()).collect(),
+            is_outlier: Vec::new(),
+            keep: Vec::new(),
+            inliers_per_sample: 0.0,
+        }
+    }
+
+    /// Prepares every sample with the channels of `outliers` split off; false if a sample's
+    /// statistics cannot be computed.
+    fn prepare(
+        &mut self,
+        stats: &ChannelStats,
+        draws: &Draws,
+        rows: usize,
+        outliers: &[(usize, ClipRange, f64)],
+    ) -> bool {
+        self.is_outlier.clear();
+        self.is_outlier.resize(stats.channels, false);
+        for &(c, _, _) in outliers {
+            self.is_outlier[c] = true;
+        }
+        self.keep.clear();
+        let mut run_start = None;
+        for (j, &c) in draws.channel.iter().enumerate() {
+            match (self.is_outlier[c as usize], run_start) {
+                (false, None) => run_start = Some(j),
+                (true, Some(start)) => {
+                    self.keep.push(start..j);
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run_start {
+            self.keep.push(start..draws.channel.len());
+        }
+        self.inliers_per_sample = (rows * (stats.channels - outliers.len())) as f64;
+        for (s, prepared) in self.samples.iter_mut().enumerate() {
+            let draw = draws.sample(s);
+            prepared.inliers.clear();
+            for run in &self.keep {
+                prepared.inliers.extend_from_slice(&draw[run.clone()]);
+            }
+            prepared.known.clear();
+            let exact = stats.inlier_range(s, &self.is_outlier);
+            // The extremes pass found every value finite, so this cannot fail.
+            let Ok(mut sample_stats) = SampleStats::compute(&prepared.inliers) else {
+                prepared.stats = None;
+                return false;
+            };
+            sample_stats.min = exact.lo;
+            sample_stats.max = exact.hi;
+            sample_stats.mean = sample_stats
+                .mean
+                .clamp(f64::from(exact.lo), f64::from(exact.hi));
+            prepared.stats = Some(sample_stats);
+            stats.inlier_extremes(s, &self.is_outlier, &mut prepared.extremes);
+        }
+        true
+    }
+
+    /// The plan with the channels `outliers` (each with its [`channel_plan`], the ones
+    /// [`Prepared::prepare`] split off) and each sample's inliers searched under `setting`.
+    fn score(&mut self, outliers: &[(usize, ClipRange, f64)], setting: Setting<'_>) -> OutlierPlan {
+        let Setting { bits, kind, cfg } = setting;
+        let mut chosen = Vec::with_capacity(outliers.len());
+        let mut sse = 0.0;
+        for &(c, range, channel_sse) in outliers {
+            chosen.push((c as u32, range));
+            sse += channel_sse;
+        }
+        chosen.sort_by_key(|&(c, _)| c);
+        let inliers_per_sample = self.inliers_per_sample;
+        let mut ranges = Vec::with_capacity(self.samples.len());
+        for prepared in &mut self.samples {
+            let stats = prepared
+                .stats
+                .as_ref()
+                .expect("scored only after a successful prepare");
+            let tail = Tail {
+                values: &prepared.extremes,
+                share: prepared.extremes.len() as f64 / inliers_per_sample.max(1.0),
+            };
+            let trace = search_remembering(
+                &prepared.inliers,
+                &tail,
+                stats,
+                bits,
+                kind,
+                cfg,
+                &mut prepared.known,
+            );
+            sse += trace.mse * inliers_per_sample;
+            ranges.push(trace.range);
+        }
+        OutlierPlan {
+            sample_ranges: ranges,
+            outliers: chosen,
+            estimated_sse: sse,
+            counts_scored: 0,
+        }
+    }
 }
 
 /// An outlier channel's own range, searched like a sample's (DS-ACIQ from the better of ACIQ
@@ -347,60 +517,6 @@ fn channel_plan(
     let trace = search_with_tail(drawn, &tail, &channel_stats, bits, kind, cfg);
     QuantParams::new(trace.range, bits)?;
     Some((trace.range, trace.mse * count))
-}
-
-/// The plan with the channels `outliers` (each with its [`channel_plan`]) split off.
-fn score_count(
-    stats: &ChannelStats,
-    draws: &[Vec<(f32, usize)>],
-    rows: usize,
-    outliers: &[(usize, ClipRange, f64)],
-    setting: Setting<'_>,
-) -> Option<OutlierPlan> {
-    let Setting { bits, kind, cfg } = setting;
-    let mut is_outlier = vec![false; stats.channels];
-    let mut chosen = Vec::with_capacity(outliers.len());
-    let mut sse = 0.0;
-    for &(c, range, channel_sse) in outliers {
-        is_outlier[c] = true;
-        chosen.push((c as u32, range));
-        sse += channel_sse;
-    }
-    chosen.sort_by_key(|&(c, _)| c);
-    let inliers_per_sample = (rows * (stats.channels - outliers.len())) as f64;
-    let mut ranges = Vec::with_capacity(draws.len());
-    let mut inliers = Vec::new();
-    let mut extremes = Vec::new();
-    for (s, draw) in draws.iter().enumerate() {
-        inliers.clear();
-        inliers.extend(
-            draw.iter()
-                .filter(|&&(_, c)| !is_outlier[c])
-                .map(|&(x, _)| x),
-        );
-        let exact = stats.inlier_range(s, &is_outlier);
-        // The extremes pass found every value finite, so this cannot fail.
-        let mut sample_stats = SampleStats::compute(&inliers).ok()?;
-        sample_stats.min = exact.lo;
-        sample_stats.max = exact.hi;
-        sample_stats.mean = sample_stats
-            .mean
-            .clamp(f64::from(exact.lo), f64::from(exact.hi));
-        stats.inlier_extremes(s, &is_outlier, &mut extremes);
-        let tail = Tail {
-            values: &extremes,
-            share: extremes.len() as f64 / inliers_per_sample.max(1.0),
-        };
-        let trace = search_with_tail(&inliers, &tail, &sample_stats, bits, kind, cfg);
-        sse += trace.mse * inliers_per_sample;
-        ranges.push(trace.range);
-    }
-    Some(OutlierPlan {
-        sample_ranges: ranges,
-        outliers: chosen,
-        estimated_sse: sse,
-        counts_scored: 0,
-    })
 }
 
 #[cfg(test)]
