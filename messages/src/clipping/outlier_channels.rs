@@ -79,25 +79,24 @@ impl ChannelStats {
         let mut sum = vec![0f64; channels];
         let mut sum_sq = vec![0f64; channels];
         let mut rows = 0usize;
+        let mut acc = vec![0f32; channels];
+        let mut acc_sq = vec![0f32; channels];
         if channels > 0 {
             for (s, sample) in values.chunks_exact(per.max(1)).take(samples).enumerate() {
                 let l = &mut lo[s * channels..(s + 1) * channels];
                 let h = &mut hi[s * channels..(s + 1) * channels];
                 // f32 sums per sample (a few thousand rows at most), flushed to f64.
-                let mut acc = vec![0f32; channels];
-                let mut acc_sq = vec![0f32; channels];
+                acc.fill(0.0);
+                acc_sq.fill(0.0);
                 for row in sample.chunks_exact(channels) {
                     rows += 1;
-                    for (((l, h), p), &x) in
-                        l.iter_mut().zip(h.iter_mut()).zip(&mut poison).zip(row)
+                    fold_extremes(l, h, row);
+                    for (((a, q), p), &x) in
+                        acc.iter_mut().zip(&mut acc_sq).zip(&mut poison).zip(row)
                     {
-                        *l = if x < *l { x } else { *l };
-                        *h = if x > *h { x } else { *h };
-                        *p += x * 0.0;
-                    }
-                    for ((a, q), &x) in acc.iter_mut().zip(&mut acc_sq).zip(row) {
                         *a += x;
                         *q += x * x;
+                        *p += x * 0.0;
                     }
                 }
                 for c in 0..channels {
@@ -189,6 +188,37 @@ impl ChannelStats {
     }
 }
 
+/// `lo[i] = if x < lo[i] { x } else { lo[i] }` and its mirror for `hi`, for every `x = row[i]`.
+fn fold_extremes(lo: &mut [f32], hi: &mut [f32], row: &[f32]) {
+    let n = row.len().min(lo.len()).min(hi.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The selects compile to a shuffle-bound blend chain; MINPS and MAXPS are exactly them
+        // (the first operand if less, resp. greater, else the second).
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_max_ps, _mm_min_ps, _mm_storeu_ps};
+        while done + 4 <= n {
+            // SAFETY: SSE is part of x86_64; done + 4 <= n keeps every access inside the slices.
+            unsafe {
+                let x = _mm_loadu_ps(row.as_ptr().add(done));
+                let l = lo.as_mut_ptr().add(done);
+                let h = hi.as_mut_ptr().add(done);
+                _mm_storeu_ps(l, _mm_min_ps(x, _mm_loadu_ps(l)));
+                _mm_storeu_ps(h, _mm_max_ps(x, _mm_loadu_ps(h)));
+            }
+            done += 4;
+        }
+    }
+    for ((l, h), &x) in lo[done..n]
+        .iter_mut()
+        .zip(&mut hi[done..n])
+        .zip(&row[done..n])
+    {
+        *l = if x < *l { x } else { *l };
+        *h = if x > *h { x } else { *h };
+    }
+}
+
 /// What every search of one tensor shares.
 #[derive(Debug, Clone, Copy)]
 struct Setting<'a> {
@@ -250,19 +280,27 @@ pub fn ds_aciq_with_outliers(
     // Each candidate channel's own range is the same whichever count it is part of. A channel
     // whose range cannot be quantized (a width beyond f32) ends the list.
     let ranked = &extrema.ranked()[..most_counted];
-    // The drawn values of each candidate channel, gathered in one pass over the draws.
+    // The drawn values of each candidate channel, sample after sample: every sample draws
+    // from the same positions, so each channel's positions are found once.
     let mut slot = vec![usize::MAX; channels];
     for (i, &c) in ranked.iter().enumerate() {
         slot[c] = i;
     }
-    let mut drawn = vec![Vec::new(); ranked.len()];
-    for sample in draws.values.chunks_exact(draws.channel.len().max(1)) {
-        for (&x, &c) in sample.iter().zip(&draws.channel) {
-            if let Some(values) = drawn.get_mut(slot[c as usize]) {
-                values.push(x);
-            }
+    let mut positions = vec![Vec::new(); ranked.len()];
+    for (j, &c) in draws.channel.iter().enumerate() {
+        if let Some(p) = positions.get_mut(slot[c as usize]) {
+            p.push(j);
         }
     }
+    let drawn: Vec<Vec<f32>> = positions
+        .iter()
+        .map(|p| {
+            let draws = &draws;
+            (0..samples)
+                .flat_map(|s| p.iter().map(move |&j| draws.sample(s)[j]))
+                .collect()
+        })
+        .collect();
     let full = Setting { bits, kind, cfg };
     let candidates: Vec<(usize, ClipRange, f64)> = ranked
         .iter()
@@ -664,6 +702,29 @@ mod tests {
                     "{b} bits, sample {s}: ds-aciq {ds}, naive {naive}, aciq {aciq}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn extremes_fold_like_the_scalar_selects() {
+        let row: Vec<f32> = (0..11)
+            .map(|i| [0.0, -0.0, f32::NAN, 2.5, -3.0][i % 5])
+            .collect();
+        let start: Vec<f32> = (0..11).map(|i| [-0.0, 0.0, 1.0][i % 3]).collect();
+        let (mut lo, mut hi) = (start.clone(), start.clone());
+        fold_extremes(&mut lo, &mut hi, &row);
+        for i in 0..row.len() {
+            let (x, s) = (row[i], start[i]);
+            assert_eq!(
+                lo[i].to_bits(),
+                (if x < s { x } else { s }).to_bits(),
+                "{i}"
+            );
+            assert_eq!(
+                hi[i].to_bits(),
+                (if x > s { x } else { s }).to_bits(),
+                "{i}"
+            );
         }
     }
 
