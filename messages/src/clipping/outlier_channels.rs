@@ -139,6 +139,34 @@ impl ChannelStats {
         }
     }
 
+    /// [`ChannelStats::inlier_range`], given also the runs of channels `outlier` does not mark:
+    /// the extremes by MINPS/MAXPS over each run. Any order of comparisons finds the same
+    /// nonzero extreme; only a zero one (whose sign the order could change) is found again by
+    /// `inlier_range` itself.
+    fn inlier_range_in_runs(
+        &self,
+        s: usize,
+        runs: &[std::ops::Range<usize>],
+        outlier: &[bool],
+    ) -> ClipRange {
+        let c = self.channels;
+        let (lo_all, hi_all) = (&self.lo[s * c..(s + 1) * c], &self.hi[s * c..(s + 1) * c]);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for run in runs {
+            let (l, h) = extremes_of(&lo_all[run.clone()], &hi_all[run.clone()]);
+            lo = if l < lo { l } else { lo };
+            hi = if h > hi { h } else { hi };
+        }
+        if lo == 0.0 || hi == 0.0 {
+            return self.inlier_range(s, outlier);
+        }
+        if lo > hi {
+            ClipRange::new(0.0, 0.0)
+        } else {
+            ClipRange::new(lo, hi)
+        }
+    }
+
     /// The minimum and maximum of every channel of sample `s` that `outlier` does not mark: the
     /// values a strided sample most often misses.
     pub fn inlier_extremes(&self, s: usize, outlier: &[bool], out: &mut Vec<f32>) {
@@ -186,6 +214,41 @@ impl ChannelStats {
         order.sort_by(|&a, &b| spread[b].total_cmp(&spread[a]).then(a.cmp(&b)));
         order
     }
+}
+
+/// The smallest of `lo` and the largest of `hi` (finite values), +-inf if empty.
+fn extremes_of(lo: &[f32], hi: &[f32]) -> (f32, f32) {
+    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let n = lo.len().min(hi.len());
+        if n >= 4 {
+            let mut m = [0f32; 4];
+            let mut x = [0f32; 4];
+            // SAFETY: SSE is part of x86_64; done + 4 <= n keeps every load inside the slices.
+            unsafe {
+                let (mut vmin, mut vmax) = (_mm_set1_ps(min), _mm_set1_ps(max));
+                while done + 4 <= n {
+                    vmin = _mm_min_ps(_mm_loadu_ps(lo.as_ptr().add(done)), vmin);
+                    vmax = _mm_max_ps(_mm_loadu_ps(hi.as_ptr().add(done)), vmax);
+                    done += 4;
+                }
+                _mm_storeu_ps(m.as_mut_ptr(), vmin);
+                _mm_storeu_ps(x.as_mut_ptr(), vmax);
+            }
+            for (&l, &h) in m.iter().zip(&x) {
+                min = if l < min { l } else { min };
+                max = if h > max { h } else { max };
+            }
+        }
+    }
+    for (&l, &h) in lo[done..].iter().zip(&hi[done..]) {
+        min = if l < min { l } else { min };
+        max = if h > max { h } else { max };
+    }
+    (min, max)
 }
 
 /// Per-channel accumulators of one sample, each `channels` long.
@@ -486,6 +549,8 @@ struct Prepared {
     is_outlier: Vec<bool>,
     /// Runs of drawn positions whose channels are inliers.
     keep: Vec<std::ops::Range<usize>>,
+    /// Runs of inlier channels.
+    inlier_channels: Vec<std::ops::Range<usize>>,
     inliers_per_sample: f64,
 }
 
@@ -503,6 +568,7 @@ impl Prepared {
             samples: (0..samples).map(|_| PreparedSample::default()).collect(),
             is_outlier: Vec::new(),
             keep: Vec::new(),
+            inlier_channels: Vec::new(),
             inliers_per_sample: 0.0,
         }
     }
@@ -536,6 +602,17 @@ impl Prepared {
         if let Some(start) = run_start {
             self.keep.push(start..draws.channel.len());
         }
+        self.inlier_channels.clear();
+        let mut from = 0;
+        for (c, _) in self.is_outlier.iter().enumerate().filter(|(_, &o)| o) {
+            if c > from {
+                self.inlier_channels.push(from..c);
+            }
+            from = c + 1;
+        }
+        if from < stats.channels {
+            self.inlier_channels.push(from..stats.channels);
+        }
         self.inliers_per_sample = (rows * (stats.channels - outliers.len())) as f64;
         for (s, prepared) in self.samples.iter_mut().enumerate() {
             let draw = draws.sample(s);
@@ -544,7 +621,7 @@ impl Prepared {
                 prepared.inliers.extend_from_slice(&draw[run.clone()]);
             }
             prepared.known.clear();
-            let exact = stats.inlier_range(s, &self.is_outlier);
+            let exact = stats.inlier_range_in_runs(s, &self.inlier_channels, &self.is_outlier);
             // The extremes pass found every value finite, so this cannot fail.
             let Ok(mut sample_stats) = SampleStats::compute(&prepared.inliers) else {
                 prepared.stats = None;
@@ -844,6 +921,42 @@ mod tests {
             arrays.map(|a| a.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
         };
         assert_eq!(fold(true), fold(false));
+    }
+
+    #[test]
+    fn inlier_range_by_runs_equals_the_channel_fold() {
+        let channels = 19;
+        let mut values = with_outliers(3, 5, channels, &[(2, 9.0), (11, -7.0)]);
+        // Sample 2: every inlier extreme at a signed zero.
+        for x in &mut values[2 * 5 * channels..] {
+            *x = if x.is_sign_negative() { -0.0 } else { 0.0 };
+        }
+        let stats = ChannelStats::compute(&values, 3, channels).unwrap();
+        for outliers in [
+            vec![],
+            vec![2],
+            vec![2, 11],
+            vec![0, 18],
+            (0..channels).collect(),
+        ] {
+            let mut prepared = Prepared::new(3);
+            let draws = Draws::gather(&values, 3, channels, 8192);
+            let split: Vec<(usize, ClipRange, f64)> = outliers
+                .iter()
+                .map(|&c| (c, ClipRange::new(0.0, 1.0), 0.0))
+                .collect();
+            assert!(prepared.prepare(&stats, &draws, 5, &split));
+            for s in 0..3 {
+                let runs =
+                    stats.inlier_range_in_runs(s, &prepared.inlier_channels, &prepared.is_outlier);
+                let fold = stats.inlier_range(s, &prepared.is_outlier);
+                assert_eq!(
+                    (runs.lo.to_bits(), runs.hi.to_bits()),
+                    (fold.lo.to_bits(), fold.hi.to_bits()),
+                    "{outliers:?}, sample {s}"
+                );
+            }
+        }
     }
 
     #[test]
