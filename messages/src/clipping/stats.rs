@@ -136,8 +136,7 @@ fn is_prime(n: usize) -> bool {
 /// Two loops, each over 8 lanes: fused, the f32 compare-selects and the f64 sums compiled to a
 /// shuffle-bound loop 3-4x slower than both apart (the slice is small enough to stay in cache).
 pub(crate) fn min_max_sum(values: &[f32]) -> Result<(f32, f32, f64), NonFiniteValue> {
-    let (lo, hi) = lane_min_max(values);
-    let sum = lane_sums(values);
+    let (lo, hi, sum) = lane_min_max_sums(values);
     let total: f64 = sum.iter().sum();
     if !total.is_finite() {
         return Err(first_non_finite(values));
@@ -194,25 +193,56 @@ fn lane_min_max(values: &[f32]) -> ([f32; LANES], [f32; LANES]) {
     (lo, hi)
 }
 
-/// Per-lane f64 sums: value i goes to lane i % 8.
-fn lane_sums(values: &[f32]) -> [f64; LANES] {
+type LaneExtremesAndSums = ([f32; LANES], [f32; LANES], [f64; LANES]);
+
+/// [`lane_min_max`] and [`lane_sums`] of a non-empty slice.
+fn lane_min_max_sums(values: &[f32]) -> LaneExtremesAndSums {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { lane_sums_avx2(values) };
+        return unsafe { lane_min_max_sums_avx2(values) };
     }
-    lane_sums_impl(values)
+    let (lo, hi) = lane_min_max(values);
+    (lo, hi, lane_sums(values))
 }
 
-// Same additions in the same order, on 4-wide f64 registers.
+/// Both folds in one pass, written out in AVX intrinsics: the same selects (MINPS, MAXPS) and
+/// the same f64 additions per lane, in the same order (lanes 0-3 and 4-7 in two registers).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn lane_sums_avx2(values: &[f32]) -> [f64; LANES] {
-    lane_sums_impl(values)
+unsafe fn lane_min_max_sums_avx2(values: &[f32]) -> LaneExtremesAndSums {
+    use std::arch::x86_64::*;
+    let mut lo = [values[0]; LANES];
+    let mut hi = [values[0]; LANES];
+    let mut sum = [0f64; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    // SAFETY: every load and store is of 8 f32 (or 4 f64) inside a chunk or a lane array.
+    unsafe {
+        let (mut l, mut h) = (_mm256_loadu_ps(lo.as_ptr()), _mm256_loadu_ps(hi.as_ptr()));
+        let (mut s0, mut s1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        for c in chunks {
+            let x = _mm256_loadu_ps(c.as_ptr());
+            l = _mm256_min_ps(x, l);
+            h = _mm256_max_ps(x, h);
+            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)));
+        }
+        _mm256_storeu_ps(lo.as_mut_ptr(), l);
+        _mm256_storeu_ps(hi.as_mut_ptr(), h);
+        _mm256_storeu_pd(sum.as_mut_ptr(), s0);
+        _mm256_storeu_pd(sum[4..].as_mut_ptr(), s1);
+    }
+    for (i, &x) in tail.iter().enumerate() {
+        lo[i] = if x < lo[i] { x } else { lo[i] };
+        hi[i] = if x > hi[i] { x } else { hi[i] };
+        sum[i] += f64::from(x);
+    }
+    (lo, hi, sum)
 }
 
-#[inline(always)]
-fn lane_sums_impl(values: &[f32]) -> [f64; LANES] {
+/// Per-lane f64 sums: value i goes to lane i % 8.
+fn lane_sums(values: &[f32]) -> [f64; LANES] {
     let mut sum = [0f64; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -355,6 +385,30 @@ mod tests {
                 hi.map(f32::to_bits),
                 want_hi.map(f32::to_bits),
                 "from {start}"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_lane_folds_equal_the_separate_ones() {
+        let mut rng = crate::synth::Rng::new(6);
+        let v: Vec<f32> = (0..1003)
+            .map(|i| match i % 97 {
+                0 => -0.0,
+                1 => 0.0,
+                _ => crate::synth::laplace(&mut rng, 0.5, 4.0),
+            })
+            .collect();
+        for len in [1, 7, 8, 9, 64, 1003] {
+            let v = &v[..len];
+            let (lo, hi, sum) = lane_min_max_sums(v);
+            let (want_lo, want_hi) = lane_min_max(v);
+            assert_eq!(lo.map(f32::to_bits), want_lo.map(f32::to_bits), "{len}");
+            assert_eq!(hi.map(f32::to_bits), want_hi.map(f32::to_bits), "{len}");
+            assert_eq!(
+                sum.map(f64::to_bits),
+                lane_sums(v).map(f64::to_bits),
+                "{len}"
             );
         }
     }
