@@ -19,7 +19,15 @@ use crate::bits::Bits;
 
 /// alpha / b for Laplace data at `bits` bits: W(3 * 4^bits).
 pub fn laplace_alpha_factor(bits: u32) -> f64 {
-    lambert_w0(3.0 * 4f64.powi(bits as i32))
+    // Every search starts here (dozens per DS-ACIQ encode): the factors of the codec's
+    // bitwidths (one-sided ACIQ asks for one bit more) are computed once.
+    static FACTORS: std::sync::OnceLock<[f64; 18]> = std::sync::OnceLock::new();
+    let factor = |bits: u32| lambert_w0(3.0 * 4f64.powi(bits as i32));
+    let table = FACTORS.get_or_init(|| std::array::from_fn(|b| factor(b as u32)));
+    match table.get(bits as usize) {
+        Some(&f) => f,
+        None => factor(bits),
+    }
 }
 
 /// The ACIQ clipping half-width alpha for `stats` at `bits`, under `kind` (see module docs).
@@ -70,6 +78,18 @@ mod tests {
     use super::*;
     use crate::clipping::{naive, quantization_mse};
     use crate::synth::{laplace, Rng};
+
+    #[test]
+    fn remembered_alpha_factors_are_the_computed_ones() {
+        for bits in 0..40 {
+            let computed = lambert_w0(3.0 * 4f64.powi(bits as i32));
+            assert_eq!(
+                laplace_alpha_factor(bits).to_bits(),
+                computed.to_bits(),
+                "{bits}"
+            );
+        }
+    }
 
     #[test]
     fn alpha_factors_match_the_design_table() {
