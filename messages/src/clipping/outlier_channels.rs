@@ -621,19 +621,31 @@ impl Prepared {
                 prepared.inliers.extend_from_slice(&draw[run.clone()]);
             }
             prepared.known.clear();
-            let exact = stats.inlier_range_in_runs(s, &self.inlier_channels, &self.is_outlier);
-            // The extremes pass found every value finite, so this cannot fail.
-            let Ok(mut sample_stats) = SampleStats::compute(&prepared.inliers) else {
-                prepared.stats = None;
-                return false;
-            };
-            sample_stats.min = exact.lo;
-            sample_stats.max = exact.hi;
-            sample_stats.mean = sample_stats
-                .mean
-                .clamp(f64::from(exact.lo), f64::from(exact.hi));
-            prepared.stats = Some(sample_stats);
             stats.inlier_extremes(s, &self.is_outlier, &mut prepared.extremes);
+        }
+        // Two samples at a time: their statistics' sums interleave.
+        for (pair, first) in self.samples.chunks_mut(2).zip((0..).step_by(2)) {
+            let computed = match pair {
+                [a, b] => SampleStats::compute_two(&a.inliers, &b.inliers).to_vec(),
+                _ => pair
+                    .iter()
+                    .map(|p| SampleStats::compute(&p.inliers))
+                    .collect(),
+            };
+            for ((prepared, s), computed) in pair.iter_mut().zip(first..).zip(computed) {
+                // The extremes pass found every value finite, so this cannot fail.
+                let Ok(mut sample_stats) = computed else {
+                    prepared.stats = None;
+                    return false;
+                };
+                let exact = stats.inlier_range_in_runs(s, &self.inlier_channels, &self.is_outlier);
+                sample_stats.min = exact.lo;
+                sample_stats.max = exact.hi;
+                sample_stats.mean = sample_stats
+                    .mean
+                    .clamp(f64::from(exact.lo), f64::from(exact.hi));
+                prepared.stats = Some(sample_stats);
+            }
         }
         true
     }

@@ -59,6 +59,35 @@ impl SampleStats {
 }
 
 impl SampleStats {
+    /// [`SampleStats::compute`] of two slices, each result exactly its own; in one pass each
+    /// over both when they are of one length (their latency-bound sums interleave).
+    pub(crate) fn compute_two(a: &[f32], b: &[f32]) -> [Result<SampleStats, NonFiniteValue>; 2] {
+        #[cfg(target_arch = "x86_64")]
+        if a.len() == b.len() && !a.is_empty() && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above; the slices are non-empty and
+            // of one length.
+            let folds = unsafe { lane_min_max_sums_avx2([a, b]) };
+            if let [Some(fa), Some(fb)] = folds.map(finish_min_max_sum) {
+                let n = a.len() as f64;
+                let [ma, mb] =
+                    [fa, fb].map(|(min, max, sum)| (sum / n).clamp(f64::from(min), f64::from(max)));
+                // SAFETY: as above.
+                let [da, db] = unsafe { abs_dev_sums_avx2([a, b], [ma as f32, mb as f32]) };
+                let stats = |(min, max, _), mean, dev: f64| SampleStats {
+                    count: a.len(),
+                    min,
+                    max,
+                    mean,
+                    mean_abs_dev: dev / n,
+                };
+                return [Ok(stats(fa, ma, da)), Ok(stats(fb, mb, db))];
+            }
+        }
+        [SampleStats::compute(a), SampleStats::compute(b)]
+    }
+}
+
+impl SampleStats {
     /// Like [`SampleStats::compute`], but with the mean and b taken from a strided sample of at
     /// most `max_sample` values (see [`strided_sample`]); min, max and the non-finite check still
     /// cover every value, so a clipping range never cuts off an extreme the sample missed by
@@ -136,14 +165,18 @@ fn is_prime(n: usize) -> bool {
 /// Two loops, each over 8 lanes: fused, the f32 compare-selects and the f64 sums compiled to a
 /// shuffle-bound loop 3-4x slower than both apart (the slice is small enough to stay in cache).
 pub(crate) fn min_max_sum(values: &[f32]) -> Result<(f32, f32, f64), NonFiniteValue> {
-    let (lo, hi, sum) = lane_min_max_sums(values);
+    finish_min_max_sum(lane_min_max_sums(values)).ok_or_else(|| first_non_finite(values))
+}
+
+/// (min, max, sum) from the lane folds, or None if the sum shows a non-finite value.
+fn finish_min_max_sum((lo, hi, sum): LaneExtremesAndSums) -> Option<(f32, f32, f64)> {
     let total: f64 = sum.iter().sum();
     if !total.is_finite() {
-        return Err(first_non_finite(values));
+        return None;
     }
     let min = lo.iter().copied().fold(f32::INFINITY, f32::min);
     let max = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    Ok((min, max, total))
+    Some((min, max, total))
 }
 
 /// Per-lane minimum and maximum of a non-empty slice: lane i holds the values at i % 8, folded
@@ -200,45 +233,96 @@ fn lane_min_max_sums(values: &[f32]) -> LaneExtremesAndSums {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { lane_min_max_sums_avx2(values) };
+        let [folds] = unsafe { lane_min_max_sums_avx2([values]) };
+        return folds;
     }
     let (lo, hi) = lane_min_max(values);
     (lo, hi, lane_sums(values))
 }
 
-/// Both folds in one pass, written out in AVX intrinsics: the same selects (MINPS, MAXPS) and
-/// the same f64 additions per lane, in the same order (lanes 0-3 and 4-7 in two registers).
+/// Both folds in one pass over each of `N` slices of one length (together: the f64 additions
+/// are latency-bound, and N slices make N times the independent chains), written out in AVX
+/// intrinsics: the same selects (MINPS, MAXPS) and the same f64 additions per lane, in the same
+/// order (lanes 0-3 and 4-7 in two registers), as the portable folds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn lane_min_max_sums_avx2(values: &[f32]) -> LaneExtremesAndSums {
+unsafe fn lane_min_max_sums_avx2<const N: usize>(values: [&[f32]; N]) -> [LaneExtremesAndSums; N] {
     use std::arch::x86_64::*;
-    let mut lo = [values[0]; LANES];
-    let mut hi = [values[0]; LANES];
-    let mut sum = [0f64; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    // SAFETY: every load and store is of 8 f32 (or 4 f64) inside a chunk or a lane array.
+    let len = values[0].len();
+    assert!(len > 0 && values.iter().all(|v| v.len() == len));
+    let mut out = values.map(|v| ([v[0]; LANES], [v[0]; LANES], [0f64; LANES]));
+    let whole = len / LANES * LANES;
+    // SAFETY: every load and store is of 8 f32 (or 4 f64) inside a slice's first `whole`
+    // values or a lane array.
     unsafe {
-        let (mut l, mut h) = (_mm256_loadu_ps(lo.as_ptr()), _mm256_loadu_ps(hi.as_ptr()));
-        let (mut s0, mut s1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-        for c in chunks {
-            let x = _mm256_loadu_ps(c.as_ptr());
-            l = _mm256_min_ps(x, l);
-            h = _mm256_max_ps(x, h);
-            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
-            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)));
+        let mut l = out.map(|o| _mm256_loadu_ps(o.0.as_ptr()));
+        let mut h = out.map(|o| _mm256_loadu_ps(o.1.as_ptr()));
+        let mut s0 = [_mm256_setzero_pd(); N];
+        let mut s1 = [_mm256_setzero_pd(); N];
+        for i in (0..whole).step_by(LANES) {
+            for k in 0..N {
+                let x = _mm256_loadu_ps(values[k].as_ptr().add(i));
+                l[k] = _mm256_min_ps(x, l[k]);
+                h[k] = _mm256_max_ps(x, h[k]);
+                s0[k] = _mm256_add_pd(s0[k], _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+                s1[k] = _mm256_add_pd(s1[k], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)));
+            }
         }
-        _mm256_storeu_ps(lo.as_mut_ptr(), l);
-        _mm256_storeu_ps(hi.as_mut_ptr(), h);
-        _mm256_storeu_pd(sum.as_mut_ptr(), s0);
-        _mm256_storeu_pd(sum[4..].as_mut_ptr(), s1);
+        for k in 0..N {
+            _mm256_storeu_ps(out[k].0.as_mut_ptr(), l[k]);
+            _mm256_storeu_ps(out[k].1.as_mut_ptr(), h[k]);
+            _mm256_storeu_pd(out[k].2.as_mut_ptr(), s0[k]);
+            _mm256_storeu_pd(out[k].2[4..].as_mut_ptr(), s1[k]);
+        }
     }
-    for (i, &x) in tail.iter().enumerate() {
-        lo[i] = if x < lo[i] { x } else { lo[i] };
-        hi[i] = if x > hi[i] { x } else { hi[i] };
-        sum[i] += f64::from(x);
+    for (k, (lo, hi, sum)) in out.iter_mut().enumerate() {
+        for (i, &x) in values[k][whole..].iter().enumerate() {
+            lo[i] = if x < lo[i] { x } else { lo[i] };
+            hi[i] = if x > hi[i] { x } else { hi[i] };
+            sum[i] += f64::from(x);
+        }
     }
-    (lo, hi, sum)
+    out
+}
+
+/// [`abs_dev_sum`] of `N` slices of one length, in one pass (see [`lane_min_max_sums_avx2`]):
+/// `|x - mean|` (the sign bit cleared, as `f32::abs` does) added per lane in f64, in order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn abs_dev_sums_avx2<const N: usize>(values: [&[f32]; N], means: [f32; N]) -> [f64; N] {
+    use std::arch::x86_64::*;
+    let len = values[0].len();
+    assert!(values.iter().all(|v| v.len() == len));
+    let whole = len / LANES * LANES;
+    let mut acc = [[0f64; LANES]; N];
+    // SAFETY: every load and store is of 8 f32 (or 4 f64) inside a slice's first `whole`
+    // values or a lane array.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let m = means.map(|m| _mm256_set1_ps(m));
+        let mut s0 = [_mm256_setzero_pd(); N];
+        let mut s1 = [_mm256_setzero_pd(); N];
+        for i in (0..whole).step_by(LANES) {
+            for k in 0..N {
+                let x = _mm256_loadu_ps(values[k].as_ptr().add(i));
+                let d = _mm256_andnot_ps(sign, _mm256_sub_ps(x, m[k]));
+                s0[k] = _mm256_add_pd(s0[k], _mm256_cvtps_pd(_mm256_castps256_ps128(d)));
+                s1[k] = _mm256_add_pd(s1[k], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(d)));
+            }
+        }
+        for k in 0..N {
+            _mm256_storeu_pd(acc[k].as_mut_ptr(), s0[k]);
+            _mm256_storeu_pd(acc[k][4..].as_mut_ptr(), s1[k]);
+        }
+    }
+    let mut out = [0f64; N];
+    for k in 0..N {
+        for (i, &x) in values[k][whole..].iter().enumerate() {
+            acc[k][i] += f64::from((x - means[k]).abs());
+        }
+        out[k] = acc[k].iter().sum();
+    }
+    out
 }
 
 /// Per-lane f64 sums: value i goes to lane i % 8.
@@ -298,18 +382,11 @@ fn abs_dev_sum(values: &[f32], mean: f32) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { abs_dev_sum_avx2(values, mean) };
+        return unsafe { abs_dev_sums_avx2([values], [mean]) }[0];
     }
     abs_dev_sum_impl(values, mean)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn abs_dev_sum_avx2(values: &[f32], mean: f32) -> f64 {
-    abs_dev_sum_impl(values, mean)
-}
-
-#[inline(always)]
 fn abs_dev_sum_impl(values: &[f32], mean: f32) -> f64 {
     let mut acc = [0f64; LANES];
     let chunks = values.chunks_exact(LANES);
@@ -410,6 +487,32 @@ mod tests {
                 lane_sums(v).map(f64::to_bits),
                 "{len}"
             );
+        }
+    }
+
+    #[test]
+    fn two_samples_at_once_give_each_its_own_statistics() {
+        let mut rng = crate::synth::Rng::new(7);
+        let a: Vec<f32> = (0..1001)
+            .map(|_| crate::synth::heavy_tailed(&mut rng))
+            .collect();
+        let b: Vec<f32> = (0..1001)
+            .map(|_| crate::synth::laplace(&mut rng, 3.0, 0.1))
+            .collect();
+        let mut bad = b.clone();
+        bad[555] = f32::NAN;
+        for (x, y) in [
+            (&a[..], &b[..]),
+            (&a[..7], &b[..7]),
+            (&a[..], &b[..500]),
+            (&a[..], &bad[..]),
+            (&[][..], &[][..]),
+        ] {
+            // Debug text: NaN in an error is not equal to itself; shortest round-trip digits
+            // tell every other f32 and f64 apart.
+            let [sx, sy] = SampleStats::compute_two(x, y).map(|r| format!("{r:?}"));
+            assert_eq!(sx, format!("{:?}", SampleStats::compute(x)));
+            assert_eq!(sy, format!("{:?}", SampleStats::compute(y)));
         }
     }
 
