@@ -103,13 +103,6 @@ fn quantization_mse_pair(values: &[f32], ranges: [ClipRange; 2], bits: Bits) -> 
 /// The sum of squared quantization errors of `values` under each of `qs`.
 fn squared_error_sums<const N: usize>(values: &[f32], qs: &[QuantParams; N]) -> [f64; N] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-    {
-        // SAFETY: the CPU supports AVX-512 F and DQ, checked just above.
-        return unsafe { squared_error_sums_avx512(values, qs) };
-    }
-    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { squared_error_sums_avx2(values, qs) };
@@ -197,60 +190,6 @@ unsafe fn squared_error_sums_avx2<const N: usize>(
             let mut lanes = [0f32; LANES];
             // SAFETY: the lane array holds 8 f32.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[k]) };
-            add_tail_and_flush(&mut lanes, &mut total[k], tail, &qs[k]);
-        }
-    }
-    total
-}
-
-/// [`squared_error_sums_avx2`] on 16 values at a time: the quantizer's operations on a 512-bit
-/// register, then its two halves added to the 8 lane sums one after the other, as two 8-value
-/// chunks would be (the same additions in the same order).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn squared_error_sums_avx512<const N: usize>(
-    values: &[f32],
-    qs: &[QuantParams; N],
-) -> [f64; N] {
-    use std::arch::x86_64::*;
-    // The quantizer's round-to-nearest constant, 2^23 (see `QuantParams::code`).
-    const ROUNDING_MAGIC: f32 = 8_388_608.0;
-    let magic = _mm512_set1_ps(ROUNDING_MAGIC);
-    let zero = _mm512_setzero_ps();
-    let lo = qs.map(|q| _mm512_set1_ps(q.lo));
-    let inv = qs.map(|q| _mm512_set1_ps(q.inv_scale));
-    let qmax = qs.map(|q| _mm512_set1_ps(q.qmax));
-    let scale = qs.map(|q| _mm512_set1_ps(q.scale));
-    let mut total = [0f64; N];
-    for block in values.chunks(FLUSH) {
-        let pairs = block.chunks_exact(2 * LANES);
-        let rest = pairs.remainder();
-        let mut acc = [_mm256_setzero_ps(); N];
-        for c in pairs {
-            // SAFETY: a pair of chunks is 16 f32.
-            let x = unsafe { _mm512_loadu_ps(c.as_ptr()) };
-            for k in 0..N {
-                let t = _mm512_mul_ps(_mm512_sub_ps(x, lo[k]), inv[k]);
-                let t = _mm512_max_ps(t, zero);
-                let t = _mm512_min_ps(t, qmax[k]);
-                let code = _mm512_sub_ps(_mm512_add_ps(t, magic), magic);
-                let e = _mm512_sub_ps(x, _mm512_add_ps(lo[k], _mm512_mul_ps(code, scale[k])));
-                let e2 = _mm512_mul_ps(e, e);
-                acc[k] = _mm256_add_ps(acc[k], _mm512_castps512_ps256(e2));
-                acc[k] = _mm256_add_ps(acc[k], _mm512_extractf32x8_ps::<1>(e2));
-            }
-        }
-        // What is left (under 16 values) goes as the portable loop takes it: a whole chunk of 8
-        // if there is one, then the tail.
-        let (chunk, tail) = rest.split_at(if rest.len() >= LANES { LANES } else { 0 });
-        for k in 0..N {
-            let mut lanes = [0f32; LANES];
-            // SAFETY: the lane array holds 8 f32.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[k]) };
-            for (i, &x) in chunk.iter().enumerate() {
-                let e = x - qs[k].reconstruct(x);
-                lanes[i] += e * e;
-            }
             add_tail_and_flush(&mut lanes, &mut total[k], tail, &qs[k]);
         }
     }
@@ -610,13 +549,6 @@ mod tests {
                 );
                 let one = squared_error_sums(v, &[qs[1]]).map(f64::to_bits);
                 assert_eq!(one, squared_error_sums_impl(v, &[qs[1]]).map(f64::to_bits));
-                // The AVX2 kernel too, where AVX-512 would be taken instead.
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    let avx2 = unsafe { squared_error_sums_avx2(v, &qs) }.map(f64::to_bits);
-                    assert_eq!(avx2, portable, "{b}, {len}");
-                }
             }
         }
     }
