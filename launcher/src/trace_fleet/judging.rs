@@ -14,6 +14,7 @@
 use super::{client_rates, Params, Plateau, TraceRun};
 use quantpipe_actors::runtime::timeline::TimelineRow;
 use quantpipe_adaptive::judge::{judge, JudgedWindow, Judgement};
+use quantpipe_adaptive::trace::Trace;
 
 /// Every window of `run` as [`judge`] reads it: the client's windows inside the trace, grouped
 /// into quantizer windows.
@@ -73,13 +74,16 @@ pub fn lived_mean_mbit(plateaus: &[Plateau], from: f64, to: f64) -> Option<f64> 
     if !(to > from && from >= first.from && to <= last.to) {
         return None;
     }
-    let ends = plateaus.iter().skip(1).map(|p| p.from).chain([last.to]);
-    let megabits: f64 = plateaus
-        .iter()
-        .zip(ends)
-        .map(|(p, end)| p.mbit * (end.min(to) - p.from.max(from)).max(0.0))
-        .sum();
-    Some(megabits / (to - from))
+    // The plateaus as lived, on a clock from the first: a trace, whose mean rate is the one the
+    // link simulation uses.
+    let lived = Trace::new(
+        plateaus
+            .iter()
+            .map(|p| (p.from - first.from, p.mbit))
+            .collect(),
+    )
+    .ok()?;
+    Some(lived.mean_mbps(from - first.from, to - first.from))
 }
 
 #[cfg(test)]
