@@ -1,0 +1,1 @@
+//! The HTTP gateway of a quantpipe fleet.
