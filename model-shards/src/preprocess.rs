@@ -100,6 +100,33 @@ impl ImagePreprocessor {
         Ok(self.apply(&img, config))
     }
 
+    /// Decodes PNG or JPEG bytes (an image that came over the network) and preprocesses them
+    /// into `[C, S, S]` f32. Bytes of any other format, or that do not decode, are an input
+    /// error naming what was wrong; the decoder's limits bound what a hostile image can make
+    /// it allocate.
+    pub fn load_encoded(&self, bytes: &[u8], config: &ModelConfig) -> Result<Tensor> {
+        Ok(self.apply(&decode_encoded(bytes)?, config))
+    }
+
+    /// Preprocesses `width` x `height` 8-bit grey pixels, row by row (data sets stored as
+    /// arrays, such as Fashion-MNIST's IDX files), into `[C, S, S]` f32 exactly as the same
+    /// pixels read from a PNG file.
+    pub fn load_grey(
+        &self,
+        pixels: Vec<u8>,
+        width: u32,
+        height: u32,
+        config: &ModelConfig,
+    ) -> Result<Tensor> {
+        let given = pixels.len();
+        let img =
+            image::GrayImage::from_raw(width, height, pixels).ok_or_else(|| ShardError::Input {
+                unit: 1,
+                message: format!("{given} grey pixels for a {width}x{height} image"),
+            })?;
+        Ok(self.apply(&image::DynamicImage::ImageLuma8(img), config))
+    }
+
     /// Preprocesses a decoded image into `[C, S, S]` f32.
     pub fn apply(&self, img: &image::DynamicImage, config: &ModelConfig) -> Tensor {
         let img = self.resize_and_crop(img, config);
@@ -174,6 +201,43 @@ impl ImagePreprocessor {
         }
         t
     }
+}
+
+/// The most pixels along either side of an encoded image, and the most bytes its decoding may
+/// allocate: far above any model's input, far below what would exhaust a node's memory.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+const MAX_DECODE_BYTES: u64 = 256 << 20;
+
+/// PNG or JPEG bytes decoded, within the limits above.
+fn decode_encoded(bytes: &[u8]) -> Result<image::DynamicImage> {
+    let bad = |message: String| ShardError::Input { unit: 1, message };
+    let format = image::guess_format(bytes).map_err(|_| {
+        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        bad(format!(
+            "{} bytes that are not an image (they start {}); expected PNG or JPEG",
+            bytes.len(),
+            if head.is_empty() {
+                "with nothing".to_owned()
+            } else {
+                head.join(" ")
+            }
+        ))
+    })?;
+    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+        return Err(bad(format!("a {format:?} image; expected PNG or JPEG")));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    reader.limits(limits);
+    reader.decode().map_err(|e| {
+        bad(format!(
+            "undecodable {format:?} image ({} bytes): {e}",
+            bytes.len()
+        ))
+    })
 }
 
 /// Image files named by `path`: the file itself, or the PNG/JPEG files of a folder, sorted.
@@ -292,6 +356,95 @@ mod tests {
         assert!((at(0) - 1.0).abs() < 1e-6, "{}", at(0));
         assert!((at(1) - (0.2 - 0.5) / 0.5).abs() < 1e-6, "{}", at(1));
         assert!((at(2) - (0.0 - 1.0) / 0.25).abs() < 1e-6, "{}", at(2));
+    }
+
+    /// `img` encoded in `format`.
+    fn encoded(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn png_bytes_give_the_pixels_of_the_same_png_file() {
+        let config = tiny_vit(1);
+        let pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(6, 6, |x, y| {
+            image::Luma([(40 * x + 7 * y) as u8])
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.png");
+        img.save(&file).unwrap();
+        let from_file = pre.load_file(&file, &config).unwrap();
+        let from_bytes = pre
+            .load_encoded(&encoded(&img, image::ImageFormat::Png), &config)
+            .unwrap();
+        assert!(from_file.equal(&from_bytes));
+        let jpeg = pre
+            .load_encoded(&encoded(&img, image::ImageFormat::Jpeg), &config)
+            .unwrap();
+        assert_eq!(jpeg.size(), [1, 4, 4]);
+    }
+
+    #[test]
+    fn grey_pixels_give_the_pixels_of_the_same_png() {
+        let config = tiny_vit(1);
+        let pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        let raw: Vec<u8> = (0..36).map(|i| (i * 7) as u8).collect();
+        let img = image::GrayImage::from_raw(6, 6, raw.clone()).unwrap();
+        let png = encoded(
+            &image::DynamicImage::ImageLuma8(img),
+            image::ImageFormat::Png,
+        );
+        let from_png = pre.load_encoded(&png, &config).unwrap();
+        assert!(pre.load_grey(raw, 6, 6, &config).unwrap().equal(&from_png));
+        let short = pre.load_grey(vec![0; 35], 6, 6, &config).unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "bad input to unit 1: 35 grey pixels for a 6x6 image"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_png_or_jpeg_are_refused_naming_why() {
+        let config = tiny_vit(3);
+        let pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        let text = pre.load_encoded(b"hello", &config).unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "bad input to unit 1: 5 bytes that are not an image (they start 68 65 6c 6c 6f); \
+             expected PNG or JPEG"
+        );
+        let empty = pre.load_encoded(b"", &config).unwrap_err().to_string();
+        assert!(empty.contains("start with nothing"), "{empty}");
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::new(4, 4));
+        let mut png = encoded(&img, image::ImageFormat::Png);
+        png.truncate(png.len() / 2);
+        let cut = pre.load_encoded(&png, &config).unwrap_err().to_string();
+        assert!(
+            cut.starts_with("bad input to unit 1: undecodable Png image"),
+            "{cut}"
+        );
+        let gif = pre
+            .load_encoded(b"GIF89a\x01\x00", &config)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            gif,
+            "bad input to unit 1: a Gif image; expected PNG or JPEG"
+        );
+    }
+
+    #[test]
+    fn an_image_larger_than_the_limit_is_refused_before_decoding() {
+        let config = tiny_vit(1);
+        let pre = ImagePreprocessor::for_model(&config, None).unwrap();
+        // A valid PNG one pixel wider than the limit: refused on its dimensions.
+        let img = image::DynamicImage::ImageLuma8(image::GrayImage::new(MAX_IMAGE_SIDE + 1, 1));
+        let png = encoded(&img, image::ImageFormat::Png);
+        let err = pre.load_encoded(&png, &config).unwrap_err().to_string();
+        assert!(err.contains("undecodable Png image"), "{err}");
+        assert!(err.contains("limit"), "{err}");
     }
 
     #[test]
