@@ -1,12 +1,15 @@
 //! What a run streams: the items, cut into the plan's microbatches, each encoded as the
-//! message body stage 0 takes. Texts are tokenized here; other inputs (pixels, already-encoded
-//! tensors) implement [`Inputs`] themselves.
+//! message body stage 0 takes. Texts are tokenized here, images preprocessed in [`images`];
+//! other inputs (already-encoded tensors) implement [`Inputs`] themselves.
 
 use crate::runtime::tensor_wire::{mask_to_wire, tokens_to_wire};
 use anyhow::{bail, Context as _, Result};
 use quantpipe_messages::{Body, Mask};
 use quantpipe_model_shards::preprocess::TextTokenizer;
 use std::path::Path;
+
+mod images;
+pub use images::{ImageInputs, ImageItem};
 
 /// One microbatch as the client sends it: the header's body and mask, and the bytes after the
 /// header (empty for tokens).
