@@ -4,11 +4,12 @@
 
 use std::process::Command;
 
-const ALGORITHM_CRATES: [&str; 4] = [
+const ALGORITHM_CRATES: [&str; 5] = [
     "quantpipe-messages",
     "quantpipe-planner",
     "quantpipe-simulator",
     "quantpipe-adaptive",
+    "quantpipe-batching",
 ];
 const FORBIDDEN: [&str; 5] = ["torch-sys", "tch", "zenoh", "actix", "actix-rt"];
 

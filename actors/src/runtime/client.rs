@@ -60,13 +60,13 @@ pub mod results;
 mod stage0;
 mod stream;
 
-pub use inputs::{Encoded, Inputs, TextInputs};
+pub use inputs::{Encoded, ImageInputs, ImageItem, Inputs, TextInputs};
 pub use plan_source::PlanWatch;
-use stage0::Stage0;
+pub use stage0::Stage0;
 use stream::Stream;
 
 /// What the client's zenoh callbacks hand to its loop.
-pub(crate) enum Event {
+pub enum Event {
     /// A result for this client.
     Result(Vec<u8>),
     /// A plan announcement.

@@ -74,12 +74,12 @@ impl PlanWatch {
     }
 
     /// A sender into this watch's event stream (for the run's results).
-    pub(super) fn sender(&self) -> Sender<Event> {
+    pub fn sender(&self) -> Sender<Event> {
         self.sender.clone()
     }
 
     /// The next event, or `None` after `limit` without one.
-    pub(super) fn recv(&self, limit: Duration) -> Result<Option<Event>> {
+    pub fn recv(&self, limit: Duration) -> Result<Option<Event>> {
         match self.events.recv_timeout(limit) {
             Ok(e) => Ok(Some(e)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
@@ -112,7 +112,7 @@ impl PlanWatch {
     }
 
     /// A plan message of this fleet; `None` (and a warning) for anything else.
-    pub(super) fn decode(&self, bytes: &[u8]) -> Option<PlanInfo> {
+    pub fn decode(&self, bytes: &[u8]) -> Option<PlanInfo> {
         envelope::decode::<PlanInfo>(bytes, &self.fleet)
             .map_err(|e| tracing::warn!("ignoring a plan message: {e}"))
             .ok()

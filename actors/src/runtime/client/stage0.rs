@@ -12,7 +12,7 @@ use zenoh::qos::{CongestionControl, Priority};
 use zenoh::{Session, Wait};
 
 /// The stage-0 publisher with its matching changes.
-pub(super) struct Stage0 {
+pub struct Stage0 {
     // Dropped before the publisher it belongs to (see `PlanWatch`).
     _listener: MatchingListener<()>,
     publisher: Publisher<'static>,
@@ -21,7 +21,7 @@ pub(super) struct Stage0 {
 }
 
 impl Stage0 {
-    pub(super) fn declare(session: &Session, keys: &Keys) -> Result<Stage0> {
+    pub fn declare(session: &Session, keys: &Keys) -> Result<Stage0> {
         let key = keys.stage_in(0);
         let publisher = session
             .declare_publisher(key.clone())
@@ -55,7 +55,7 @@ impl Stage0 {
     }
 
     /// Returns once a subscriber of stage 0 is known; fails after `limit` without one.
-    pub(super) fn wait_listening(&self, limit: Duration) -> Result<()> {
+    pub fn wait_listening(&self, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         // The listener was declared before this check: a change after it is in `changes`.
         while !self.matching()? {
@@ -71,7 +71,7 @@ impl Stage0 {
         Ok(())
     }
 
-    pub(super) fn put(&self, payload: ZBytes) -> Result<()> {
+    pub fn put(&self, payload: ZBytes) -> Result<()> {
         self.publisher
             .put(payload)
             .wait()

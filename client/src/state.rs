@@ -1,0 +1,275 @@
+//! What the callers' threads and the service loop share: the batcher, each admitted item's
+//! waiting caller, the book of microbatches per plan epoch, and the figures. Every decision
+//! here is [`quantpipe_batching`]'s or [`InFlight`]'s; this only routes their answers to
+//! callers.
+
+use crate::item::{ItemError, ItemOutput, ItemResult, SubmitError};
+use crate::prepare::Input;
+use crate::snapshot::ServiceSnapshot;
+use quantpipe_actors::runtime::inflight::{InFlight, Verdict};
+use quantpipe_batching::{BatchConfig, Batcher, ItemId, Refusal};
+use quantpipe_messages::{Output, PlanInfo};
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A caller waiting for one item.
+struct Waiter {
+    tx: oneshot::Sender<ItemResult>,
+    tokens: usize,
+}
+
+/// Counters since the client connected.
+#[derive(Debug, Default)]
+struct Counts {
+    items_answered: u64,
+    microbatches_sent: u64,
+    /// Sum over microbatches of items / the plan's ubatch.
+    fill_sum: f64,
+    refused_full: u64,
+    expired: u64,
+    failed: u64,
+    duplicates: u64,
+    stale: u64,
+    foreign: u64,
+}
+
+/// The client's state, behind one lock.
+pub(crate) struct State {
+    batcher: Batcher<Input>,
+    waiters: HashMap<ItemId, Waiter>,
+    book: InFlight,
+    plan: PlanInfo,
+    counts: Counts,
+    closed: bool,
+}
+
+impl State {
+    pub fn new(plan: PlanInfo, config: BatchConfig) -> Self {
+        let mut batcher = Batcher::new(config);
+        batcher.set_ubatch(plan.ubatch);
+        State {
+            batcher,
+            waiters: HashMap::new(),
+            book: InFlight::new(plan.epoch),
+            plan,
+            counts: Counts::default(),
+            closed: false,
+        }
+    }
+
+    /// Queues a request whole, answering one receiver per item; refuses it whole otherwise.
+    pub fn admit(
+        &mut self,
+        inputs: Vec<Input>,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Vec<oneshot::Receiver<ItemResult>>, SubmitError> {
+        if self.closed {
+            return Err(SubmitError::Unavailable("the client is closed".into()));
+        }
+        let tokens: Vec<usize> = inputs.iter().map(Input::tokens).collect();
+        let ids = self
+            .batcher
+            .admit(inputs, now, deadline)
+            .map_err(|r| self.refused(r))?;
+        Ok(ids
+            .into_iter()
+            .zip(tokens)
+            .map(|(id, tokens)| {
+                let (tx, rx) = oneshot::channel();
+                self.waiters.insert(id, Waiter { tx, tokens });
+                rx
+            })
+            .collect())
+    }
+
+    fn refused(&mut self, r: Refusal) -> SubmitError {
+        match r {
+            Refusal::Full { retry_after } => {
+                self.counts.refused_full += 1;
+                SubmitError::Full { retry_after }
+            }
+            Refusal::TooLarge { capacity } => SubmitError::BadItem {
+                index: capacity,
+                reason: format!("a request holds at most {capacity} items (the queue's size)"),
+            },
+            Refusal::Empty => SubmitError::BadItem {
+                index: 0,
+                reason: "the request holds no item".into(),
+            },
+        }
+    }
+
+    fn resolve(&mut self, id: ItemId, result: impl FnOnce(usize) -> ItemResult) {
+        if let Some(w) = self.waiters.remove(&id) {
+            // A caller that stopped waiting dropped its receiver: nothing to tell.
+            let _ = w.tx.send(result(w.tokens));
+        }
+    }
+
+    /// Answers every item whose deadline passed with [`ItemError::Deadline`].
+    pub fn expire(&mut self, now: Instant) {
+        for id in self.batcher.expire(now) {
+            self.counts.expired += 1;
+            self.resolve(id, |_| Err(ItemError::Deadline));
+        }
+    }
+
+    /// Whether the window has room for another microbatch.
+    pub fn may_send(&self, window: usize) -> bool {
+        self.book.in_flight() < window.max(1)
+    }
+
+    /// The next microbatch to send now, if any: its sequence number and epoch, recorded as
+    /// sent (the caller sends it).
+    pub fn take_ready(&mut self, now: Instant, window: usize) -> Option<(u64, u64)> {
+        if !self.may_send(window) {
+            return None;
+        }
+        let seq = self.batcher.take_ready(now)?;
+        let items = self.items(seq).len();
+        self.counts.microbatches_sent += 1;
+        self.counts.fill_sum += items as f64 / self.plan.ubatch.max(1) as f64;
+        self.book.sent(seq);
+        Some((seq, self.book.epoch()))
+    }
+
+    /// The items microbatch `seq` carries, in row order (empty once answered).
+    pub fn items(&self, seq: u64) -> Vec<&Input> {
+        self.batcher
+            .items(seq)
+            .map(|slots| slots.iter().map(|s| &s.item).collect())
+            .unwrap_or_default()
+    }
+
+    /// When the loop must look again, whatever arrives: a microbatch's `max_delay`, or a
+    /// deadline.
+    pub fn wake_at(&self, now: Instant, window: usize) -> Option<Instant> {
+        self.batcher.wake_at(now, self.may_send(window))
+    }
+
+    /// Takes a result message of run `run`: answers its items once, with their rows or with
+    /// the stage's error; drops (and counts) duplicates, other epochs' and foreign results.
+    pub fn take_output(&mut self, out: Output, run: u64, now: Instant) {
+        if out.run != run {
+            self.counts.foreign += 1;
+            return;
+        }
+        match self.book.result(out.seq, out.epoch) {
+            Verdict::Accept => {}
+            Verdict::Duplicate => return self.counts.duplicates += 1,
+            Verdict::StaleEpoch => return self.counts.stale += 1,
+            Verdict::Unknown => return self.counts.foreign += 1,
+        }
+        let rows_sent = self.items(out.seq).len();
+        let Some(rows) = self.batcher.answer(out.seq, now) else {
+            return self.counts.foreign += 1;
+        };
+        let error = out
+            .error
+            .clone()
+            .or_else(|| row_shape_error(&out, rows_sent));
+        self.counts.items_answered += rows.len() as u64;
+        if let Some(e) = error {
+            tracing::warn!("microbatch {} failed: {e}", out.seq);
+            self.counts.failed += rows.len() as u64;
+            for (_, id) in rows {
+                self.resolve(id, |_| Err(ItemError::Pipeline(e.clone())));
+            }
+            return;
+        }
+        let d = out.shape[1] as usize;
+        for (row, id) in rows {
+            let values = out.values[row * d..(row + 1) * d].to_vec();
+            self.resolve(id, |tokens| Ok(ItemOutput { values, tokens }));
+        }
+    }
+
+    /// Moves to a newer plan: answers the microbatches to send again under its epoch (none
+    /// for an older or the same epoch).
+    pub fn switch_plan(&mut self, plan: PlanInfo) -> Vec<u64> {
+        if plan.epoch <= self.book.epoch() {
+            return Vec::new();
+        }
+        let again = self.book.switch_epoch(plan.epoch);
+        self.batcher.set_ubatch(plan.ubatch);
+        tracing::info!(
+            "plan epoch {} -> {} ({} stage(s), microbatches of {}): sending {} again",
+            self.plan.epoch,
+            plan.epoch,
+            plan.stages.len(),
+            plan.ubatch,
+            again.len()
+        );
+        self.plan = plan;
+        again
+    }
+
+    /// Records that `seq` was sent again under the current epoch.
+    pub fn resent(&mut self, seq: u64) {
+        self.book.sent(seq);
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.book.epoch()
+    }
+
+    pub fn plan(&self) -> &PlanInfo {
+        &self.plan
+    }
+
+    /// Answers every item still waiting with [`ItemError::Closed`]; later requests are refused.
+    pub fn close(&mut self) {
+        self.closed = true;
+        for id in self.batcher.drain() {
+            self.resolve(id, |_| Err(ItemError::Closed));
+        }
+        for (_, w) in self.waiters.drain() {
+            let _ = w.tx.send(Err(ItemError::Closed));
+        }
+    }
+
+    pub fn snapshot(&self) -> ServiceSnapshot {
+        let c = &self.counts;
+        ServiceSnapshot {
+            plan: Some(self.plan.clone()),
+            queued_items: self.batcher.queued(),
+            in_flight_microbatches: self.book.in_flight(),
+            items_answered: c.items_answered,
+            microbatches_sent: c.microbatches_sent,
+            mean_fill: if c.microbatches_sent == 0 {
+                0.0
+            } else {
+                c.fill_sum / c.microbatches_sent as f64
+            },
+            resent: self.book.resent(),
+            refused_full: c.refused_full,
+            expired: c.expired,
+        }
+    }
+
+    /// Results dropped: (duplicates, other epochs', foreign).
+    pub fn dropped(&self) -> (u64, u64, u64) {
+        (
+            self.counts.duplicates,
+            self.counts.stale,
+            self.counts.foreign,
+        )
+    }
+}
+
+/// Why a result's rows do not fit the `rows` items its microbatch carried, if they do not.
+fn row_shape_error(out: &Output, rows: usize) -> Option<String> {
+    let fits = out.shape.len() == 2
+        && out.shape[0] == rows as u64
+        && out.values.len() as u64 == out.shape[0].saturating_mul(out.shape[1]);
+    (!fits).then(|| {
+        format!(
+            "result of microbatch {} has shape {:?} and {} values for {rows} items",
+            out.seq,
+            out.shape,
+            out.values.len()
+        )
+    })
+}
