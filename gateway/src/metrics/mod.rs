@@ -1,0 +1,9 @@
+//! `GET /metrics`: Prometheus text of the plan, the stages, the links, the queue and requests.
+
+pub mod rates;
+pub mod render;
+pub mod requests;
+
+pub use rates::{RateTracker, StageFigures};
+pub use render::{render, ClientFigures, FleetFigures};
+pub use requests::RequestMetrics;

@@ -1,0 +1,5 @@
+//! The OpenAI-compatible API: `POST /v1/embeddings`, `GET /v1/models`.
+
+pub mod error;
+pub mod request;
+pub mod response;

@@ -1,0 +1,6 @@
+//! The Open Inference Protocol v2 (KServe, Triton): health, model metadata and inference.
+
+pub mod classify;
+pub mod error;
+pub mod request;
+pub mod tensor;
