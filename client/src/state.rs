@@ -273,3 +273,200 @@ fn row_shape_error(out: &Output, rows: usize) -> Option<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const RUN: u64 = 42;
+    const LONG: Duration = Duration::from_secs(30);
+
+    fn plan(epoch: u64, ubatch: usize) -> PlanInfo {
+        PlanInfo {
+            epoch,
+            model: "m".into(),
+            ubatch,
+            source: "planner".into(),
+            stages: vec![],
+            predicted_items_per_s: 0.0,
+        }
+    }
+
+    fn state(ubatch: usize, capacity: usize) -> State {
+        State::new(
+            plan(1, ubatch),
+            BatchConfig {
+                ubatch: 1,
+                max_delay: Duration::from_millis(5),
+                capacity,
+            },
+        )
+    }
+
+    fn texts(n: usize) -> Vec<Input> {
+        (0..n)
+            .map(|i| Input::Tokens(vec![101, i as i64, 102]))
+            .collect()
+    }
+
+    /// A result of `rows` rows of width 2, row i holding [seq, i].
+    fn output(seq: u64, epoch: u64, rows: usize) -> Output {
+        Output {
+            run: RUN,
+            seq,
+            epoch,
+            shape: vec![rows as u64, 2],
+            values: (0..rows).flat_map(|i| [seq as f32, i as f32]).collect(),
+            error: None,
+        }
+    }
+
+    fn got(rx: &mut oneshot::Receiver<ItemResult>) -> Option<ItemResult> {
+        rx.try_recv().ok()
+    }
+
+    #[test]
+    fn each_item_gets_its_own_row_and_token_count() {
+        let t = Instant::now();
+        let mut s = state(2, 16);
+        let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
+        let (seq, epoch) = s.take_ready(t, 4).unwrap();
+        s.take_output(output(seq, epoch, 2), RUN, t);
+        assert_eq!(
+            got(&mut rx[1]),
+            Some(Ok(ItemOutput {
+                values: vec![seq as f32, 1.0],
+                tokens: 3
+            }))
+        );
+        assert_eq!(s.snapshot().items_answered, 2);
+        assert_eq!(s.snapshot().mean_fill, 1.0);
+    }
+
+    #[test]
+    fn a_stage_error_fails_only_the_items_of_its_microbatch() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
+        let (a, epoch) = s.take_ready(t, 4).unwrap();
+        let (b, _) = s.take_ready(t, 4).unwrap();
+        let mut failed = output(a, epoch, 0);
+        failed.error = Some("stage 1: out of memory".into());
+        s.take_output(failed, RUN, t);
+        s.take_output(output(b, epoch, 1), RUN, t);
+        assert_eq!(
+            got(&mut rx[0]),
+            Some(Err(ItemError::Pipeline("stage 1: out of memory".into())))
+        );
+        assert!(matches!(got(&mut rx[1]), Some(Ok(_))));
+    }
+
+    #[test]
+    fn a_result_whose_rows_do_not_match_its_items_fails_them() {
+        let t = Instant::now();
+        let mut s = state(2, 16);
+        let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
+        let (seq, epoch) = s.take_ready(t, 4).unwrap();
+        s.take_output(output(seq, epoch, 1), RUN, t);
+        assert!(
+            matches!(got(&mut rx[0]), Some(Err(ItemError::Pipeline(e))) if e.contains("shape"))
+        );
+    }
+
+    #[test]
+    fn a_microbatch_resent_after_a_replan_answers_its_items_once() {
+        let t = Instant::now();
+        let mut s = state(2, 16);
+        let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
+        let (seq, old) = s.take_ready(t, 4).unwrap();
+        assert_eq!(s.switch_plan(plan(old + 1, 2)), vec![seq]);
+        s.resent(seq);
+        // The replaced pipeline's late answer is dropped; the new epoch's is taken, once.
+        s.take_output(output(seq, old, 2), RUN, t);
+        assert_eq!(got(&mut rx[0]), None);
+        s.take_output(output(seq, old + 1, 2), RUN, t);
+        s.take_output(output(seq, old + 1, 2), RUN, t);
+        assert!(matches!(got(&mut rx[0]), Some(Ok(_))));
+        assert!(matches!(got(&mut rx[1]), Some(Ok(_))));
+        assert_eq!(s.dropped(), (1, 1, 0));
+        assert_eq!(s.snapshot().items_answered, 2);
+        assert_eq!(s.snapshot().resent, 1);
+        // An older or the same epoch changes nothing.
+        assert!(s.switch_plan(plan(old, 2)).is_empty());
+    }
+
+    #[test]
+    fn results_of_other_runs_are_dropped_as_foreign() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        let mut rx = s.admit(texts(1), t, t + LONG).unwrap();
+        let (seq, epoch) = s.take_ready(t, 4).unwrap();
+        s.take_output(output(seq, epoch, 1), RUN + 1, t);
+        s.take_output(output(seq + 5, epoch, 1), RUN, t);
+        assert_eq!(got(&mut rx[0]), None);
+        assert_eq!(s.dropped(), (0, 0, 2));
+    }
+
+    #[test]
+    fn the_window_bounds_the_microbatches_in_flight() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        s.admit(texts(3), t, t + LONG).unwrap();
+        assert!(s.take_ready(t, 2).is_some());
+        assert!(s.take_ready(t, 2).is_some());
+        assert_eq!(s.take_ready(t, 2), None);
+        // With the window full only the deadline is due.
+        assert_eq!(s.wake_at(t, 2), Some(t + LONG));
+        assert_eq!(s.snapshot().queued_items, 1);
+        assert_eq!(s.snapshot().in_flight_microbatches, 2);
+    }
+
+    #[test]
+    fn a_passed_deadline_answers_deadline_and_a_full_queue_refuses() {
+        let t = Instant::now();
+        let mut s = state(4, 2);
+        let mut rx = s.admit(texts(1), t, t + Duration::from_millis(1)).unwrap();
+        s.admit(texts(1), t, t + LONG).unwrap();
+        assert!(matches!(
+            s.admit(texts(1), t, t + LONG),
+            Err(SubmitError::Full { .. })
+        ));
+        s.expire(t + Duration::from_millis(1));
+        assert_eq!(got(&mut rx[0]), Some(Err(ItemError::Deadline)));
+        let snap = s.snapshot();
+        assert_eq!(
+            (snap.refused_full, snap.expired, snap.queued_items),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn closing_answers_waiting_items_and_refuses_later_requests() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
+        s.take_ready(t, 4).unwrap();
+        s.close();
+        assert_eq!(got(&mut rx[0]), Some(Err(ItemError::Closed)));
+        assert_eq!(got(&mut rx[1]), Some(Err(ItemError::Closed)));
+        assert!(matches!(
+            s.admit(texts(1), t, t + LONG),
+            Err(SubmitError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn an_oversized_or_empty_request_is_a_bad_request() {
+        let t = Instant::now();
+        let mut s = state(1, 2);
+        assert!(matches!(
+            s.admit(texts(3), t, t + LONG),
+            Err(SubmitError::BadItem { index: 2, .. })
+        ));
+        assert!(matches!(
+            s.admit(vec![], t, t + LONG),
+            Err(SubmitError::BadItem { index: 0, .. })
+        ));
+    }
+}
