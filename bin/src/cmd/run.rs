@@ -1,7 +1,14 @@
-//! `quantpipe run`: stream inputs through a running fleet and report throughput and latency.
+//! `quantpipe run`: stream inputs through a running fleet and report throughput and latency,
+//! and accuracy when the inputs' labels are known. Which inputs a run takes follows the fleet's
+//! model: texts for a text model, images for an image model (see [`input`]).
 
+mod input;
+mod labels;
+
+use crate::datasets::class_labels;
 use anyhow::{bail, Context, Result};
-use quantpipe_actors::runtime::client::{run_texts_on_with_progress, RunReport};
+use input::{InputKind, Items, RunInput};
+use quantpipe_actors::runtime::client::{run_on, ImageInputs, Inputs, RunReport, TextInputs};
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::timeline::{AccuracyTable, TimelineRow, TimelineSampler};
 use quantpipe_messages::Keys;
@@ -16,11 +23,15 @@ pub struct Args {
     /// Client settings (TOML: fleet, name, model_dir for the tokenizer, zenoh endpoints).
     #[arg(long)]
     config: PathBuf,
-    /// A text file (one item per line) or a folder of .txt files (one item each).
+    /// Text models: a text file (one item per line) or a folder of .txt files (one item each).
+    /// Image models: a PNG/JPEG file, a folder of them, a folder of class subfolders of them
+    /// (each subfolder's name is its images' label), or Fashion-MNIST (the images IDX file,
+    /// e.g. t10k-images-idx3-ubyte.gz, or the folder holding it; labels from its labels file).
     #[arg(long)]
     input: PathBuf,
-    /// Labels, one per line in input order: class indices, compared with the argmax of a
-    /// classifier's logits.
+    /// Labels, one per line in input order: a class index or one of the model's labels
+    /// (config.json id2label), compared with the argmax of a classifier's logits. Given, they
+    /// replace the labels the input itself carries (class subfolders, Fashion-MNIST).
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Run only the first N items.
@@ -58,34 +69,18 @@ struct Report<'a> {
     accuracy: Option<f64>,
 }
 
-/// Items of a text file (non-empty lines) or a folder of `.txt` files (sorted by name).
-pub fn read_texts(path: &Path) -> Result<Vec<String>> {
-    if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("listing {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display())))
-            .collect()
-    } else {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading input {}", path.display()))?;
-        Ok(text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-}
-
 pub fn run(args: Args) -> Result<()> {
     let settings = Settings::load(&args.config)?;
-    let texts = load_texts(&args.input, args.limit)?;
-    let bar = progress_bar(texts.len());
+    let input = load_input(&args.input, &settings.model_dir, args.limit)?;
+    let labels = match &args.labels {
+        Some(path) => Some(labels::read_labels(
+            path,
+            input.len(),
+            &model_labels(&settings.model_dir)?,
+        )?),
+        None => input.labels.clone(),
+    };
+    let bar = progress_bar(input.len());
     let accuracy_table = args
         .accuracy_table
         .as_ref()
@@ -95,11 +90,18 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the report folder {}", dir.display()))?;
     }
-    let (report, timeline) = stream(&args, &settings, &texts, accuracy_table, &bar)?;
-    let accuracy = match &args.labels {
-        None => None,
-        Some(path) => Some(accuracy(&report.outputs, &read_labels(path, texts.len())?)),
+    let mut inputs: Box<dyn Inputs + '_> = match &input.items {
+        Items::Texts(texts) => Box::new(TextInputs::new(
+            texts,
+            &settings.model_dir,
+            settings.client.max_len,
+        )?),
+        Items::Images(images) => Box::new(ImageInputs::new(images.clone(), &settings.model_dir)?),
     };
+    let (report, timeline) = stream(&args, &settings, inputs.as_mut(), accuracy_table, &bar)?;
+    let accuracy = labels
+        .as_ref()
+        .map(|l| labels::accuracy(&report.outputs, l));
     if let (Some(dir), Some(rows)) = (&args.report, &timeline) {
         write_report_folder(dir, &report, accuracy, rows)?;
     }
@@ -110,16 +112,33 @@ pub fn run(args: Args) -> Result<()> {
     print_report(&report, accuracy, args.json)
 }
 
-/// The items of `input`, the first `limit` of them when given; at least one.
-fn load_texts(input: &Path, limit: Option<usize>) -> Result<Vec<String>> {
-    let mut texts = read_texts(input)?;
+/// The items of `input` (and their labels, when it carries them), the first `limit` of them
+/// when given; at least one, and of the kind the model in `model_dir` takes.
+fn load_input(input: &Path, model_dir: &Path, limit: Option<usize>) -> Result<RunInput> {
+    let kind = InputKind::of(input)?;
+    let model = input::model_of(model_dir)?;
+    input::check(
+        kind.modality(),
+        model.as_ref().map(|(a, m)| (a.as_str(), *m)),
+    )
+    .with_context(|| format!("--input {}", input.display()))?;
+    let mut items = RunInput::read(input, &kind, model_dir)?;
     if let Some(n) = limit {
-        texts.truncate(n);
+        items.truncate(n);
     }
-    if texts.is_empty() {
+    if items.len() == 0 {
         bail!("{} holds no input item", input.display());
     }
-    Ok(texts)
+    Ok(items)
+}
+
+/// The model's class names (id2label), or none when the client's folder has no config.json.
+fn model_labels(model_dir: &Path) -> Result<Vec<String>> {
+    if model_dir.join("config.json").exists() {
+        class_labels::id2label(model_dir)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// A progress bar over `items` on a terminal; hidden when stderr is not one (CI, logs).
@@ -135,12 +154,12 @@ fn progress_bar(items: usize) -> indicatif::ProgressBar {
     bar
 }
 
-/// Streams `texts` through the fleet on a session of its own, sampling the timeline into the
+/// Streams `inputs` through the fleet on a session of its own, sampling the timeline into the
 /// report folder when there is one: the run's report and the timeline's windows.
 fn stream(
     args: &Args,
     settings: &Settings,
-    texts: &[String],
+    inputs: &mut dyn Inputs,
     accuracy_table: Option<AccuracyTable>,
     bar: &indicatif::ProgressBar,
 ) -> Result<(RunReport, Option<Vec<TimelineRow>>)> {
@@ -160,7 +179,7 @@ fn stream(
         )?),
         None => None,
     };
-    let report = run_texts_on_with_progress(&session, &keys, settings, texts, &mut |done| {
+    let report = run_on(&session, &keys, settings, inputs, &mut |done| {
         answered.store(done, Ordering::Relaxed);
         bar.set_position(done as u64)
     });
@@ -170,43 +189,6 @@ fn stream(
         tracing::warn!("closing the zenoh session: {e}");
     }
     Ok((report?, timeline?))
-}
-
-/// The labels file at `path`: one class index per non-empty line, `items` of them.
-fn read_labels(path: &Path, items: usize) -> Result<Vec<usize>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading labels {}", path.display()))?;
-    parse_labels(&text, items, &path.display().to_string())
-}
-
-/// Class indices, one per non-empty line of `text` (`name` says where it came from), the
-/// first `items` of them; fewer than `items` is an error.
-fn parse_labels(text: &str, items: usize, name: &str) -> Result<Vec<usize>> {
-    let labels: Vec<usize> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(items)
-        .enumerate()
-        .map(|(i, l)| {
-            l.trim()
-                .parse()
-                .with_context(|| format!("{name} line {}: `{l}` is not a class index", i + 1))
-        })
-        .collect::<Result<_>>()?;
-    if labels.len() != items {
-        bail!("{} labels for {} items", labels.len(), items);
-    }
-    Ok(labels)
-}
-
-/// Share of output rows whose argmax is the item's label.
-fn accuracy(outputs: &[Vec<f32>], labels: &[usize]) -> f64 {
-    let correct = outputs
-        .iter()
-        .zip(labels)
-        .filter(|(row, &l)| argmax(row) == l)
-        .count();
-    correct as f64 / labels.len() as f64
 }
 
 /// Writes report.json and the timeline chart into the report folder `dir`.
@@ -266,42 +248,4 @@ fn print_report(report: &RunReport, accuracy: Option<f64>, json: bool) -> Result
         println!("accuracy {:.2}%", a * 100.0);
     }
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_skip_blank_lines_and_keep_the_first_of_each_item() {
-        assert_eq!(
-            parse_labels("2\n\n 0 \n1\n3\n", 3, "l").unwrap(),
-            vec![2, 0, 1]
-        );
-    }
-
-    #[test]
-    fn too_few_labels_or_a_non_index_is_an_error_that_names_the_line() {
-        let short = parse_labels("1\n2\n", 3, "l").unwrap_err();
-        assert_eq!(short.to_string(), "2 labels for 3 items");
-        let bad = parse_labels("1\nsport\n", 2, "labels.txt").unwrap_err();
-        assert_eq!(
-            bad.to_string(),
-            "labels.txt line 2: `sport` is not a class index"
-        );
-    }
-
-    #[test]
-    fn accuracy_compares_each_row_s_argmax_with_its_label() {
-        let outputs = vec![vec![0.1, 0.9], vec![0.8, 0.2], vec![0.3, 0.7], vec![]];
-        assert_eq!(accuracy(&outputs, &[1, 1, 1, 0]), 0.75);
-    }
 }

@@ -66,8 +66,53 @@ pub fn files(dir: &Path, split: Split) -> (PathBuf, PathBuf) {
 /// Reads one split, checking magic numbers, sizes and that labels are 0..=9.
 pub fn load(dir: &Path, split: Split) -> Result<Images> {
     let (images_path, labels_path) = files(dir, split);
-    let (dims, pixels) = read_idx(&images_path, 0x0803)?;
-    let (label_dims, labels) = read_idx(&labels_path, 0x0801)?;
+    let raw = read_files(&images_path, &labels_path)?;
+    let labels: Vec<i64> = raw.labels.iter().map(|&l| i64::from(l)).collect();
+    let (n, h, w) = (raw.len() as i64, raw.height as i64, raw.width as i64);
+    Ok(Images {
+        pixels: Tensor::from_slice(&raw.pixels).view([n, 1, h, w]),
+        labels: Tensor::from_slice(&labels),
+    })
+}
+
+/// Grey images as the IDX files store them, row by row, one after another, with their labels.
+pub struct RawImages {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl RawImages {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let size = self.width as usize * self.height as usize;
+        &self.pixels[i * size..(i + 1) * size]
+    }
+}
+
+/// The images file and labels file `input` names: the images IDX file itself (its labels file
+/// beside it, named as the data set names it), or a folder holding the test split. None when
+/// `input` is neither.
+pub fn input_files(input: &Path) -> Option<(PathBuf, PathBuf)> {
+    if input.is_dir() {
+        let (images, labels) = files(input, Split::Test);
+        return images.is_file().then_some((images, labels));
+    }
+    let name = input.file_name()?.to_str()?;
+    let labels = name.replace("-images-idx3-ubyte", "-labels-idx1-ubyte");
+    (labels != name).then(|| (input.to_owned(), input.with_file_name(labels)))
+}
+
+/// Reads an images file and its labels file, checking magic numbers, sizes and that labels
+/// are 0..=9.
+pub fn read_files(images_path: &Path, labels_path: &Path) -> Result<RawImages> {
+    let (dims, pixels) = read_idx(images_path, 0x0803)?;
+    let (label_dims, labels) = read_idx(labels_path, 0x0801)?;
     let [n, h, w] = dims[..] else {
         bail!(
             "{}: expected 3 dimensions, found {dims:?}",
@@ -85,10 +130,13 @@ pub fn load(dir: &Path, split: Split) -> Result<Images> {
     if let Some(bad) = labels.iter().find(|&&l| l >= 10) {
         bail!("{}: label {bad} outside 0..=9", labels_path.display());
     }
-    let labels: Vec<i64> = labels.into_iter().map(i64::from).collect();
-    Ok(Images {
-        pixels: Tensor::from_slice(&pixels).view([n as i64, 1, h as i64, w as i64]),
-        labels: Tensor::from_slice(&labels),
+    let side =
+        |d: usize| u32::try_from(d).with_context(|| format!("{}: side {d}", images_path.display()));
+    Ok(RawImages {
+        width: side(w)?,
+        height: side(h)?,
+        pixels,
+        labels,
     })
 }
 
@@ -175,6 +223,46 @@ mod tests {
         assert_eq!(images.pixels.size(), [2, 1, 4, 4]);
         assert_eq!(Vec::<i64>::try_from(&images.labels).unwrap(), [3, 9]);
         assert_eq!(images.pixels.int64_value(&[1, 0, 0, 1]), 17);
+    }
+
+    #[test]
+    fn the_input_names_the_images_file_or_the_folder_of_the_test_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let (images, labels) = files(dir.path(), Split::Test);
+        assert_eq!(input_files(dir.path()), None);
+        write(dir.path(), Split::Test, &[0; 16], &[1], 4).unwrap();
+        assert_eq!(
+            input_files(dir.path()),
+            Some((images.clone(), labels.clone()))
+        );
+        assert_eq!(input_files(&images), Some((images, labels)));
+        let train = dir.path().join("train-images-idx3-ubyte.gz");
+        let train_labels = dir.path().join("train-labels-idx1-ubyte.gz");
+        assert_eq!(input_files(&train), Some((train, train_labels)));
+        assert_eq!(input_files(&dir.path().join("notes.txt")), None);
+    }
+
+    #[test]
+    fn raw_images_are_cut_image_by_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixels: Vec<u8> = (0..2 * 6).map(|i| i as u8).collect();
+        write(dir.path(), Split::Test, &pixels, &[3, 9], 3).unwrap();
+        let (images, labels) = files(dir.path(), Split::Test);
+        // The header promises 2 x 3 x 3 values but the file holds 12: refused.
+        let err = read_files(&images, &labels).err().unwrap().to_string();
+        assert!(err.contains("holds 12"), "{err}");
+        write(
+            dir.path(),
+            Split::Test,
+            &(0..18).collect::<Vec<u8>>(),
+            &[3, 9],
+            3,
+        )
+        .unwrap();
+        let raw = read_files(&images, &labels).unwrap();
+        assert_eq!((raw.len(), raw.width, raw.height), (2, 3, 3));
+        assert_eq!(raw.image(1), &[9, 10, 11, 12, 13, 14, 15, 16, 17]);
+        assert_eq!(raw.labels, [3, 9]);
     }
 
     #[test]
