@@ -3,6 +3,7 @@
 pub mod rates;
 pub mod render;
 pub mod requests;
+pub mod route;
 
 pub use rates::{RateTracker, StageFigures};
 pub use render::{render, ClientFigures, FleetFigures};

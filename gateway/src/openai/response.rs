@@ -42,7 +42,8 @@ pub fn models(name: &str) -> Value {
     json!({"object": "list", "data": [model(name)]})
 }
 
-fn model(name: &str) -> Value {
+/// `GET /v1/models/{name}`: one model.
+pub fn model(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": 0, "owned_by": "quantpipe"})
 }
 

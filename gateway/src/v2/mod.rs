@@ -2,5 +2,8 @@
 
 pub mod classify;
 pub mod error;
+pub mod items;
 pub mod request;
+pub mod response;
+pub mod routes;
 pub mod tensor;

@@ -12,6 +12,8 @@ pub struct InputTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: TensorData,
+    /// Sent in the binary extension (BYTES elements are raw bytes) rather than as JSON.
+    pub binary: bool,
 }
 
 /// An output the request asks for; `classification`: answer the top k classes as BYTES.
@@ -28,6 +30,8 @@ pub struct InferRequest {
     pub inputs: Vec<InputTensor>,
     /// Empty: every output of the model.
     pub outputs: Vec<RequestedOutput>,
+    /// The request's own deadline (`parameters.timeout`, microseconds, as Triton reads it).
+    pub timeout_us: Option<u64>,
 }
 
 /// Parses `body`; `header_length` is the `Inference-Header-Content-Length` header when present.
@@ -77,10 +81,19 @@ pub fn parse(body: &[u8], header_length: Option<usize>) -> Result<InferRequest, 
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(Failure::bad("'outputs' must be an array")),
     };
+    let timeout_us = match fields.get("parameters").and_then(|p| p.get("timeout")) {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(t.as_u64().filter(|t| *t > 0).ok_or_else(|| {
+            Failure::bad(format!(
+                "parameters.timeout must be a positive number of microseconds, not {t}"
+            ))
+        })?),
+    };
     Ok(InferRequest {
         id,
         inputs,
         outputs,
+        timeout_us,
     })
 }
 
@@ -160,6 +173,7 @@ fn parse_input(raw: &Value, index: usize, binary: &mut &[u8]) -> Result<InputTen
         name,
         shape: shape.iter().map(|&d| d as usize).collect(),
         data,
+        binary: binary_size.is_some(),
     })
 }
 
@@ -251,6 +265,19 @@ mod tests {
         let e = parse(&body, Some(header.len())).unwrap_err();
         assert!(e.to_string().contains("4 bytes"), "{e}");
         assert!(parse(&body, Some(body.len() + 1)).is_err());
+    }
+
+    #[test]
+    fn the_request_timeout_is_read_in_microseconds() {
+        let r = json_req(
+            r#"{"parameters":{"timeout":1500},"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.timeout_us, Some(1500));
+        assert!(json_req(
+            r#"{"parameters":{"timeout":-1},"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}"#
+        )
+        .is_err());
     }
 
     #[test]
