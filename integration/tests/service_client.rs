@@ -6,11 +6,13 @@
 //! are told apart and cost no item accepted before them.
 
 use quantpipe_actors::runtime::config::{DeviceSettings, Role, Settings};
-use quantpipe_client::{FleetClient, Item, ItemError, ItemResult, ServiceOptions, SubmitError};
-use quantpipe_integration::{minilm_dir, quantpipe_bin, single_process_outputs};
-use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
+use quantpipe_client::{
+    FleetClient, InputKind, Item, ItemError, ItemResult, ServiceOptions, SubmitError, Task,
+};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, repo_root, single_process_outputs};
+use quantpipe_launcher::minilm::long_texts;
 use quantpipe_launcher::{config_file, free_ports, Fleet, Place};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The plan's microbatch size in every fleet here.
@@ -28,31 +30,48 @@ struct ServiceFleet {
 }
 
 impl ServiceFleet {
-    /// A leader planning microbatches of [`UBATCH`] at 32 bits over `devices` (slowed down
-    /// `slowdown` times, so that work is still in flight when the test acts), once it logged
-    /// a plan with one stage per device.
+    /// A MiniLM fleet: a leader planning microbatches of [`UBATCH`] at 32 bits over `devices`
+    /// (slowed down `slowdown` times, so that work is still in flight when the test acts),
+    /// once it logged a plan with one stage per device.
     fn start(tag: &str, devices: &[&str], slowdown: f64) -> Self {
+        let stages: Vec<(&str, Option<[usize; 2]>)> = devices.iter().map(|&d| (d, None)).collect();
+        Self::start_model(tag, minilm_dir(), 24, &stages, slowdown)
+    }
+
+    /// A fleet of `model` (`units` units) over `stages`: planned where no stage gives its
+    /// units, forced otherwise.
+    fn start_model(
+        tag: &str,
+        model: PathBuf,
+        units: usize,
+        stages: &[(&str, Option<[usize; 2]>)],
+        slowdown: f64,
+    ) -> Self {
         let bin = quantpipe_bin();
-        let model = minilm_dir();
         let dir = tempfile::tempdir().unwrap();
-        // Equal profiles: the planner spreads the 24 units over every device.
+        // Equal profiles: the planner spreads the units over every device.
         let profile = dir.path().join("profile.json");
-        write_uniform_profile(&profile, UBATCH).unwrap();
+        write_uniform_profile(&profile, units);
         let mut f = ServiceFleet {
             nodes: Fleet::new(&bin, dir.path()),
             bin,
             model,
             dir,
             fleet: format!("{tag}{}", std::process::id()),
-            ports: free_ports(devices.len() + 2).unwrap(),
+            ports: free_ports(stages.len() + 2).unwrap(),
         };
         let mut leader = f.settings("leader", Role::Leader, f.ports[0], None);
-        leader.leader.expected = devices.iter().map(|n| n.to_string()).collect();
+        leader.leader.expected = stages.iter().map(|(n, _)| n.to_string()).collect();
         leader.leader.wait_s = 60.0;
         leader.leader.ubatch = UBATCH;
         leader.leader.bits = 32;
+        let forced: Option<Vec<(&str, [usize; 2])>> =
+            stages.iter().map(|&(n, u)| u.map(|u| (n, u))).collect();
+        if let Some(forced) = forced {
+            leader.leader.stages = config_file::forced(&forced);
+        }
         f.nodes.start(&leader, Place::Here).unwrap();
-        for (i, name) in devices.iter().enumerate() {
+        for (i, (name, _)) in stages.iter().enumerate() {
             let mut s = f.settings(name, Role::Device, f.ports[i + 1], Some(f.ports[0]));
             s.device = DeviceSettings {
                 threads: 1,
@@ -63,7 +82,7 @@ impl ServiceFleet {
             };
             f.nodes.start(&s, Place::Here).unwrap();
         }
-        let last = format!("stage {} =", devices.len() - 1);
+        let last = format!("stage {} =", stages.len() - 1);
         let log = f.dir.path().join("leader.log");
         f.nodes
             .procs()
@@ -107,9 +126,32 @@ impl ServiceFleet {
     fn single_process(&mut self, texts: &[String]) -> Vec<Vec<f32>> {
         let input = self.dir.path().join("texts.txt");
         std::fs::write(&input, texts.join("\n")).unwrap();
-        let (bin, model) = (self.bin.clone(), self.model.clone());
-        single_process_outputs(self.nodes.procs(), "infer", &bin, &model, &input, 1)
+        self.infer(&input)
     }
+
+    /// Single-process inference of `input` (a text file or an image folder), item by item.
+    fn infer(&mut self, input: &Path) -> Vec<Vec<f32>> {
+        let (bin, model) = (self.bin.clone(), self.model.clone());
+        single_process_outputs(self.nodes.procs(), "infer", &bin, &model, input, 1)
+    }
+}
+
+/// A profile in which all `units` cost the same (the nodes skip measuring).
+fn write_uniform_profile(path: &Path, units: usize) {
+    let units: Vec<String> = (1..=units)
+        .map(|u| {
+            format!(
+                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
+                 \"output_elements\":1}}"
+            )
+        })
+        .collect();
+    let profile = format!(
+        "{{\"model\":\"m\",\"ubatch\":{UBATCH},\"threads\":1,\"input_elements\":1,\
+         \"units\":[{}]}}",
+        units.join(",")
+    );
+    std::fs::write(path, profile).unwrap();
 }
 
 /// `n` texts of 4 to 33 words, so that microbatches hold items of different lengths.
@@ -265,4 +307,76 @@ fn a_full_queue_refuses_and_a_short_deadline_expires_without_losing_accepted_ite
     client.close();
     assert_eq!((snap.refused_full, snap.expired), (1, 1), "{snap:?}");
     assert_close(&results, &f.single_process(&texts));
+}
+
+/// `n` seeded 28x28 grey images as PNG bytes (lossless: `quantpipe infer` reads the very pixels
+/// the service is given).
+fn grey_pngs(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let img = image::GrayImage::from_fn(28, 28, |x, y| {
+                image::Luma([((x * 9 + y * 5 + i as u32 * 37) % 256) as u8])
+            });
+            let mut png = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            png
+        })
+        .collect()
+}
+
+#[test]
+fn encoded_images_from_several_threads_are_classified_as_single_process_inference() {
+    let model = repo_root().join("data/fmnist-vit");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
+        model.display()
+    );
+    let stages = [("a", Some([1, 8])), ("b", Some([9, 16]))];
+    let mut f = ServiceFleet::start_model("svcimg", model, 16, &stages, 1.0);
+    let client = f.client(ServiceOptions::default());
+    let m = client.model().clone();
+    assert_eq!((m.input, m.task), (InputKind::Image, Task::Classification));
+    assert_eq!((m.image_shape, m.labels.len()), (Some([1, 28, 28]), 10));
+    let pngs = grey_pngs(24);
+    let folder = f.dir.path().join("images");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, png) in pngs.iter().enumerate() {
+        std::fs::write(folder.join(format!("{i:05}.png")), png).unwrap();
+    }
+    let results: Vec<ItemResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pngs
+            .chunks(6)
+            .map(|chunk| {
+                let client = &client;
+                scope.spawn(move || {
+                    let submitted: Vec<_> = chunk
+                        .iter()
+                        .map(|png| client.submit(vec![Item::Image(png.clone())], None).unwrap())
+                        .collect();
+                    submitted
+                        .into_iter()
+                        .map(|s| s.wait().remove(0))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    // Bytes that are no image are refused before any stage sees them.
+    match client.submit(vec![Item::Image(b"not an image".to_vec())], None) {
+        Err(SubmitError::BadItem { index: 0, reason }) => assert!(reason.contains("image")),
+        other => panic!("expected a bad item, got {other:?}"),
+    }
+    let snap = client.snapshot();
+    eprintln!("service figures: {snap:?}");
+    client.close();
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|o| o.tokens == 0)));
+    assert_close(&results, &f.infer(&folder));
 }
