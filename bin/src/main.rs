@@ -41,6 +41,8 @@ enum Command {
     Node(cmd::node::Args),
     /// Stream inputs through a running fleet: throughput, latency percentiles, accuracy.
     Run(cmd::run::Args),
+    /// Serve a running fleet over HTTP (OpenAI embeddings, Open Inference Protocol, /metrics).
+    Serve(cmd::serve::Args),
     /// A leader and three emulated heterogeneous devices on loopback running MiniLM on BBC News.
     Demo(cmd::demo::Args),
     /// Write a preset's config.json and seeded random weights as a Hugging Face folder.
@@ -65,6 +67,7 @@ fn main() {
         Command::Scaling(args) => cmd::scaling::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Demo(args) => cmd::demo::run(args, cli.log_format),
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::TrainVit(args) => cmd::train_vit::run(args),

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod profile;
 pub mod run;
 pub mod scaling;
+pub mod serve;
 pub mod simulate;
 pub mod train_vit;
 
