@@ -3,6 +3,7 @@
 
 use crate::admission::{self, Refusal};
 use crate::book::{Book, Slot};
+use crate::flight::{self, Dropped};
 use crate::packing::{self, Pack};
 use crate::queue::{Queue, Waiting};
 use crate::rate::ServiceRate;
@@ -32,10 +33,15 @@ pub struct Batcher<T> {
     rate: ServiceRate,
     next_id: u64,
     next_seq: u64,
+    /// The plan epoch microbatches are sent under.
+    epoch: u64,
+    /// Microbatches sent again under a new epoch.
+    resent: u64,
 }
 
 impl<T> Batcher<T> {
-    pub fn new(config: BatchConfig) -> Self {
+    /// A batcher sending under plan `epoch`.
+    pub fn new(config: BatchConfig, epoch: u64) -> Self {
         Batcher {
             config,
             queue: Queue::default(),
@@ -43,7 +49,31 @@ impl<T> Batcher<T> {
             rate: ServiceRate::new(RATE_WINDOW),
             next_id: 0,
             next_seq: 0,
+            epoch,
+            resent: 0,
         }
+    }
+
+    /// The plan epoch microbatches are sent under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Microbatches sent again under a new epoch, in all.
+    pub fn resent(&self) -> u64 {
+        self.resent
+    }
+
+    /// Moves to plan `epoch` when it is newer, answering the microbatches to send again under
+    /// it (every one in flight, ascending); an older or the same epoch changes nothing.
+    pub fn switch_epoch(&mut self, epoch: u64) -> Vec<u64> {
+        if epoch <= self.epoch {
+            return Vec::new();
+        }
+        self.epoch = epoch;
+        let again = self.book.sequences();
+        self.resent += again.len() as u64;
+        again
     }
 
     pub fn config(&self) -> BatchConfig {
@@ -133,12 +163,24 @@ impl<T> Batcher<T> {
         self.book.items(seq)
     }
 
-    /// Takes the result of microbatch `seq` at `now`: (row, item) for each item to answer
-    /// from it; `None` when it was answered already or never sent.
-    pub fn answer(&mut self, seq: u64, now: Instant) -> Option<Vec<(usize, ItemId)>> {
-        let rows = self.book.answer(seq)?;
+    /// Takes a result of microbatch `seq` computed under plan `epoch`, at `now`: (row, item)
+    /// for each item to answer from it, once; or why the result is dropped.
+    pub fn take_result(
+        &mut self,
+        seq: u64,
+        epoch: u64,
+        now: Instant,
+    ) -> Result<Vec<(usize, ItemId)>, Dropped> {
+        flight::judge(
+            seq,
+            epoch,
+            self.epoch,
+            self.next_seq,
+            self.book.carries(seq),
+        )?;
+        let rows = self.book.answer(seq).ok_or(Dropped::Duplicate)?;
         self.rate.record(now, rows.len());
-        Some(rows)
+        Ok(rows)
     }
 
     /// The next instant something is due: the oldest item's `max_delay` (only when
@@ -172,12 +214,17 @@ impl<T> Batcher<T> {
 mod tests {
     use super::*;
 
+    const EPOCH: u64 = 7;
+
     fn batcher(ubatch: usize, capacity: usize) -> Batcher<u32> {
-        Batcher::new(BatchConfig {
-            ubatch,
-            max_delay: Duration::from_millis(5),
-            capacity,
-        })
+        Batcher::new(
+            BatchConfig {
+                ubatch,
+                max_delay: Duration::from_millis(5),
+                capacity,
+            },
+            EPOCH,
+        )
     }
 
     const LONG: Duration = Duration::from_secs(30);
@@ -227,8 +274,10 @@ mod tests {
         b.admit(vec![1, 2, 3, 4], t, t + LONG).unwrap();
         let s0 = b.take_ready(t).unwrap();
         let s1 = b.take_ready(t).unwrap();
-        b.answer(s0, t + Duration::from_secs(1)).unwrap();
-        b.answer(s1, t + Duration::from_secs(2)).unwrap();
+        b.take_result(s0, EPOCH, t + Duration::from_secs(1))
+            .unwrap();
+        b.take_result(s1, EPOCH, t + Duration::from_secs(2))
+            .unwrap();
         b.admit(vec![5, 6, 7, 8], t, t + LONG).unwrap();
         // 2 items/s measured; two items too many wait a second.
         assert_eq!(
@@ -260,8 +309,14 @@ mod tests {
         let other = b.admit(vec![2], t, t + LONG).unwrap();
         let seq = b.take_ready(t).unwrap();
         assert_eq!(b.expire(t + Duration::from_millis(20)), ids);
-        assert_eq!(b.answer(seq, t + LONG / 2), Some(vec![(1, other[0])]));
-        assert_eq!(b.answer(seq, t + LONG / 2), None);
+        assert_eq!(
+            b.take_result(seq, EPOCH, t + LONG / 2),
+            Ok(vec![(1, other[0])])
+        );
+        assert_eq!(
+            b.take_result(seq, EPOCH, t + LONG / 2),
+            Err(Dropped::Duplicate)
+        );
         assert_eq!(b.outstanding(), 0);
     }
 
@@ -283,6 +338,40 @@ mod tests {
         assert_eq!(b.wake_at(t, false), Some(t + LONG));
         assert_eq!(b.wake_at(t, true), Some(t + Duration::from_millis(5)));
         assert_eq!(batcher(4, 64).wake_at(t, true), None);
+    }
+
+    #[test]
+    fn a_resent_microbatch_answers_its_items_once() {
+        let t = Instant::now();
+        let mut b = batcher(2, 64);
+        let ids = b.admit(vec![1, 2, 3], t, t + LONG).unwrap();
+        let s0 = b.take_ready(t).unwrap();
+        let s1 = b.take_ready(t + LONG / 4).unwrap();
+        b.take_result(s0, EPOCH, t).unwrap();
+        // A re-plan: only what is unanswered goes again, under the new epoch.
+        assert_eq!(b.switch_epoch(EPOCH + 1), vec![s1]);
+        assert_eq!((b.epoch(), b.resent()), (EPOCH + 1, 1));
+        assert_eq!(b.take_result(s1, EPOCH, t), Err(Dropped::StaleEpoch));
+        assert_eq!(b.take_result(s1, EPOCH + 1, t), Ok(vec![(0, ids[2])]));
+        assert_eq!(b.take_result(s1, EPOCH + 1, t), Err(Dropped::Duplicate));
+        assert_eq!(b.take_result(s1, EPOCH, t), Err(Dropped::Duplicate));
+        assert_eq!(b.take_result(s1 + 1, EPOCH + 1, t), Err(Dropped::Unknown));
+        // An older or the same epoch changes nothing.
+        assert!(b.switch_epoch(EPOCH).is_empty());
+        assert_eq!(b.epoch(), EPOCH + 1);
+    }
+
+    #[test]
+    fn a_microbatch_whose_items_all_expired_frees_its_place_and_is_not_resent() {
+        let t = Instant::now();
+        let mut b = batcher(1, 64);
+        b.admit(vec![1], t, t + Duration::from_millis(20)).unwrap();
+        let seq = b.take_ready(t).unwrap();
+        assert_eq!(b.in_flight(), 1);
+        b.expire(t + Duration::from_millis(20));
+        assert_eq!(b.in_flight(), 0);
+        assert!(b.switch_epoch(EPOCH + 1).is_empty());
+        assert_eq!(b.take_result(seq, EPOCH + 1, t), Err(Dropped::Duplicate));
     }
 
     #[test]

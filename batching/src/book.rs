@@ -83,7 +83,8 @@ impl<T> Book<T> {
     }
 
     /// Marks every unanswered item in flight whose deadline is not after `now` as answered,
-    /// and names them.
+    /// and names them. A microbatch left with nothing to answer is forgotten: it frees its
+    /// place in the window even when its result never comes, and is not sent again.
     pub fn expire(&mut self, now: Instant) -> Vec<ItemId> {
         let mut expired = Vec::new();
         for slot in self.carried.values_mut().flat_map(|s| s.iter_mut()) {
@@ -92,7 +93,19 @@ impl<T> Book<T> {
                 expired.push(slot.id);
             }
         }
+        self.carried
+            .retain(|_, slots| slots.iter().any(|s| !s.done));
         expired
+    }
+
+    /// Sequence numbers in flight, ascending.
+    pub fn sequences(&self) -> Vec<u64> {
+        self.carried.keys().copied().collect()
+    }
+
+    /// Whether microbatch `seq` is in flight.
+    pub fn carries(&self, seq: u64) -> bool {
+        self.carried.contains_key(&seq)
     }
 
     /// The earliest deadline of an unanswered item in flight.
@@ -157,9 +170,21 @@ mod tests {
         assert_eq!(book.next_deadline(), Some(t + Duration::from_millis(10)));
         assert_eq!(book.expire(t + Duration::from_millis(10)), vec![ItemId(2)]);
         assert!(book.expire(t + Duration::from_millis(20)).is_empty());
+        assert_eq!(book.sequences(), vec![0, 1]);
         assert_eq!(book.answer(1), Some(vec![(1, ItemId(3))]));
         assert_eq!(book.unanswered(), 1);
         assert_eq!(book.drain(), vec![ItemId(1)]);
         assert_eq!(book.microbatches(), 0);
+    }
+
+    #[test]
+    fn a_microbatch_whose_items_all_expired_leaves_the_book() {
+        let t = Instant::now();
+        let mut book = Book::default();
+        book.carry(0, items(&[1, 2], t, 10));
+        book.carry(1, items(&[3], t, 100));
+        book.expire(t + Duration::from_millis(10));
+        assert!(!book.carries(0) && book.carries(1));
+        assert_eq!(book.answer(0), None);
     }
 }

@@ -10,11 +10,15 @@
 //! - the packing rule ([`packing::pack`]): a microbatch leaves once it is full, or once its
 //!   oldest item waited `max_delay`;
 //! - the [`Book`] of which items each microbatch sequence number carries, so that every
-//!   accepted item is answered exactly once however often its microbatch is sent.
+//!   accepted item is answered exactly once however often its microbatch is sent;
+//! - which results answer ([`flight::judge`]): only one of the plan epoch a microbatch was
+//!   sent under last; on a new epoch every microbatch in flight is sent again
+//!   ([`Batcher::switch_epoch`]).
 
 pub mod admission;
 mod batcher;
 mod book;
+pub mod flight;
 pub mod packing;
 mod queue;
 mod rate;
@@ -22,6 +26,7 @@ mod rate;
 pub use admission::Refusal;
 pub use batcher::{BatchConfig, Batcher};
 pub use book::{Book, Slot};
+pub use flight::Dropped;
 pub use packing::Pack;
 pub use queue::{Queue, Waiting};
 pub use rate::ServiceRate;

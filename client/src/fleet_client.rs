@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use zenoh::pubsub::Subscriber;
 use zenoh::{Session, Wait};
 
+/// The latest deadline a request may have (a century: "no deadline").
+const FARTHEST_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A connection to a fleet, shared by many callers (cloning shares it).
 #[derive(Clone)]
 pub struct FleetClient {
@@ -171,7 +174,7 @@ impl FleetClient {
     ) -> Result<Submitted, SubmitError> {
         let inputs = self.inner.preparer.prepare(items)?;
         let now = Instant::now();
-        let deadline = now + deadline.unwrap_or(self.inner.options.default_deadline);
+        let deadline = deadline_at(now, deadline.unwrap_or(self.inner.options.default_deadline));
         let results = self.inner.lock().admit(inputs, now, deadline)?;
         self.inner
             .loop_tx
@@ -207,6 +210,13 @@ impl FleetClient {
     pub fn close(self) {
         self.inner.stop();
     }
+}
+
+/// The instant `wait` after `now`; a wait past what an `Instant` holds (a caller's "never") is
+/// capped rather than a panic.
+fn deadline_at(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + FARTHEST_DEADLINE)
 }
 
 impl Inner {
@@ -256,5 +266,15 @@ mod tests {
     fn the_client_can_be_shared_between_threads() {
         fn shared<T: Send + Sync + Clone>() {}
         shared::<FleetClient>();
+    }
+
+    #[test]
+    fn a_deadline_past_what_an_instant_holds_is_capped() {
+        let now = Instant::now();
+        assert_eq!(deadline_at(now, Duration::MAX), now + FARTHEST_DEADLINE);
+        assert_eq!(
+            deadline_at(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 }

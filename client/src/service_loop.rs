@@ -143,10 +143,7 @@ impl ServiceLoop {
             let epoch = s.epoch();
             again
                 .into_iter()
-                .map(|seq| {
-                    s.resent(seq);
-                    self.encode(&s, seq, epoch)
-                })
+                .map(|seq| self.encode(&s, seq, epoch))
                 .collect()
         };
         if let Err(e) = self.stage0.wait_listening(STAGE0_WAIT) {

@@ -1,13 +1,11 @@
-//! What the callers' threads and the service loop share: the batcher, each admitted item's
-//! waiting caller, the book of microbatches per plan epoch, and the figures. Every decision
-//! here is [`quantpipe_batching`]'s or [`InFlight`]'s; this only routes their answers to
-//! callers.
+//! What the callers' threads and the service loop share: the batcher (with its book of
+//! microbatches per plan epoch), each admitted item's waiting caller, and the figures. Every
+//! decision here is [`quantpipe_batching`]'s; this only routes its answers to callers.
 
 use crate::item::{ItemError, ItemOutput, ItemResult, SubmitError};
 use crate::prepare::Input;
 use crate::snapshot::ServiceSnapshot;
-use quantpipe_actors::runtime::inflight::{InFlight, Verdict};
-use quantpipe_batching::{BatchConfig, Batcher, ItemId, Refusal};
+use quantpipe_batching::{BatchConfig, Batcher, Dropped, ItemId, Refusal};
 use quantpipe_messages::{Output, PlanInfo};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -38,7 +36,6 @@ struct Counts {
 pub(crate) struct State {
     batcher: Batcher<Input>,
     waiters: HashMap<ItemId, Waiter>,
-    book: InFlight,
     plan: PlanInfo,
     counts: Counts,
     closed: bool,
@@ -46,12 +43,11 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(plan: PlanInfo, config: BatchConfig) -> Self {
-        let mut batcher = Batcher::new(config);
+        let mut batcher = Batcher::new(config, plan.epoch);
         batcher.set_ubatch(plan.ubatch);
         State {
             batcher,
             waiters: HashMap::new(),
-            book: InFlight::new(plan.epoch),
             plan,
             counts: Counts::default(),
             closed: false,
@@ -118,7 +114,7 @@ impl State {
 
     /// Whether the window has room for another microbatch.
     pub fn may_send(&self, window: usize) -> bool {
-        self.book.in_flight() < window.max(1)
+        self.batcher.in_flight() < window.max(1)
     }
 
     /// The next microbatch to send now, if any: its sequence number and epoch, recorded as
@@ -131,8 +127,7 @@ impl State {
         let items = self.items(seq).len();
         self.counts.microbatches_sent += 1;
         self.counts.fill_sum += items as f64 / self.plan.ubatch.max(1) as f64;
-        self.book.sent(seq);
-        Some((seq, self.book.epoch()))
+        Some((seq, self.batcher.epoch()))
     }
 
     /// The items microbatch `seq` carries, in row order (empty once answered).
@@ -156,15 +151,12 @@ impl State {
             self.counts.foreign += 1;
             return;
         }
-        match self.book.result(out.seq, out.epoch) {
-            Verdict::Accept => {}
-            Verdict::Duplicate => return self.counts.duplicates += 1,
-            Verdict::StaleEpoch => return self.counts.stale += 1,
-            Verdict::Unknown => return self.counts.foreign += 1,
-        }
         let rows_sent = self.items(out.seq).len();
-        let Some(rows) = self.batcher.answer(out.seq, now) else {
-            return self.counts.foreign += 1;
+        let rows = match self.batcher.take_result(out.seq, out.epoch, now) {
+            Ok(rows) => rows,
+            Err(Dropped::Duplicate) => return self.counts.duplicates += 1,
+            Err(Dropped::StaleEpoch) => return self.counts.stale += 1,
+            Err(Dropped::Unknown) => return self.counts.foreign += 1,
         };
         let error = out
             .error
@@ -189,10 +181,10 @@ impl State {
     /// Moves to a newer plan: answers the microbatches to send again under its epoch (none
     /// for an older or the same epoch).
     pub fn switch_plan(&mut self, plan: PlanInfo) -> Vec<u64> {
-        if plan.epoch <= self.book.epoch() {
+        if plan.epoch <= self.batcher.epoch() {
             return Vec::new();
         }
-        let again = self.book.switch_epoch(plan.epoch);
+        let again = self.batcher.switch_epoch(plan.epoch);
         self.batcher.set_ubatch(plan.ubatch);
         tracing::info!(
             "plan epoch {} -> {} ({} stage(s), microbatches of {}): sending {} again",
@@ -206,13 +198,8 @@ impl State {
         again
     }
 
-    /// Records that `seq` was sent again under the current epoch.
-    pub fn resent(&mut self, seq: u64) {
-        self.book.sent(seq);
-    }
-
     pub fn epoch(&self) -> u64 {
-        self.book.epoch()
+        self.batcher.epoch()
     }
 
     pub fn plan(&self) -> &PlanInfo {
@@ -235,7 +222,7 @@ impl State {
         ServiceSnapshot {
             plan: Some(self.plan.clone()),
             queued_items: self.batcher.queued(),
-            in_flight_microbatches: self.book.in_flight(),
+            in_flight_microbatches: self.batcher.in_flight(),
             items_answered: c.items_answered,
             microbatches_sent: c.microbatches_sent,
             mean_fill: if c.microbatches_sent == 0 {
@@ -243,7 +230,7 @@ impl State {
             } else {
                 c.fill_sum / c.microbatches_sent as f64
             },
-            resent: self.book.resent(),
+            resent: self.batcher.resent(),
             refused_full: c.refused_full,
             expired: c.expired,
         }
@@ -381,7 +368,6 @@ mod tests {
         let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
         let (seq, old) = s.take_ready(t, 4).unwrap();
         assert_eq!(s.switch_plan(plan(old + 1, 2)), vec![seq]);
-        s.resent(seq);
         // The replaced pipeline's late answer is dropped; the new epoch's is taken, once.
         s.take_output(output(seq, old, 2), RUN, t);
         assert_eq!(got(&mut rx[0]), None);
@@ -390,6 +376,9 @@ mod tests {
         assert!(matches!(got(&mut rx[0]), Some(Ok(_))));
         assert!(matches!(got(&mut rx[1]), Some(Ok(_))));
         assert_eq!(s.dropped(), (1, 1, 0));
+        // A sequence number never sent is foreign.
+        s.take_output(output(seq + 1, old + 1, 2), RUN, t);
+        assert_eq!(s.dropped(), (1, 1, 1));
         assert_eq!(s.snapshot().items_answered, 2);
         assert_eq!(s.snapshot().resent, 1);
         // An older or the same epoch changes nothing.
@@ -403,9 +392,8 @@ mod tests {
         let mut rx = s.admit(texts(1), t, t + LONG).unwrap();
         let (seq, epoch) = s.take_ready(t, 4).unwrap();
         s.take_output(output(seq, epoch, 1), RUN + 1, t);
-        s.take_output(output(seq + 5, epoch, 1), RUN, t);
         assert_eq!(got(&mut rx[0]), None);
-        assert_eq!(s.dropped(), (0, 0, 2));
+        assert_eq!(s.dropped(), (0, 0, 1));
     }
 
     #[test]

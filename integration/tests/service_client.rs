@@ -286,18 +286,18 @@ fn a_full_queue_refuses_and_a_short_deadline_expires_without_losing_accepted_ite
         queue_items: 2 * UBATCH + 1,
         ..ServiceOptions::default()
     });
-    let texts = texts(2 * UBATCH + 1);
+    let texts = texts(2 * UBATCH + 2);
     let (accepted, extra) = texts.split_at(2 * UBATCH);
     let items = |t: &[String]| t.iter().cloned().map(Item::Text).collect::<Vec<_>>();
     let first = client.submit(items(accepted), None).unwrap();
-    let short = client
-        .submit(items(extra), Some(Duration::from_millis(1)))
-        .unwrap();
-    // The queue is full now: the next request is refused whole, with a time to retry.
+    // One place is left: a request of two is refused whole, with a time to retry.
     match client.submit(items(extra), None) {
         Err(SubmitError::Full { retry_after }) => assert!(retry_after > Duration::ZERO),
         other => panic!("expected a full queue, got {other:?}"),
     }
+    let short = client
+        .submit(items(&extra[..1]), Some(Duration::from_millis(1)))
+        .unwrap();
     assert_eq!(short.wait(), vec![Err(ItemError::Deadline)]);
     let mut results = first.wait();
     // Room again: the refused request goes through when retried.
