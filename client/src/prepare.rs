@@ -186,6 +186,67 @@ fn check_pixels(want: &[usize; 3], shape: &[usize], values: &[f32]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::read_config;
+    use crate::options::ServiceOptions;
+
+    /// MiniLM's preparer, at most `max_tokens` tokens an item.
+    fn minilm(max_tokens: usize) -> Preparer {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/minilm");
+        assert!(
+            dir.join("tokenizer.json").exists(),
+            "MiniLM is missing from {}: run scripts/setup",
+            dir.display()
+        );
+        let config = read_config(&dir).unwrap();
+        let info = ModelInfo::read(&dir, &ServiceOptions::default(), max_tokens).unwrap();
+        Preparer::new(&dir, &config, &info).unwrap()
+    }
+
+    fn reason(e: SubmitError) -> (usize, String) {
+        match e {
+            SubmitError::BadItem { index, reason } => (index, reason),
+            other => panic!("expected a bad item, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn texts_are_tokenized_with_special_tokens_and_a_long_one_is_refused_by_index() {
+        let p = minilm(8);
+        let ok = p
+            .prepare(vec![
+                Item::Text("hello world".into()),
+                Item::Tokens(vec![101, 102]),
+            ])
+            .unwrap();
+        assert_eq!(ok[0], Input::Tokens(vec![101, 7592, 2088, 102]));
+        assert_eq!(ok[1].tokens(), 2);
+        let long = Item::Text("one two three four five six seven eight nine".into());
+        let (index, why) = reason(
+            p.prepare(vec![Item::Text("fine".into()), long])
+                .unwrap_err(),
+        );
+        assert_eq!(index, 1);
+        assert!(why.contains("at most 8"), "{why}");
+    }
+
+    #[test]
+    fn a_text_model_refuses_images_tensors_foreign_ids_and_empty_requests() {
+        let p = minilm(128);
+        let (_, why) = reason(p.prepare(vec![Item::Image(vec![1, 2, 3])]).unwrap_err());
+        assert!(why.contains("takes text"), "{why}");
+        let tensor = Item::Tensor {
+            shape: vec![1],
+            values: vec![0.0],
+        };
+        assert!(p.prepare(vec![tensor]).is_err());
+        let (_, why) = reason(
+            p.prepare(vec![Item::Tokens(vec![101, 1 << 40])])
+                .unwrap_err(),
+        );
+        assert!(why.contains("outside the vocabulary 0..30522"), "{why}");
+        let (index, _) = reason(p.prepare(vec![]).unwrap_err());
+        assert_eq!(index, 0);
+    }
 
     #[test]
     fn token_ids_outside_the_vocabulary_are_named() {
