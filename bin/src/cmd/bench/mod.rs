@@ -4,6 +4,7 @@ pub mod adaptive;
 pub mod codec;
 pub mod pipeline;
 pub mod planner;
+pub mod serve;
 pub mod shard;
 
 use anyhow::Result;
@@ -26,6 +27,9 @@ pub enum Bench {
     /// target, mean bitwidth against an oracle): a 3-stage MiniLM fleet on network-namespace
     /// links shaped by the trace (needs root), or `--simulate`, the link simulation (no root).
     Adaptive(adaptive::Args),
+    /// The fleet as a service: 1, 8, 64 concurrent HTTP clients sending single texts to a
+    /// gateway, against the same pipeline driven by the batch client in the same run.
+    Serve(serve::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -35,5 +39,6 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Planner(args) => planner::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Adaptive(args) => adaptive::run(args),
+        Bench::Serve(args) => serve::run(args),
     }
 }
