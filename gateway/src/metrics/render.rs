@@ -155,8 +155,13 @@ fn register_links(registry: &mut Registry, nodes: &[NodeStats]) {
     let mbps = FloatGauges::default();
     let bits = FloatGauges::default();
     for n in nodes {
-        // Links a node sent on: their bandwidth is measured from the receiver's acknowledgements.
-        for link in n.links.iter().filter(|l| l.messages > 0 && l.put_s > 0.0) {
+        // Links a node sent activations on (into a stage; its own input is listed too, with
+        // what arrived and no send time); acknowledgements and results have no bandwidth.
+        for link in n
+            .links
+            .iter()
+            .filter(|l| l.messages > 0 && l.put_s > 0.0 && is_stage_input(&l.to))
+        {
             let l = labels(&[("node", n.node.clone()), ("to", link.to.clone())]);
             mbps.get_or_create(&l).set(link.mbps);
             bits.get_or_create(&l).set(link.bits_mean);
@@ -172,6 +177,15 @@ fn register_links(registry: &mut Registry, nodes: &[NodeStats]) {
         "Mean bitwidth of the activations sent on each link",
         bits,
     );
+}
+
+/// Whether `key` is a stage's input (`qp/<fleet>/stage/<n>/in`, [`quantpipe_messages::Keys::stage_in`]).
+fn is_stage_input(key: &str) -> bool {
+    let mut parts = key.rsplit('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("in"), Some(n), Some("stage")) if n.parse::<u32>().is_ok()
+    )
 }
 
 fn register_client(registry: &mut Registry, c: &ClientFigures) {
@@ -297,6 +311,14 @@ mod tests {
     }
 
     #[test]
+    fn only_stage_inputs_are_activation_links() {
+        assert!(is_stage_input("qp/f/stage/1/in"));
+        assert!(!is_stage_input("qp/f/stage/0/ack"));
+        assert!(!is_stage_input("qp/f/result/gateway"));
+        assert!(!is_stage_input("qp/f/stage/x/in"));
+    }
+
+    #[test]
     fn requests_are_counted_by_api_and_status_with_a_histogram() {
         let r = RequestMetrics::default();
         r.observe("embeddings", 200, Duration::from_millis(3));
@@ -313,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn stage_rates_appear_only_once_measured_and_links_only_where_sent() {
+    fn stage_rates_appear_only_once_measured_and_links_only_where_activations_went() {
         let fleet = FleetFigures {
             stages: vec![StageFigures {
                 node: "a".into(),
@@ -339,6 +361,12 @@ mod tests {
                         messages: 3,
                         ..LinkStats::default()
                     },
+                    LinkStats {
+                        to: "qp/f/stage/0/ack".into(),
+                        messages: 3,
+                        put_s: 0.01,
+                        ..LinkStats::default()
+                    },
                 ],
                 ..NodeStats::default()
             }],
@@ -357,6 +385,6 @@ mod tests {
             text.contains(r#"quantpipe_link_bandwidth_mbps{node="a",to="qp/f/stage/1/in"} 900"#),
             "{text}"
         );
-        assert!(!text.contains("stage/0/in"), "{text}");
+        assert!(!text.contains("stage/0/"), "{text}");
     }
 }

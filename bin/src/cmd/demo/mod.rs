@@ -12,6 +12,7 @@ mod devices;
 mod figures;
 mod fleet;
 mod local;
+mod serve;
 mod summary;
 
 use crate::eval::metrics::nearest_neighbour;
@@ -65,6 +66,10 @@ pub struct Args {
     /// Print the JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Instead of the measured run, keep the fleet up behind an HTTP gateway on this port
+    /// (OpenAI embeddings, Open Inference Protocol, /metrics) until Ctrl-C.
+    #[arg(long, value_name = "PORT")]
+    serve: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +103,9 @@ const METRICS_WINDOW_S: f64 = 1.0;
 pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
     let model_dir = model_dir(&args.model_dir)?;
     let out = output_dir(&args.out)?;
+    if let Some(port) = args.serve {
+        return serve_fleet(&args, &model_dir, &out, port, log_format);
+    }
     let data = Dataset::load(&args.bbc, args.limit, args.train_limit)?;
 
     // Reference embeddings, the single-device fp32 baseline and the profiles, on this process.
@@ -143,6 +151,26 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
         started.metrics_files,
     );
     write_report(&demo, &out, args.json)
+}
+
+/// `--serve PORT`: the demo fleet (profiled here as for the measured run) behind a gateway.
+fn serve_fleet(
+    args: &Args,
+    model_dir: &Path,
+    out: &Path,
+    port: u16,
+    log_format: LogFormat,
+) -> Result<()> {
+    let source = ModelSource::open_dir(model_dir)?;
+    let profiles = local::measure_profiles(&source, args.ubatch, out)?;
+    let fleet = DemoFleet {
+        name: format!("demo{}", std::process::id()),
+        model_dir,
+        out,
+        leader_port: args.base_port,
+    };
+    let started = fleet.start(args, &profiles, log_format)?;
+    serve::serve(&fleet, started.nodes, port)
 }
 
 /// The model folder, canonical, once it holds a model.
