@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
+/// Environment variables that override `[gateway]` keys: `QUANTPIPE_GATEWAY__LISTEN`, ...
+const ENV_PREFIX: &str = "QUANTPIPE_GATEWAY__";
+
 /// The gateway's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,11 +63,41 @@ impl GatewayConfig {
         Ok(file.gateway)
     }
 
-    /// The `[gateway]` section of the settings file at `path`.
+    /// The `[gateway]` section of the settings file at `path`, with `QUANTPIPE_GATEWAY__*`
+    /// environment overrides applied (as `Settings::load` applies `QUANTPIPE_*` to the rest).
     pub fn load(path: &Path) -> Result<GatewayConfig> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        GatewayConfig::parse(&text).with_context(|| format!("config {}", path.display()))
+        let env = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX));
+        GatewayConfig::parse_with_env(&text, env)
+            .with_context(|| format!("config {}", path.display()))
+    }
+
+    /// The `[gateway]` section of TOML `text` with overrides from `env`
+    /// (`QUANTPIPE_GATEWAY__KEY` = value: a number when it parses as one, else a string).
+    pub fn parse_with_env(
+        text: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<GatewayConfig> {
+        let mut file: toml::Table = toml::from_str(text).context("the settings file")?;
+        let section = file
+            .entry("gateway")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section) = section.as_table_mut() else {
+            bail!("gateway must be a section ([gateway])");
+        };
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let value = value
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .or_else(|_| value.parse::<f64>().map(toml::Value::Float))
+                .unwrap_or(toml::Value::String(value));
+            section.insert(name.to_ascii_lowercase(), value);
+        }
+        GatewayConfig::parse(&toml::to_string(&file)?)
     }
 
     /// Fails naming the first setting that cannot work.
@@ -137,6 +170,31 @@ mod tests {
     fn a_listen_address_that_is_no_socket_address_is_refused() {
         let err = GatewayConfig::parse("[gateway]\nlisten = \"localhost\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("gateway.listen"), "{err:#}");
+    }
+
+    #[test]
+    fn environment_overrides_replace_keys_of_the_section() {
+        let env = [
+            (
+                "QUANTPIPE_GATEWAY__LISTEN".to_string(),
+                "0.0.0.0:9100".to_string(),
+            ),
+            (
+                "QUANTPIPE_GATEWAY__QUEUE_ITEMS".to_string(),
+                "8".to_string(),
+            ),
+            (
+                "QUANTPIPE_GATEWAY__MAX_DELAY_MS".to_string(),
+                "2.5".to_string(),
+            ),
+        ];
+        let text = "fleet = \"f\"\n[gateway]\nqueue_items = 3\n";
+        let c = GatewayConfig::parse_with_env(text, env.into_iter()).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9100");
+        assert_eq!(c.queue_items, 8);
+        assert_eq!(c.max_delay_ms, 2.5);
+        let misspelt = [("QUANTPIPE_GATEWAY__QUEUE".to_string(), "8".to_string())];
+        assert!(GatewayConfig::parse_with_env("", misspelt.into_iter()).is_err());
     }
 
     #[test]
