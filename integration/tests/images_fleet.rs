@@ -8,7 +8,9 @@ use flate2::read::GzDecoder;
 use quantpipe_actors::runtime::config::{Role, Settings};
 use quantpipe_integration::{quantpipe_bin, read_outputs, repo_root, write_loopback_client};
 use quantpipe_launcher::config_file::{self, loopback_peer};
-use quantpipe_launcher::{free_ports, ClientRun, Fleet, Launch, Place, Procs};
+use quantpipe_launcher::{
+    free_ports, write_uniform_profile, ClientRun, Fleet, Launch, Place, Procs,
+};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,25 +63,6 @@ fn write_idx_images_as_png(images: &Path, n: usize, dir: &Path) {
     }
 }
 
-/// Writes a profile in which all `units` cost the same: the nodes skip measuring, and the
-/// forced plans below do not use it.
-fn write_uniform_profile(path: &Path, units: usize, ubatch: usize) {
-    let units: Vec<String> = (1..=units)
-        .map(|u| {
-            format!(
-                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
-                 \"output_elements\":1}}"
-            )
-        })
-        .collect();
-    let profile = format!(
-        "{{\"model\":\"m\",\"ubatch\":{ubatch},\"threads\":1,\"input_elements\":1,\
-         \"units\":[{}]}}",
-        units.join(",")
-    );
-    std::fs::write(path, profile).unwrap();
-}
-
 /// Starts a leader and one single-threaded device node per forced stage, on loopback, the
 /// leader planning microbatches of `ubatch` at 32 bits; answers the client's settings file.
 fn start_fleet(
@@ -91,7 +74,7 @@ fn start_fleet(
 ) -> PathBuf {
     let units = stages.last().unwrap().1[1];
     let profile = dir.join("profile.json");
-    write_uniform_profile(&profile, units, ubatch);
+    write_uniform_profile(&profile, "m", units, ubatch, 1).unwrap();
     let ports = free_ports(stages.len() + 2).unwrap();
     let fleet = format!("img{}{}", stages.len(), std::process::id());
     let mut leader = loopback_peer(&fleet, "leader", Role::Leader, model, ports[0], None);

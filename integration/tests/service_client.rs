@@ -11,7 +11,7 @@ use quantpipe_client::{
 };
 use quantpipe_integration::{minilm_dir, quantpipe_bin, repo_root, single_process_outputs};
 use quantpipe_launcher::minilm::long_texts;
-use quantpipe_launcher::{config_file, free_ports, Fleet, Place};
+use quantpipe_launcher::{config_file, free_ports, write_uniform_profile, Fleet, Place};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ impl ServiceFleet {
         let dir = tempfile::tempdir().unwrap();
         // Equal profiles: the planner spreads the units over every device.
         let profile = dir.path().join("profile.json");
-        write_uniform_profile(&profile, units);
+        write_uniform_profile(&profile, "m", units, UBATCH, 1).unwrap();
         let mut f = ServiceFleet {
             nodes: Fleet::new(&bin, dir.path()),
             bin,
@@ -134,24 +134,6 @@ impl ServiceFleet {
         let (bin, model) = (self.bin.clone(), self.model.clone());
         single_process_outputs(self.nodes.procs(), "infer", &bin, &model, input, 1)
     }
-}
-
-/// A profile in which all `units` cost the same (the nodes skip measuring).
-fn write_uniform_profile(path: &Path, units: usize) {
-    let units: Vec<String> = (1..=units)
-        .map(|u| {
-            format!(
-                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
-                 \"output_elements\":1}}"
-            )
-        })
-        .collect();
-    let profile = format!(
-        "{{\"model\":\"m\",\"ubatch\":{UBATCH},\"threads\":1,\"input_elements\":1,\
-         \"units\":[{}]}}",
-        units.join(",")
-    );
-    std::fs::write(path, profile).unwrap();
 }
 
 /// `n` texts of 4 to 33 words, so that microbatches hold items of different lengths.

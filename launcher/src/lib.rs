@@ -22,8 +22,10 @@ pub mod netns;
 pub mod privilege;
 mod procs;
 pub mod trace_fleet;
+mod uniform_profile;
 
 pub use client_run::ClientRun;
 pub use endpoints::{free_ports, loopback};
 pub use fleet::{Fleet, Place};
 pub use procs::{Launch, Procs};
+pub use uniform_profile::write_uniform_profile;

@@ -1,6 +1,6 @@
 //! MiniLM workloads of launched fleets: long text items and a uniform profile.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// `n` text items of at least `min_words` words each (long enough that a 128-token tokenizer
@@ -53,20 +53,7 @@ pub fn long_texts(n: usize, min_words: usize) -> Vec<String> {
 /// Writes a MiniLM profile (`device.profile_file`) in which all 24 units cost the same, so the
 /// nodes skip measuring and the planner, when it is used, spreads units evenly by count.
 pub fn write_uniform_profile(path: &Path, ubatch: usize) -> Result<()> {
-    let units: Vec<String> = (1..=24)
-        .map(|u| {
-            format!(
-                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
-                 \"output_elements\":1}}"
-            )
-        })
-        .collect();
-    let profile = format!(
-        "{{\"model\":\"minilm\",\"ubatch\":{ubatch},\"threads\":1,\"input_elements\":128,\
-         \"units\":[{}]}}",
-        units.join(",")
-    );
-    std::fs::write(path, profile).with_context(|| format!("writing {}", path.display()))
+    crate::uniform_profile::write_uniform_profile(path, "minilm", 24, ubatch, 128)
 }
 
 #[cfg(test)]

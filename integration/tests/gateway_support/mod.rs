@@ -8,9 +8,9 @@ use quantpipe_actors::runtime::config::{Role, Settings};
 use quantpipe_actors::runtime::timeline::query_stats;
 use quantpipe_integration::{peer_session, quantpipe_bin, repo_root};
 use quantpipe_launcher::config_file::{self, loopback_peer};
-use quantpipe_launcher::{free_ports, Fleet, Launch, Place};
+use quantpipe_launcher::{free_ports, write_uniform_profile, Fleet, Launch, Place};
 use quantpipe_messages::Keys;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How the test fleet is made.
@@ -40,25 +40,6 @@ pub struct GatewayFleet {
     pub dir: tempfile::TempDir,
 }
 
-/// Writes a profile in which all `units` cost the same: the nodes skip measuring and the
-/// planner spreads units evenly by count.
-fn write_uniform_profile(path: &Path, units: usize, ubatch: usize) {
-    let units: Vec<String> = (1..=units)
-        .map(|u| {
-            format!(
-                "{{\"unit\":{u},\"time_s\":0.01,\"parameters\":1,\"weight_bytes\":4,\
-                 \"output_elements\":1}}"
-            )
-        })
-        .collect();
-    let profile = format!(
-        "{{\"model\":\"m\",\"ubatch\":{ubatch},\"threads\":1,\"input_elements\":1,\
-         \"units\":[{}]}}",
-        units.join(",")
-    );
-    std::fs::write(path, profile).unwrap();
-}
-
 impl GatewayFleet {
     /// Starts the fleet of `shape` and its gateway, and waits until the gateway is ready.
     pub fn start(shape: Shape) -> GatewayFleet {
@@ -67,7 +48,7 @@ impl GatewayFleet {
         let ports = free_ports(shape.devices + 3).unwrap();
         let fleet = format!("{}{}", shape.tag, std::process::id());
         let profile = dir.path().join("profile.json");
-        write_uniform_profile(&profile, shape.units, shape.ubatch);
+        write_uniform_profile(&profile, "m", shape.units, shape.ubatch, 1).unwrap();
         let names: Vec<String> = (0..shape.devices).map(|i| format!("d{i}")).collect();
         let mut nodes = Fleet::new(&bin, dir.path());
         let mut leader =
