@@ -112,6 +112,34 @@ pub fn single_process_outputs(
     input: &Path,
     ubatch: usize,
 ) -> Vec<Vec<f32>> {
+    let out = single_process_report(procs, log_name, bin, model, input, ubatch, 120);
+    serde_json::from_value(out["outputs"].clone()).expect("infer --json outputs")
+}
+
+/// Top-1 labels of single-process `quantpipe infer` (one thread) over the images `input` (a
+/// file or a folder) in microbatches of `ubatch`.
+pub fn single_process_labels(
+    procs: &mut Procs,
+    log_name: &str,
+    bin: &Path,
+    model: &Path,
+    input: &Path,
+    ubatch: usize,
+) -> Vec<usize> {
+    let out = single_process_report(procs, log_name, bin, model, input, ubatch, 180);
+    serde_json::from_value(out["top1"].clone()).expect("infer --json top1")
+}
+
+/// The `--json` report of `quantpipe infer` (one thread) over `input`, given `limit_s` seconds.
+fn single_process_report(
+    procs: &mut Procs,
+    log_name: &str,
+    bin: &Path,
+    model: &Path,
+    input: &Path,
+    ubatch: usize,
+    limit_s: u64,
+) -> serde_json::Value {
     let out = procs
         .run_to_end(
             log_name,
@@ -128,11 +156,10 @@ pub fn single_process_outputs(
                 "1",
                 "--json",
             ],
-            Duration::from_secs(120),
+            Duration::from_secs(limit_s),
         )
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
-    serde_json::from_value(out["outputs"].clone()).expect("infer --json outputs")
+    serde_json::from_str(out.trim()).expect("infer --json output")
 }
 
 /// Panics naming the first row of `pipeline` that differs from `single` in any bit.

@@ -8,10 +8,9 @@ mod gateway_support;
 
 use flate2::read::GzDecoder;
 use gateway_support::{GatewayFleet, Shape};
-use quantpipe_integration::{minilm_dir, repo_root, single_process_outputs};
+use quantpipe_integration::{minilm_dir, repo_root, single_process_labels, single_process_outputs};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const TEXTS: [&str; 5] = [
     "The central bank raised interest rates again.",
@@ -89,32 +88,6 @@ fn write_fashion_mnist_pngs(n: usize, dir: &Path) {
     }
 }
 
-/// Labels of single-process `quantpipe infer` over the PNGs of `images`, in name order.
-fn single_process_labels(f: &GatewayFleet, images: &Path) -> Vec<usize> {
-    let mut procs = quantpipe_launcher::Procs::new(f.dir.path());
-    let out = procs
-        .run_to_end(
-            "infer",
-            &f.bin,
-            &[
-                "infer",
-                "--model-dir",
-                f.model.to_str().unwrap(),
-                "--input",
-                images.to_str().unwrap(),
-                "--ubatch",
-                "8",
-                "--threads",
-                "1",
-                "--json",
-            ],
-            Duration::from_secs(180),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
-    serde_json::from_value(out["top1"].clone()).expect("infer --json top1")
-}
-
 #[test]
 fn tritonclient_classifies_fashion_mnist_pngs_with_the_labels_of_single_process_inference() {
     let f = GatewayFleet::start(Shape {
@@ -128,7 +101,8 @@ fn tritonclient_classifies_fashion_mnist_pngs_with_the_labels_of_single_process_
     });
     let images = f.path("pngs");
     write_fashion_mnist_pngs(32, &images);
-    let single = single_process_labels(&f, &images);
+    let mut procs = quantpipe_launcher::Procs::new(f.dir.path());
+    let single = single_process_labels(&mut procs, "infer", &f.bin, &f.model, &images, 8);
     let expected = f.path("expected.json");
     std::fs::write(&expected, serde_json::to_string(&single).unwrap()).unwrap();
     let url = f.url.trim_start_matches("http://").to_owned();

@@ -6,7 +6,9 @@
 
 use flate2::read::GzDecoder;
 use quantpipe_actors::runtime::config::{Role, Settings};
-use quantpipe_integration::{quantpipe_bin, read_outputs, repo_root, write_loopback_client};
+use quantpipe_integration::{
+    quantpipe_bin, read_outputs, repo_root, single_process_labels, write_loopback_client,
+};
 use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::{
     free_ports, write_uniform_profile, ClientRun, Fleet, Launch, Place, Procs,
@@ -125,39 +127,6 @@ fn run_labels(
     (report, labels)
 }
 
-/// Labels single-process `quantpipe infer` (one thread, microbatches of `ubatch`) gives the
-/// images of the folder `images`, in file-name order.
-fn infer_labels(
-    procs: &mut Procs,
-    bin: &Path,
-    model: &Path,
-    images: &Path,
-    ubatch: usize,
-) -> Vec<usize> {
-    let log = format!("infer-{}", images.file_name().unwrap().to_string_lossy());
-    let out = procs
-        .run_to_end(
-            &log,
-            bin,
-            &[
-                "infer",
-                "--model-dir",
-                model.to_str().unwrap(),
-                "--input",
-                images.to_str().unwrap(),
-                "--ubatch",
-                &ubatch.to_string(),
-                "--threads",
-                "1",
-                "--json",
-            ],
-            Duration::from_secs(180),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let out: serde_json::Value = serde_json::from_str(out.trim()).expect("infer --json output");
-    serde_json::from_value(out["top1"].clone()).expect("infer --json top1")
-}
-
 fn argmax(row: &[f32]) -> usize {
     (0..row.len())
         .max_by(|&a, &b| row[a].total_cmp(&row[b]))
@@ -194,7 +163,7 @@ fn fashion_mnist_vit_over_three_nodes_labels_test_images_as_single_process_infer
     let (report, fleet) = run_labels(procs, &bin, &client, &images, &["--limit", &limit]);
     assert_eq!(report["items"], FASHION_ITEMS);
     assert_eq!(report["plan"]["stages"].as_array().unwrap().len(), 3);
-    let single = infer_labels(procs, &bin, &model, &pngs, 16);
+    let single = single_process_labels(procs, "infer-pngs", &bin, &model, &pngs, 16);
     assert_same_labels(&fleet, &single);
     // The labels come from the data set's labels file; the model scores 88% on the whole
     // test split.
@@ -253,8 +222,15 @@ fn deit_over_two_nodes_labels_class_folders_of_pngs_as_single_process_inference(
     assert_eq!(report["items"], 8);
     assert_eq!(report["plan"]["stages"].as_array().unwrap().len(), 2);
     // infer reads one folder at a time: the class folders in the order the run read them.
-    let mut single = infer_labels(procs, &bin, &model, &images.join("3"), 4);
-    single.extend(infer_labels(procs, &bin, &model, &images.join("7"), 4));
+    let mut single = single_process_labels(procs, "infer-3", &bin, &model, &images.join("3"), 4);
+    single.extend(single_process_labels(
+        procs,
+        "infer-7",
+        &bin,
+        &model,
+        &images.join("7"),
+        4,
+    ));
     assert_same_labels(&fleet, &single);
     // Seeded random weights label at chance; what matters is that labels were known.
     let expected: Vec<usize> = [3, 3, 3, 3, 7, 7, 7, 7].to_vec();
