@@ -431,7 +431,7 @@ pub fn ds_aciq_with_outliers(
     if per == 0 {
         return Ok(plan);
     }
-    let (channels, max_outliers) = if channels > 0 && per % channels == 0 {
+    let (channels, max_outliers) = if channels > 0 && per.is_multiple_of(channels) {
         (channels, max_outliers)
     } else {
         (per, 0)
