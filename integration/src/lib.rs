@@ -70,6 +70,17 @@ pub fn minilm_dir() -> PathBuf {
     model
 }
 
+/// The Fashion-MNIST ViT `scripts/setup` trains; panics naming the fix when it is missing.
+pub fn fmnist_vit_dir() -> PathBuf {
+    let model = repo_root().join("data/fmnist-vit");
+    assert!(
+        model.join("model.safetensors").exists(),
+        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
+        model.display()
+    );
+    model
+}
+
 /// A zenoh peer session of the test itself (a client, or a hostile peer) connected to the node
 /// listening on loopback `port`, with multicast scouting off.
 pub fn peer_session(port: u16) -> zenoh::Session {

@@ -8,9 +8,11 @@ mod gateway_support;
 
 use flate2::read::GzDecoder;
 use gateway_support::{GatewayFleet, Shape};
-use quantpipe_integration::{minilm_dir, repo_root, single_process_labels, single_process_outputs};
+use quantpipe_integration::{
+    fmnist_vit_dir, minilm_dir, single_process_labels, single_process_outputs,
+};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TEXTS: [&str; 5] = [
     "The central bank raised interest rates again.",
@@ -47,17 +49,6 @@ fn openai_client_embeddings_equal_single_process_inference_and_prometheus_client
         ],
     );
     f.python("prometheus_metrics.py", &[&f.url, "2", "minilm"]);
-}
-
-/// The ViT `scripts/setup` trains; panics naming the fix when it is missing.
-fn fmnist_vit_dir() -> PathBuf {
-    let model = repo_root().join("data/fmnist-vit");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
-        model.display()
-    );
-    model
 }
 
 /// Writes the first `n` test images of Fashion-MNIST (the Debian package's IDX file) as

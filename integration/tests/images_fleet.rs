@@ -7,7 +7,7 @@
 use flate2::read::GzDecoder;
 use quantpipe_actors::runtime::config::{Role, Settings};
 use quantpipe_integration::{
-    quantpipe_bin, read_outputs, repo_root, single_process_labels, write_loopback_client,
+    fmnist_vit_dir, quantpipe_bin, read_outputs, single_process_labels, write_loopback_client,
 };
 use quantpipe_launcher::config_file::{self, loopback_peer};
 use quantpipe_launcher::{
@@ -21,17 +21,6 @@ use std::time::Duration;
 const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 /// Test images of the Fashion-MNIST run.
 const FASHION_ITEMS: usize = 300;
-
-/// The Fashion-MNIST ViT `scripts/setup` trains; panics naming the fix when it is missing.
-fn fmnist_vit_dir() -> PathBuf {
-    let model = repo_root().join("data/fmnist-vit");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
-        model.display()
-    );
-    model
-}
 
 /// The Fashion-MNIST test images file; panics naming the package when it is missing.
 fn fashion_mnist_test_images() -> PathBuf {

@@ -9,7 +9,7 @@ use quantpipe_actors::runtime::config::{DeviceSettings, Role, Settings};
 use quantpipe_client::{
     FleetClient, InputKind, Item, ItemError, ItemResult, ServiceOptions, SubmitError, Task,
 };
-use quantpipe_integration::{minilm_dir, quantpipe_bin, repo_root, single_process_outputs};
+use quantpipe_integration::{fmnist_vit_dir, minilm_dir, quantpipe_bin, single_process_outputs};
 use quantpipe_launcher::minilm::long_texts;
 use quantpipe_launcher::{config_file, free_ports, write_uniform_profile, Fleet, Place};
 use std::path::{Path, PathBuf};
@@ -309,12 +309,7 @@ fn grey_pngs(n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn encoded_images_from_several_threads_are_classified_as_single_process_inference() {
-    let model = repo_root().join("data/fmnist-vit");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
-        model.display()
-    );
+    let model = fmnist_vit_dir();
     let stages = [("a", Some([1, 8])), ("b", Some([9, 16]))];
     let mut f = ServiceFleet::start_model("svcimg", model, 16, &stages, 1.0);
     let client = f.client(ServiceOptions::default());

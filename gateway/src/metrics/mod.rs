@@ -6,5 +6,5 @@ pub mod requests;
 pub mod route;
 
 pub use rates::{RateTracker, StageFigures};
-pub use render::{render, ClientFigures, FleetFigures};
+pub use render::{render, FleetFigures};
 pub use requests::RequestMetrics;

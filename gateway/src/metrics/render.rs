@@ -8,6 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use quantpipe_client::ServiceSnapshot;
 use quantpipe_messages::{NodeStats, PlanInfo};
 use std::sync::atomic::AtomicU64;
 
@@ -15,24 +16,11 @@ type Labels = Vec<(String, String)>;
 type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
 type Counters = Family<Labels, Counter>;
 
-/// What the fleet client reports at a scrape (its `ServiceSnapshot`, as plain figures).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClientFigures {
-    pub queued_items: usize,
-    pub in_flight_microbatches: usize,
-    pub items_answered: u64,
-    pub microbatches_sent: u64,
-    pub mean_fill: f64,
-    pub resent: u64,
-    pub refused_full: u64,
-    pub expired: u64,
-}
-
 /// Everything one scrape shows beside the request metrics.
 #[derive(Debug, Clone, Default)]
 pub struct FleetFigures {
-    pub plan: Option<PlanInfo>,
-    pub client: ClientFigures,
+    /// The fleet client's figures, the plan it sends under among them.
+    pub client: ServiceSnapshot,
     pub stages: Vec<StageFigures>,
     /// Each node's stats as reported (for its links).
     pub nodes: Vec<NodeStats>,
@@ -188,7 +176,7 @@ fn is_stage_input(key: &str) -> bool {
     )
 }
 
-fn register_client(registry: &mut Registry, c: &ClientFigures) {
+fn register_client(registry: &mut Registry, c: &ServiceSnapshot) {
     gauge(
         registry,
         "quantpipe_queue_items",
@@ -242,7 +230,7 @@ fn register_client(registry: &mut Registry, c: &ClientFigures) {
 /// The text exposition of one scrape.
 pub fn render(requests: &RequestMetrics, fleet: &FleetFigures) -> String {
     let mut registry = Registry::default();
-    if let Some(plan) = &fleet.plan {
+    if let Some(plan) = &fleet.client.plan {
         register_plan(&mut registry, plan);
     }
     register_stages(&mut registry, &fleet.stages);
@@ -292,7 +280,10 @@ mod tests {
     #[test]
     fn the_plan_shows_units_per_stage_and_bits_per_link() {
         let fleet = FleetFigures {
-            plan: Some(plan()),
+            client: ServiceSnapshot {
+                plan: Some(plan()),
+                ..ServiceSnapshot::default()
+            },
             ..FleetFigures::default()
         };
         let text = render(&RequestMetrics::default(), &fleet);

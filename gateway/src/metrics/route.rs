@@ -1,9 +1,8 @@
 //! `GET /metrics`: one scrape, from the client's snapshot and every stage's stats.
 
-use super::{render, ClientFigures, FleetFigures};
+use super::{render, FleetFigures};
 use crate::state::Gateway;
 use actix_web::{web, HttpResponse};
-use quantpipe_client::ServiceSnapshot;
 use std::time::{Duration, Instant};
 
 /// How long a scrape waits for each stage's stats.
@@ -13,19 +12,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(scrape));
 }
 
-fn client_figures(s: &ServiceSnapshot) -> ClientFigures {
-    ClientFigures {
-        queued_items: s.queued_items,
-        in_flight_microbatches: s.in_flight_microbatches,
-        items_answered: s.items_answered,
-        microbatches_sent: s.microbatches_sent,
-        mean_fill: s.mean_fill,
-        resent: s.resent,
-        refused_full: s.refused_full,
-        expired: s.expired,
-    }
-}
-
 async fn scrape(gateway: web::Data<Gateway>) -> HttpResponse {
     let started = Instant::now();
     let client = gateway.client.clone();
@@ -33,15 +19,13 @@ async fn scrape(gateway: web::Data<Gateway>) -> HttpResponse {
     let nodes = web::block(move || client.node_stats(STATS_LIMIT))
         .await
         .unwrap_or_default();
-    let snapshot = gateway.client.snapshot();
     let stages = gateway
         .rates
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .update(Instant::now(), nodes.clone());
     let fleet = FleetFigures {
-        plan: snapshot.plan.clone(),
-        client: client_figures(&snapshot),
+        client: gateway.client.snapshot(),
         stages,
         nodes,
     };
