@@ -1,6 +1,8 @@
 //! A node's counters, as its stats queryable answers them: work done, messages dropped by
 //! cause, and per link what was sent and how fast.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A node's counters, answered on [`Keys::stats`](crate::Keys::stats).
@@ -27,6 +29,13 @@ pub struct NodeStats {
     pub dropped_stale_epoch: u64,
     pub dropped_wrong_stage: u64,
     pub failed: u64,
+    /// Messages refused at admission, by reason (`token-out-of-range`, `wrong-shape`,
+    /// `too-large`, ...): what a sender got wrong, whoever it was.
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
+    /// Worker threads restarted after a panic.
+    #[serde(default)]
+    pub worker_restarts: u64,
     /// Per destination key: what was sent and the link's measured bandwidth; per source key:
     /// what arrived.
     pub links: Vec<LinkStats>,
@@ -56,6 +65,16 @@ impl NodeStats {
                 .dropped_wrong_stage
                 .saturating_sub(earlier.dropped_wrong_stage),
             failed: self.failed.saturating_sub(earlier.failed),
+            refused: self
+                .refused
+                .iter()
+                .map(|(reason, &n)| {
+                    let before = earlier.refused.get(reason).copied().unwrap_or(0);
+                    (reason.clone(), n.saturating_sub(before))
+                })
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+            worker_restarts: self.worker_restarts.saturating_sub(earlier.worker_restarts),
             ..self.clone()
         }
     }
@@ -111,5 +130,41 @@ mod tests {
         assert!((d.busy_forward_s - 5.0).abs() < 1e-12);
         assert!((d.forward_cpu_s - 4.5).abs() < 1e-12);
         assert!((d.process_cpu_s - 5.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn refusals_and_restarts_since_an_earlier_snapshot_hold_what_was_added_in_between() {
+        let earlier = NodeStats {
+            refused: BTreeMap::from([("too-large".into(), 2), ("wrong-shape".into(), 1)]),
+            worker_restarts: 1,
+            ..Default::default()
+        };
+        let later = NodeStats {
+            refused: BTreeMap::from([
+                ("too-large".into(), 2),
+                ("wrong-shape".into(), 4),
+                ("token-out-of-range".into(), 3),
+            ]),
+            worker_restarts: 3,
+            ..Default::default()
+        };
+        let d = later.since(&earlier);
+        assert_eq!(
+            d.refused,
+            BTreeMap::from([("token-out-of-range".into(), 3), ("wrong-shape".into(), 3)])
+        );
+        assert_eq!(d.worker_restarts, 2);
+    }
+
+    #[test]
+    fn stats_from_a_node_without_refusal_counters_read_as_none_refused() {
+        let old = NodeStats::default();
+        let mut json = serde_json::to_value(&old).unwrap();
+        let map = json.as_object_mut().unwrap();
+        map.remove("refused");
+        map.remove("worker_restarts");
+        let read: NodeStats = serde_json::from_value(json).unwrap();
+        assert!(read.refused.is_empty());
+        assert_eq!(read.worker_restarts, 0);
     }
 }
