@@ -19,6 +19,9 @@
 //! - Acknowledgements ([`ack`]): [`AssignAck`], [`LinkAck`].
 //! - [`Output`] ([`output`]): what the last stage returns to a client.
 //! - [`NodeStats`] and [`LinkStats`] ([`stats`]): a node's counters.
+//! - [`admission`]: what a stage checks every incoming activation against (size, kind, shape,
+//!   token ids, mask) before anything is allocated for it, and the [`admission::Refusal`] it
+//!   counts and answers otherwise.
 //! - [`oracle`]: the round-trip and no-panic promises of the decoders, as the function the fuzz
 //!   target and the property tests run on arbitrary bytes.
 //!
@@ -82,6 +85,7 @@
 
 pub mod ack;
 pub mod activation;
+pub mod admission;
 pub mod bench;
 pub mod bits;
 pub mod clip_range;

@@ -157,7 +157,10 @@ pub fn strided_runs(len: usize, max: usize) -> impl Iterator<Item = std::ops::Ra
 }
 
 fn is_prime(n: usize) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// (min, max, sum) of a non-empty slice, or the first non-finite value.
