@@ -4,12 +4,13 @@
 
 use std::process::Command;
 
-const ALGORITHM_CRATES: [&str; 5] = [
+const ALGORITHM_CRATES: [&str; 6] = [
     "quantpipe-messages",
     "quantpipe-planner",
     "quantpipe-simulator",
     "quantpipe-adaptive",
     "quantpipe-batching",
+    "quantpipe-security",
 ];
 const FORBIDDEN: [&str; 5] = ["torch-sys", "tch", "zenoh", "actix", "actix-rt"];
 
