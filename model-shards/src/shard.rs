@@ -211,6 +211,21 @@ impl Shard {
                     size[1], c.max_position_embeddings
                 ));
             }
+            // An id outside the vocabulary makes libtorch's embedding throw, which tch turns
+            // into a panic: refuse it here, naming the first one.
+            let outside = x.lt(0).logical_or(&x.ge(c.vocab_size));
+            if outside.any().int64_value(&[]) != 0 {
+                let at = outside
+                    .reshape(-1)
+                    .to_kind(Kind::Int64)
+                    .argmax(0, false)
+                    .int64_value(&[]);
+                let id = x.reshape(-1).int64_value(&[at]);
+                return Err(format!(
+                    "token id {id} outside the vocabulary 0..{}",
+                    c.vocab_size
+                ));
+            }
             Ok(size[1])
         } else {
             let want = [b, c.num_channels, c.image_size, c.image_size];

@@ -117,3 +117,38 @@ fn wrong_boundary_shapes_are_rejected_naming_the_unit() {
         "{err}"
     );
 }
+
+fn small_bert() -> quantpipe_model_shards::config::ModelConfig {
+    let json = r#"{"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 32,
+        "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
+        "vocab_size": 50, "max_position_embeddings": 32}"#;
+    quantpipe_model_shards::config::ModelConfig::from_json(json, None).unwrap()
+}
+
+fn tokens(ids: &[i64]) -> Boundary {
+    let n = ids.len() as i64;
+    Boundary::new(
+        vec![Tensor::from_slice(ids).view([1, n])],
+        Some(Tensor::ones([1, n], (Kind::Int64, tch::Device::Cpu))),
+    )
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_refused_naming_the_id() {
+    let config = small_bert();
+    let shard = Shard::load(
+        &config,
+        UnitRange::new(1, 4),
+        &SeededRandomWeights { seed: 1 },
+    )
+    .unwrap();
+    for (ids, named) in [
+        (&[1i64, 50, 2][..], "50"),
+        (&[-1, 3][..], "-1"),
+        (&[i64::MAX][..], "9223372036854775807"),
+    ] {
+        let err = shard.forward(&tokens(ids)).unwrap_err().to_string();
+        assert!(err.contains("vocabulary") && err.contains(named), "{err}");
+    }
+    assert!(shard.forward(&tokens(&[0, 49, 7])).is_ok());
+}
