@@ -187,7 +187,8 @@ fn start_stage(
         probe,
         settings.quantizer.clone(),
     )
-    .with_control_transport(control);
+    .with_control_transport(control)
+    .with_model_dir(settings.model_dir.clone());
     Ok(match metrics {
         Some(writer) => stage.with_metrics(writer, settings.metrics.window_s),
         None => stage,

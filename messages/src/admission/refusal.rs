@@ -96,7 +96,12 @@ impl From<WireError> for Refusal {
         let reason = match &e {
             WireError::TooLarge { .. } => Reason::TooLarge,
             WireError::Version { .. } => Reason::WrongVersion,
-            WireError::ForeignFleet { .. } => Reason::ForeignFleet,
+            WireError::ForeignFleet { expected, found } => {
+                return Refusal::new(
+                    Reason::ForeignFleet,
+                    format!("message of fleet `{found}` (this is fleet `{expected}`)"),
+                )
+            }
             WireError::Malformed { .. } => Reason::Malformed,
         };
         Refusal::new(reason, e.to_string())
@@ -130,5 +135,6 @@ mod tests {
             found: "b".into(),
         });
         assert_eq!(r.reason, Reason::ForeignFleet);
+        assert_eq!(r.message, "message of fleet `b` (this is fleet `a`)");
     }
 }

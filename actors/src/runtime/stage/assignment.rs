@@ -2,6 +2,7 @@
 //! [`rules`](super::rules), put into effect by the node's other actors (shard, policy, link
 //! watch, subscriptions) while no microbatch is handled, and answered on its query.
 
+use super::expected_input;
 use super::rules::{self, Outdated};
 use super::{StageActor, ACK_TIMEOUT, LINK_CREDITS};
 use crate::runtime::forward_worker::{Load, Unload};
@@ -12,6 +13,7 @@ use crate::runtime::transport::{Received, Subscribe, UnsubscribeOthers};
 use actix::prelude::*;
 use anyhow::{anyhow, Result};
 use quantpipe_adaptive::link_policy::LinkPolicy;
+use quantpipe_messages::admission::Expected;
 use quantpipe_messages::Bits;
 use quantpipe_messages::{envelope, Assignment, NextHop, Release};
 use zenoh::query::Query;
@@ -40,6 +42,8 @@ struct Setup {
     /// The keys the stage subscribes to: its input and, unless it is the last stage, the
     /// acknowledgements of its output.
     keys: Vec<String>,
+    /// What the stage takes in.
+    expected: Expected,
 }
 
 impl StageActor {
@@ -67,6 +71,11 @@ impl StageActor {
     /// What taking `a` asks of the node's actors, or why it cannot be taken.
     fn setup_for(&self, a: &Assignment) -> Result<Setup> {
         let plan_bits = Bits::new(a.out_bits).map_err(|e| anyhow!("out_bits: {e}"))?;
+        let model_dir = self
+            .model_dir
+            .as_ref()
+            .ok_or_else(|| anyhow!("this node has no model folder to check its input against"))?;
+        let expected = expected_input::expected_in(model_dir, a.l)?;
         let last = a.next == NextHop::Client;
         let policy = match last {
             true => None,
@@ -101,11 +110,13 @@ impl StageActor {
             policy,
             watch,
             keys,
+            expected,
         })
     }
 
     /// The assignment is in effect: the stage runs it from now on, with fresh link state.
-    fn assigned(&mut self, a: Assignment) {
+    fn assigned(&mut self, a: Assignment, expected: Expected) {
+        self.expected = Some(expected);
         self.stats.epoch = a.epoch;
         self.stats.stage = Some(a.stage);
         self.link_live = false;
@@ -117,6 +128,7 @@ impl StageActor {
     /// The node is in no stage of plan `epoch` or older.
     fn released(&mut self, epoch: u64) {
         self.current = None;
+        self.expected = None;
         self.released_at = self.released_at.max(epoch);
         self.stats.epoch = self.released_at;
         self.stats.stage = None;
@@ -153,6 +165,7 @@ impl Handler<AssignQuery> for StageActor {
             a.epoch,
             a.out_bits
         );
+        let expected = setup.expected.clone();
         let fut = self.apply(setup, ctx.address().recipient());
         let query = msg.query;
         // Wait: no microbatch is handled while the assignment changes.
@@ -160,7 +173,7 @@ impl Handler<AssignQuery> for StageActor {
             let epoch = a.epoch;
             match res {
                 Ok(()) => {
-                    act.assigned(a);
+                    act.assigned(a, expected);
                     act.ack(query, epoch, None);
                 }
                 Err(e) => {

@@ -120,7 +120,7 @@ impl StageActor {
     pub(super) fn on_link_ack(&mut self, msg: Received, ctx: &mut Context<Self>) {
         let ack: LinkAck = match envelope::decode(&msg.bytes, &self.keys.fleet) {
             Ok(a) => a,
-            Err(e) => return self.drop_undecodable(&msg.key, e),
+            Err(e) => return self.drop_undecodable(&msg.key, e.into()),
         };
         if self.admit(ack.epoch, ack.stage).is_err() {
             self.stats.dropped_stale_epoch += 1;

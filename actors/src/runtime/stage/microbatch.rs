@@ -1,4 +1,5 @@
-//! One microbatch through a stage: admitted by [`rules::admit`], acknowledged to the sender,
+//! One microbatch through a stage: decoded and checked by [`admission`] (refusals are counted
+//! by reason and answered to the client), admitted by [`rules::admit`], acknowledged to the sender,
 //! then decoded (QuantizerActor), run (ForwardWorker), encoded at the link's bitwidth
 //! (QuantizerActor) and sent (TransportActor), all off the node's arbiter; its outcome is counted
 //! when it comes back, a loss classified by [`rules::classify_loss`].
@@ -13,6 +14,7 @@ use crate::runtime::tensor_wire::{mask_from_wire, mask_to_wire, tokens_from_wire
 use crate::runtime::transport::{unix_ns, zbytes_with_header, Put, Received, TransportActor};
 use actix::prelude::*;
 use anyhow::anyhow;
+use quantpipe_messages::admission;
 use quantpipe_messages::{envelope, Activation, Assignment, Body, Keys, NextHop, Output};
 use quantpipe_model_shards::Boundary;
 use std::sync::Arc;
@@ -66,16 +68,23 @@ struct Route {
 
 impl StageActor {
     pub(super) fn on_activation(&mut self, msg: Received, ctx: &mut Context<Self>) {
-        let (act, body_at) = match Activation::from_message(&msg.bytes, &self.keys.fleet) {
+        let expected = self.expected.as_ref();
+        let decoded = admission::decode(&msg.bytes, &self.keys.fleet, &self.limits, expected);
+        let (act, body_at) = match decoded {
             Ok(a) => a,
-            Err(e) => return self.drop_undecodable(&msg.key, e),
+            Err(r) => return self.drop_undecodable(&msg.key, r),
         };
         if let Err(refusal) = self.admit(act.epoch, act.stage) {
             return self.refuse(&act, refusal);
         }
-        let Some(assignment) = self.current.clone() else {
+        let (Some(assignment), Some(expected)) = (self.current.clone(), self.expected.as_ref())
+        else {
             return;
         };
+        let body = &msg.bytes[body_at..];
+        if let Err(r) = admission::check_activation(&act, body, expected, &self.limits) {
+            return self.refuse_input(&msg.key, &act, r);
+        }
         if matches!(act.body, Body::Payload | Body::Probe) {
             self.acknowledge(&act, msg.bytes.len() as u64, msg.received_unix_ns);
         }
@@ -136,6 +145,35 @@ impl StageActor {
                 );
             }
         }
+    }
+
+    /// Counts and logs a microbatch whose content this stage does not take, and tells its
+    /// client why (a probe has no client waiting). Nothing of it is acknowledged or forwarded.
+    fn refuse_input(&mut self, key: &str, act: &Activation, r: admission::Refusal) {
+        self.count_refusal(r.reason);
+        tracing::warn!(
+            "{}: refused microbatch {} of run {:x} from client {:?} on {key}: {r}",
+            self.name,
+            act.seq,
+            act.run,
+            act.client
+        );
+        if matches!(act.body, Body::Probe) {
+            return;
+        }
+        let out = Output {
+            run: act.run,
+            seq: act.seq,
+            epoch: act.epoch,
+            shape: vec![],
+            values: vec![],
+            error: Some(format!("{}: refused: {r}", self.name)),
+        };
+        self.control.do_send(Put {
+            key: self.keys.result(&act.client),
+            bytes: envelope::encode(&self.keys.fleet, &out).into(),
+            control: true,
+        });
     }
 
     fn finished(&mut self, d: Done) {

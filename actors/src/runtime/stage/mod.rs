@@ -9,6 +9,7 @@
 //! QuantizerActor's policy (sending a small probe message when the link was idle).
 
 mod assignment;
+mod expected_input;
 mod link;
 mod microbatch;
 pub mod rules;
@@ -24,8 +25,10 @@ use crate::runtime::probe::{BandwidthProbeActor, Links};
 use crate::runtime::quantizer::QuantizerActor;
 use crate::runtime::transport::{Received, Reply, TransportActor};
 use actix::prelude::*;
-use quantpipe_messages::{envelope, AssignAck, Assignment, Keys, NodeStats, WireError};
+use quantpipe_messages::admission::{self, Expected, Reason};
+use quantpipe_messages::{envelope, AssignAck, Assignment, DecodeLimits, Keys, NodeStats};
 use rules::{Refusal, Running};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use zenoh::query::Query;
@@ -55,6 +58,13 @@ pub struct StageActor {
     pub probe: Addr<BandwidthProbeActor>,
     quantizer: QuantizerSettings,
     current: Option<Assignment>,
+    /// The local model's folder, whose `config.json` says what each stage takes in.
+    model_dir: Option<PathBuf>,
+    /// What the running stage takes in: every incoming microbatch is checked against it
+    /// ([`admission`]) before anything is allocated for it.
+    expected: Option<Expected>,
+    /// The node's decode limits (the stage's [`Expected`] narrows the message size further).
+    limits: DecodeLimits,
     /// The epoch of the last plan that left this node out (0: none): assignments of that plan
     /// or older ones are refused.
     released_at: u64,
@@ -106,6 +116,9 @@ impl StageActor {
             probe,
             quantizer,
             current: None,
+            model_dir: None,
+            expected: None,
+            limits: DecodeLimits::default(),
             released_at: 0,
             stats,
             metrics: None,
@@ -121,6 +134,14 @@ impl StageActor {
     /// tensor transport.
     pub fn with_control_transport(mut self, control: Addr<TransportActor>) -> Self {
         self.control = control;
+        self
+    }
+
+    /// Checks incoming microbatches against what the model in `model_dir` takes at the
+    /// assigned stage's first unit. Without it, assignments are refused: a stage never runs
+    /// unchecked input.
+    pub fn with_model_dir(mut self, model_dir: PathBuf) -> Self {
+        self.model_dir = Some(model_dir);
         self
     }
 
@@ -206,17 +227,29 @@ impl StageActor {
         rules::admit(running, epoch, stage)
     }
 
-    /// Counts and logs a message on `key` that could not be read.
-    fn drop_undecodable(&mut self, key: &str, e: WireError) {
-        if let WireError::ForeignFleet { found, .. } = &e {
+    /// Counts and logs a message on `key` that could not be read: under its reason in
+    /// `refused`, and as foreign or malformed.
+    fn drop_undecodable(&mut self, key: &str, r: admission::Refusal) {
+        self.count_refusal(r.reason);
+        if r.reason == Reason::ForeignFleet {
+            tracing::warn!("{}: dropped a {} on {key}", self.name, r.message);
+        } else {
+            tracing::warn!("{}: dropped a message on {key}: {r}", self.name);
+        }
+    }
+
+    /// Counts a refused message under its reason; the refused messages of another fleet are
+    /// also `dropped_foreign_fleet`, all others `dropped_malformed`.
+    fn count_refusal(&mut self, reason: Reason) {
+        *self
+            .stats
+            .refused
+            .entry(reason.as_str().to_owned())
+            .or_insert(0) += 1;
+        if reason == Reason::ForeignFleet {
             self.stats.dropped_foreign_fleet += 1;
-            tracing::warn!(
-                "{}: dropped a message of fleet `{found}` on {key}",
-                self.name
-            );
         } else {
             self.stats.dropped_malformed += 1;
-            tracing::warn!("{}: dropped a message on {key}: {e}", self.name);
         }
     }
 }
