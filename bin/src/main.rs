@@ -51,6 +51,9 @@ enum Command {
     TrainVit(cmd::train_vit::Args),
     /// Accuracy with quantized activations at pipeline cuts, per clipping method and bitwidth.
     EvalQuant(cmd::eval_quant::Args),
+    /// The fleet's certificate authority and members: init, enroll, remove, members, acl.
+    #[command(subcommand)]
+    Fleet(cmd::fleet::Fleet),
     /// Benchmarks that print figures (use --json for machine-readable output).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -72,6 +75,7 @@ fn main() {
         Command::ExportPreset(args) => cmd::export::run(args),
         Command::TrainVit(args) => cmd::train_vit::run(args),
         Command::EvalQuant(args) => cmd::eval_quant::run(args),
+        Command::Fleet(fleet) => cmd::fleet::run(fleet),
         Command::Bench(bench) => cmd::bench::run(bench),
     };
     if let Err(err) = result {

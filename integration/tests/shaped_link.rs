@@ -41,7 +41,10 @@ fn a_shaped_link_bottleneck_runs_at_the_simulated_rate() {
     let fleet = format!("shaped{}", std::process::id());
     let node = |name: &str, role: Role, i: usize| {
         let connect = if i == 0 { vec![] } else { vec![endpoint(0)] };
-        config_file::peer(&fleet, name, role, &model, vec![endpoint(i)], connect)
+        let mut s = config_file::peer(&fleet, name, role, &model, vec![endpoint(i)], connect);
+        // Plain TCP between private namespaces of this test: nothing else is on that network.
+        s.security.insecure = true;
+        s
     };
     let mut leader = node("leader", Role::Leader, 0);
     leader.leader.expected = vec!["a".into(), "b".into()];

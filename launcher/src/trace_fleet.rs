@@ -205,6 +205,9 @@ pub fn run_trace(
         let connect = if i == 0 { vec![] } else { vec![endpoint(0)] };
         let mut s = config_file::peer(&fleet_name, name, role, model, vec![endpoint(i)], connect);
         s.zenoh.extra.insert(LEASE.0.into(), LEASE.1.into());
+        // Plain TCP between the private namespaces of this run: nothing else is on that
+        // network, and the trace measures the links, not TLS.
+        s.security.insecure = true;
         s
     };
     let mut leader = settings("leader", Role::Leader, 0);

@@ -3,6 +3,7 @@
 //! Examples live in the repository's `config/` folder.
 
 use anyhow::{bail, Context, Result};
+pub use quantpipe_security::SecuritySettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,10 @@ pub struct Settings {
     pub client: ClientSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// `[security]`: the fleet's CA, this member's certificate and key, the member list the
+    /// access control is generated from, or `insecure = true` (see [`Settings::zenoh_config`]).
+    #[serde(default)]
+    pub security: SecuritySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -358,6 +363,7 @@ impl Settings {
             leader: LeaderSettings::default(),
             client: ClientSettings::default(),
             metrics: MetricsSettings::default(),
+            security: SecuritySettings::default(),
         }
     }
 
@@ -392,6 +398,10 @@ impl Settings {
                     s.model_dir = candidate;
                 }
             }
+        }
+        // The certificate, key, CA and members paths resolve as the model folder does.
+        if let Some(parent) = path.parent() {
+            s.security.resolve_relative_to(parent);
         }
         s.validate()?;
         Ok(s)
@@ -448,9 +458,31 @@ impl Settings {
         Ok(())
     }
 
-    /// The zenoh configuration these settings describe (see [`ZenohSettings::config`]).
+    /// The zenoh configuration these settings describe (see [`ZenohSettings::config`]), secured
+    /// by `[security]`: with `ca`, TLS with mutual authentication on every link (all endpoints
+    /// `tls/...`), links restricted to TLS, and the access control generated from the members
+    /// file, after checking that the certificate names this member and the CA signed it.
+    /// Without `ca`, an endpoint beyond loopback is refused unless `insecure = true`, which is
+    /// warned about here, at every start.
     pub fn zenoh_config(&self) -> Result<zenoh::Config> {
-        self.zenoh.config()
+        let secure = self
+            .security
+            .secure_zenoh(
+                &self.fleet,
+                &self.name,
+                &self.zenoh.listen,
+                &self.zenoh.connect,
+            )
+            .with_context(|| format!("[security] of `{}`", self.name))?;
+        if let Some(w) = &secure.warning {
+            tracing::warn!("{w}");
+        }
+        let mut c = self.zenoh.config()?;
+        for (k, v) in &secure.entries {
+            c.insert_json5(k, &v.to_string())
+                .map_err(|e| anyhow::anyhow!("zenoh setting {k}: {e}"))?;
+        }
+        Ok(c)
     }
 
     pub fn device_type(&self) -> String {
@@ -635,6 +667,73 @@ stages = [{ node = "a", units = [1, 24] }]
         assert_eq!(
             c.get_json("transport/link/tx/queue/size/data").unwrap(),
             DATA_QUEUE_BATCHES.to_string()
+        );
+    }
+    #[test]
+    fn a_node_listening_beyond_loopback_without_a_ca_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n\
+                    [zenoh]\nlisten = [\"tcp/0.0.0.0:7447\"]\n";
+        std::fs::write(&path, base).unwrap();
+        let err = format!(
+            "{:#}",
+            Settings::load(&path).unwrap().zenoh_config().unwrap_err()
+        );
+        assert!(
+            err.contains("tcp/0.0.0.0:7447") && err.contains("insecure = true"),
+            "{err}"
+        );
+        std::fs::write(&path, format!("{base}[security]\ninsecure = true\n")).unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(c.get_json("access_control/enabled").unwrap(), "false");
+    }
+
+    #[test]
+    fn a_member_with_a_ca_gets_tls_links_and_the_generated_access_control() {
+        use quantpipe_security::{throwaway_fleet, MemberRole};
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = throwaway_fleet(
+            &dir.path().join("ca"),
+            "f",
+            &[("n", MemberRole::Leader), ("c", MemberRole::Client)],
+        )
+        .unwrap();
+        let path = dir.path().join("n.toml");
+        // Paths relative to the settings file, as `model_dir` is.
+        let security = "[security]\nca = \"ca/ca.pem\"\ncertificate = \"ca/members/n.pem\"\n\
+                        private_key = \"ca/members/n.key\"\nmembers = \"ca/members.toml\"\n";
+        let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n";
+        std::fs::write(
+            &path,
+            format!("{base}[zenoh]\nlisten = [\"tls/0.0.0.0:7447\"]\n{security}"),
+        )
+        .unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.security, fleet.security("n").unwrap());
+        let c = s.zenoh_config().unwrap();
+        assert_eq!(c.get_json("transport/link/protocols").unwrap(), "[\"tls\"]");
+        assert_eq!(
+            c.get_json("transport/link/tls/enable_mtls").unwrap(),
+            "true"
+        );
+        assert_eq!(c.get_json("access_control/enabled").unwrap(), "true");
+        assert_eq!(
+            c.get_json("access_control/default_permission").unwrap(),
+            "\"deny\""
+        );
+        std::fs::write(
+            &path,
+            format!("{base}[zenoh]\nconnect = [\"tcp/127.0.0.1:7447\"]\n{security}"),
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            Settings::load(&path).unwrap().zenoh_config().unwrap_err()
+        );
+        assert!(
+            err.contains("`tcp/127.0.0.1:7447`") && err.contains("tls/"),
+            "{err}"
         );
     }
 }

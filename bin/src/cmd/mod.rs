@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval_quant;
 pub mod export;
+pub mod fleet;
 pub mod infer;
 pub mod node;
 pub mod plan;
