@@ -7,7 +7,7 @@ use crate::access_control::access_control;
 use crate::certificate::{common_name_of_pem_file, is_signed_by};
 use crate::endpoint::{is_loopback, protocol};
 use crate::error::{Error, Result};
-use crate::members::Members;
+use crate::members::{Member, Members};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub struct SecureZenoh {
     pub entries: Vec<(String, Value)>,
     /// A warning to log at start (`insecure = true`).
     pub warning: Option<String>,
+    /// This member's entry in the member list (with a CA).
+    pub member: Option<Member>,
 }
 
 impl SecuritySettings {
@@ -125,13 +127,13 @@ impl SecuritySettings {
                 members.fleet
             )));
         }
-        if members.get(name).is_none() {
+        let Some(member) = members.get(name).cloned() else {
             return Err(settings(format!(
                 "`{name}` is not in the members of fleet `{fleet}` ({}): enroll it, or restore \
                  its entry",
                 members_file.display()
             )));
-        }
+        };
         let path = |p: &Path| -> Result<Value> {
             p.to_str()
                 .map(|s| json!(s))
@@ -157,6 +159,7 @@ impl SecuritySettings {
         Ok(SecureZenoh {
             entries,
             warning: None,
+            member: Some(member),
         })
     }
 
@@ -197,6 +200,7 @@ impl SecuritySettings {
                     "[security] insecure = true: fleet traffic{reach} is plain TCP, readable and \
                      forgeable by anyone on the network"
                 )),
+                member: None,
             });
         }
         if let Some(e) = exposed.first() {
@@ -211,6 +215,7 @@ impl SecuritySettings {
         Ok(SecureZenoh {
             entries: Vec::new(),
             warning: None,
+            member: None,
         })
     }
 }

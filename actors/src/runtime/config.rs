@@ -477,6 +477,18 @@ impl Settings {
         if let Some(w) = &secure.warning {
             tracing::warn!("{w}");
         }
+        if let Some(member) = &secure.member {
+            let plans = self.role.is_configured_leader() || self.role == Role::Candidate;
+            if plans && !member.role.may_lead() {
+                bail!(
+                    "`{}` has role {:?} (it may plan) but is enrolled as {}: the access control \
+                     denies its plan and assignments; enroll it with --role leader",
+                    self.name,
+                    self.role,
+                    member.role
+                );
+            }
+        }
         let mut c = self.zenoh.config()?;
         for (k, v) in &secure.entries {
             c.insert_json5(k, &v.to_string())
@@ -735,5 +747,18 @@ stages = [{ node = "a", units = [1, 24] }]
             err.contains("`tcp/127.0.0.1:7447`") && err.contains("tls/"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_leader_enrolled_as_a_plain_node_refuses_to_start() {
+        use quantpipe_security::{throwaway_fleet, MemberRole};
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = throwaway_fleet(dir.path(), "f", &[("n", MemberRole::Node)]).unwrap();
+        let mut s = Settings::new("f", "n", Role::Candidate, Path::new("m"));
+        s.security = fleet.security("n").unwrap();
+        let err = format!("{:#}", s.zenoh_config().unwrap_err());
+        assert!(err.contains("--role leader"), "{err}");
+        s.role = Role::Device;
+        s.zenoh_config().unwrap();
     }
 }
