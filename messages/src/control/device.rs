@@ -73,7 +73,7 @@ impl UnitTimes {
         if self.ubatch == 0 {
             return Err("microbatches of 0 items".into());
         }
-        if units == 0 || units % 4 != 0 {
+        if units == 0 || !units.is_multiple_of(4) {
             return Err(format!(
                 "{units} units (a model has four per block, at least one block)"
             ));
