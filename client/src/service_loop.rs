@@ -126,10 +126,19 @@ impl ServiceLoop {
         }
     }
 
+    /// Takes a result; a microbatch whose worker panicked is sent once more.
     fn on_result(&self, bytes: &[u8]) {
-        match envelope::decode::<Output>(bytes, &self.fleet) {
-            Ok(out) => self.lock().take_output(out, self.run, Instant::now()),
-            Err(e) => tracing::warn!("dropping a result: {e}"),
+        let out = match envelope::decode::<Output>(bytes, &self.fleet) {
+            Ok(out) => out,
+            Err(e) => return tracing::warn!("dropping a result: {e}"),
+        };
+        let again = {
+            let mut s = self.lock();
+            s.take_output(out, self.run, Instant::now())
+                .map(|seq| self.encode(&s, seq, s.epoch()))
+        };
+        if let Some(o) = again {
+            self.put(o);
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::item::{ItemError, ItemOutput, ItemResult, SubmitError};
 use crate::prepare::Input;
 use crate::snapshot::ServiceSnapshot;
+use quantpipe_actors::runtime::client::retry::{AfterFailure, Resends};
 use quantpipe_batching::{BatchConfig, Batcher, Dropped, ItemId, Refusal};
 use quantpipe_messages::{Output, PlanInfo};
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub(crate) struct State {
     waiters: HashMap<ItemId, Waiter>,
     plan: PlanInfo,
     counts: Counts,
+    /// Microbatches sent again after a retryable failure.
+    resends: Resends,
     closed: bool,
 }
 
@@ -50,6 +53,7 @@ impl State {
             waiters: HashMap::new(),
             plan,
             counts: Counts::default(),
+            resends: Resends::default(),
             closed: false,
         }
     }
@@ -146,18 +150,41 @@ impl State {
 
     /// Takes a result message of run `run`: answers its items once, with their rows or with
     /// the stage's error; drops (and counts) duplicates, other epochs' and foreign results.
-    pub fn take_output(&mut self, out: Output, run: u64, now: Instant) {
+    /// A retryable failure of a microbatch in flight under the current plan is not answered
+    /// the first time: the answer is its sequence number, for the caller to send it once more.
+    pub fn take_output(&mut self, out: Output, run: u64, now: Instant) -> Option<u64> {
         if out.run != run {
             self.counts.foreign += 1;
-            return;
+            return None;
         }
         let rows_sent = self.items(out.seq).len();
-        let rows = match self.batcher.take_result(out.seq, out.epoch, now) {
-            Ok(rows) => rows,
-            Err(Dropped::Duplicate) => return self.counts.duplicates += 1,
-            Err(Dropped::StaleEpoch) => return self.counts.stale += 1,
-            Err(Dropped::Unknown) => return self.counts.foreign += 1,
+        let in_flight = rows_sent > 0 && out.epoch == self.batcher.epoch();
+        if out.error.is_some()
+            && out.retryable
+            && in_flight
+            && self.resends.after_failure(out.seq, true) == AfterFailure::SendAgain
+        {
+            tracing::warn!(
+                "microbatch {} failed ({}): sending it once more",
+                out.seq,
+                out.error.as_deref().unwrap_or_default()
+            );
+            return Some(out.seq);
+        }
+        let dropped = match self.batcher.take_result(out.seq, out.epoch, now) {
+            Ok(rows) => Ok(rows),
+            Err(Dropped::Duplicate) => Err(&mut self.counts.duplicates),
+            Err(Dropped::StaleEpoch) => Err(&mut self.counts.stale),
+            Err(Dropped::Unknown) => Err(&mut self.counts.foreign),
         };
+        let rows = match dropped {
+            Ok(rows) => rows,
+            Err(count) => {
+                *count += 1;
+                return None;
+            }
+        };
+        self.resends.answered(out.seq);
         let error = out
             .error
             .clone()
@@ -169,13 +196,14 @@ impl State {
             for (_, id) in rows {
                 self.resolve(id, |_| Err(ItemError::Pipeline(e.clone())));
             }
-            return;
+            return None;
         }
         let d = out.shape[1] as usize;
         for (row, id) in rows {
             let values = out.values[row * d..(row + 1) * d].to_vec();
             self.resolve(id, |tokens| Ok(ItemOutput { values, tokens }));
         }
+        None
     }
 
     /// Moves to a newer plan: answers the microbatches to send again under its epoch (none
@@ -306,6 +334,7 @@ mod tests {
             shape: vec![rows as u64, 2],
             values: (0..rows).flat_map(|i| [seq as f32, i as f32]).collect(),
             error: None,
+            retryable: false,
         }
     }
 
@@ -347,6 +376,40 @@ mod tests {
             Some(Err(ItemError::Pipeline("stage 1: out of memory".into())))
         );
         assert!(matches!(got(&mut rx[1]), Some(Ok(_))));
+    }
+
+    #[test]
+    fn a_microbatch_whose_worker_panicked_is_sent_once_more_then_answered() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        let mut rx = s.admit(texts(1), t, t + LONG).unwrap();
+        let (a, epoch) = s.take_ready(t, 4).unwrap();
+        let mut failed = output(a, epoch, 0);
+        failed.error = Some("stage 1: forward worker panicked".into());
+        failed.retryable = true;
+        assert_eq!(s.take_output(failed.clone(), RUN, t), Some(a));
+        assert_eq!(got(&mut rx[0]), None, "the caller still waits");
+        assert_eq!(s.take_output(output(a, epoch, 1), RUN, t), None);
+        assert!(matches!(got(&mut rx[0]), Some(Ok(_))));
+    }
+
+    #[test]
+    fn a_microbatch_whose_worker_panicked_twice_fails() {
+        let t = Instant::now();
+        let mut s = state(1, 16);
+        let mut rx = s.admit(texts(1), t, t + LONG).unwrap();
+        let (a, epoch) = s.take_ready(t, 4).unwrap();
+        let mut failed = output(a, epoch, 0);
+        failed.error = Some("stage 1: forward worker panicked".into());
+        failed.retryable = true;
+        assert_eq!(s.take_output(failed.clone(), RUN, t), Some(a));
+        assert_eq!(s.take_output(failed, RUN, t), None);
+        assert_eq!(
+            got(&mut rx[0]),
+            Some(Err(ItemError::Pipeline(
+                "stage 1: forward worker panicked".into()
+            )))
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct RunReport {
     pub epochs: Vec<u64>,
     /// Microbatches sent again under a new epoch.
     pub resent: u64,
+    /// Microbatches sent again after a retryable failure (a worker panicked and restarted).
+    pub resent_after_failure: u64,
     pub items: usize,
     pub microbatches: usize,
     pub window: usize,
@@ -57,6 +59,7 @@ pub use quantpipe_simulator::percentile;
 mod inputs;
 mod plan_source;
 pub mod results;
+pub mod retry;
 mod stage0;
 mod stream;
 

@@ -7,8 +7,12 @@
 //! configured leader, ask the PlannerActor to plan; it then re-plans as tokens come and go. A
 //! `candidate` also declares `qp/<fleet>/candidate/<name>` and starts the PlannerActor when it is
 //! elected leader (see [`crate::runtime::election`]). The node runs until SIGINT or SIGTERM, or
-//! until the leader it hosts fails to make its first plan (an error the command turns into its
-//! exit status).
+//! until the leader it hosts fails to make its first plan or cannot restart its planner (an
+//! error the command turns into its exit status).
+//!
+//! A worker that panics restarts with fresh state ([`crate::runtime::supervision`]); when one
+//! cannot, the node drops its liveliness token, so the leader plans around it, and logs why. It
+//! keeps answering its stats (`worker_restarts` shows the restarts) until it is stopped.
 
 use crate::runtime::config::{Role, Settings};
 use crate::runtime::election::{watch_tokens, Leadership};
@@ -18,6 +22,7 @@ use crate::runtime::planner_actor::{start_leading, until_leader_fails};
 use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::QuantizerActor;
 use crate::runtime::stage::{AssignQuery, ReleaseQuery, StageActor, StatsQuery};
+use crate::runtime::supervision::WorkerHealth;
 use crate::runtime::transport::TransportActor;
 use actix::prelude::*;
 use anyhow::{anyhow, Context as _, Result};
@@ -169,13 +174,19 @@ fn start_stage(
     };
     let (model_dir, slowdown) = (settings.model_dir.clone(), settings.device.slowdown);
     let threads = settings.device.threads;
-    let forward = SyncArbiter::start(1, move || {
-        tch::set_num_threads(threads);
-        ForwardWorker::new(model_dir.clone(), slowdown, Some(pacing.clone()))
-    });
+    let (faults, health) = (settings.faults.clone(), WorkerHealth::node());
+    let forward = {
+        let (faults, health) = (faults.clone(), health.clone());
+        SyncArbiter::start(1, move || {
+            tch::set_num_threads(threads);
+            ForwardWorker::new(model_dir.clone(), slowdown, Some(pacing.clone()))
+                .with_supervision(faults.clone(), health.clone())
+        })
+    };
     // One thread: the outgoing link's policy state lives in the actor.
     let quant = SyncArbiter::start(1, move || {
         QuantizerActor::new(clip, DecodeLimits::default())
+            .with_supervision(faults.clone(), health.clone())
     });
     let keys = Keys::new(&settings.fleet);
     let stage = StageActor::new(
@@ -255,6 +266,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
         );
     }
     tch::set_num_threads(settings.device.threads);
+    settings.faults.warn_if_set(&settings.name);
     let keys = Keys::new(&settings.fleet);
     let stage_info = match settings.role.hosts_stage() {
         true => Some(device_info(&settings)?),
@@ -284,7 +296,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
     };
     // The token goes up last: a node the leader sees alive answers its device info and takes
     // assignments, so a node joining after the first plan can be planned in at once.
-    let _token = declare_token(&session, keys.node(&settings.name))?;
+    let token = declare_token(&session, keys.node(&settings.name))?;
     let d = &settings.device;
     let (name, fleet, role) = (&settings.name, &settings.fleet, settings.role);
     tracing::info!(
@@ -302,7 +314,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
         None => None,
     };
 
-    let result = system.block_on(serve(&settings, &session, &keys));
+    let result = system.block_on(serve(&settings, &session, &keys, token));
     drop(_election);
     drop(stage);
     drop(queryables);
@@ -313,13 +325,41 @@ pub fn run_node(settings: Settings) -> Result<()> {
 }
 
 /// Serves until SIGINT/SIGTERM, hosting the planner for the node's lifetime on a configured
-/// leader (its actor owns the plan queryable and the leader token).
-async fn serve(settings: &Settings, session: &zenoh::Session, keys: &Keys) -> Result<()> {
+/// leader (its actor owns the plan queryable and the leader token). Holds the node's liveliness
+/// `token` until a worker cannot restart.
+async fn serve(
+    settings: &Settings,
+    session: &zenoh::Session,
+    keys: &Keys,
+    token: zenoh::liveliness::LivelinessToken,
+) -> Result<()> {
     let _planner = settings.role.is_configured_leader().then(|| {
         let (name, leader) = (settings.name.clone(), settings.leader.clone());
         start_leading(session.clone(), keys.clone(), name, leader)
     });
-    until_leader_fails(wait_for_signal()).await
+    let health = WorkerHealth::node();
+    until_leader_fails(async {
+        tokio::select! {
+            r = wait_for_signal() => r,
+            r = leave_when_broken(&settings.name, &health, token) => r,
+        }
+    })
+    .await
+}
+
+/// Drops the node's liveliness `token` once one of its workers cannot restart, so the leader
+/// plans around the node; then waits forever (the node still answers its stats).
+async fn leave_when_broken(
+    name: &str,
+    health: &WorkerHealth,
+    token: zenoh::liveliness::LivelinessToken,
+) -> Result<()> {
+    let why = health.until_broken().await;
+    drop(token);
+    tracing::error!(
+        "{name} leaves the fleet: liveliness token dropped so the leader plans around it ({why})"
+    );
+    std::future::pending().await
 }
 
 async fn wait_for_signal() -> Result<()> {

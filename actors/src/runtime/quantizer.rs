@@ -9,8 +9,17 @@
 //! names its bitwidth, so receivers need no control message. The `main` tensor after a u2 cut
 //! (post-GELU) is clipped as one-sided, everything else as two-sided; 32 bits is raw f32,
 //! bit-exact.
+//!
+//! A panic in the codec is caught: the link policy, which the panic may have left half-updated,
+//! is replaced by the one the assignment gave, and the message in hand is answered with
+//! [`WorkerPanicked`] (see [`crate::runtime::supervision`]); past its [`RestartBudget`] the
+//! actor reports to the node's [`WorkerHealth`] that it cannot restart.
 
 use crate::runtime::config::QuantizerSettings;
+use crate::runtime::faults::{forced_at, FaultSettings};
+use crate::runtime::supervision::{
+    catch_panic, PanicHistory, RestartBudget, WorkerHealth, WorkerPanicked,
+};
 use crate::runtime::tensor_wire::{decode_payload, encode_boundary};
 use actix::prelude::*;
 use anyhow::{anyhow, bail, Result};
@@ -20,6 +29,7 @@ use quantpipe_adaptive::policy::{
 };
 use quantpipe_messages::clipping::ClipMethod;
 use quantpipe_messages::{Bits, DecodeLimits};
+use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
 use zenoh::bytes::ZBytes;
@@ -62,6 +72,15 @@ pub struct QuantizerActor {
     pub limits: DecodeLimits,
     /// The outgoing link's policy; `None` before an assignment and on the last stage.
     pub policy: Option<LinkPolicy>,
+    /// The policy as the assignment gave it: what a restart starts again from.
+    assigned: Option<LinkPolicy>,
+    faults: FaultSettings,
+    health: Arc<WorkerHealth>,
+    panics: PanicHistory,
+    /// Encodes asked for so far (forced faults count them).
+    encodes: u64,
+    /// Why the actor could not restart, once it could not: it then refuses every message.
+    broken: Option<String>,
 }
 
 impl QuantizerActor {
@@ -70,7 +89,105 @@ impl QuantizerActor {
             method,
             limits,
             policy: None,
+            assigned: None,
+            faults: FaultSettings::default(),
+            health: Arc::default(),
+            panics: PanicHistory::new(RestartBudget::default()),
+            encodes: 0,
+            broken: None,
         }
+    }
+
+    /// Reports restarts to `health` (the node's), and forces the faults of `faults`.
+    pub fn with_supervision(mut self, faults: FaultSettings, health: Arc<WorkerHealth>) -> Self {
+        self.faults = faults;
+        self.health = health;
+        self
+    }
+
+    /// Runs `f` on the actor; a panic in it restarts the codec (see [`Self::restart_after_panic`]).
+    fn shielded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if let Some(why) = &self.broken {
+            return Err(WorkerPanicked {
+                worker: "codec",
+                message: why.clone(),
+                restarted: false,
+            }
+            .into());
+        }
+        match catch_panic(|| f(self)) {
+            Ok(r) => r,
+            Err(message) => Err(self.restart_after_panic(message).into()),
+        }
+    }
+
+    /// After a panic: the link policy starts again from the assignment's, if the restart
+    /// budget allows; answers the error the message in hand gets.
+    fn restart_after_panic(&mut self, message: String) -> WorkerPanicked {
+        tracing::error!("codec worker panicked: {message}; resetting its link policy");
+        self.policy = self.assigned.clone();
+        let restarted = if !self.panics.panicked(Instant::now()) {
+            let b = self.panics.budget();
+            self.gave_up(format!(
+                "it panicked more than {} times in {:?}",
+                b.max_panics, b.within
+            ))
+        } else if self.faults.fail_restart {
+            self.gave_up("forced by [faults] fail_restart".into())
+        } else {
+            self.health.restarted();
+            tracing::warn!(
+                "codec worker restarted ({} restart(s))",
+                self.health.restarts()
+            );
+            true
+        };
+        WorkerPanicked {
+            worker: "codec",
+            message,
+            restarted,
+        }
+    }
+
+    fn gave_up(&mut self, why: String) -> bool {
+        let why = format!("the codec worker cannot restart: {why}");
+        tracing::error!("{why}");
+        self.health.cannot_restart(why.clone());
+        self.broken = Some(why);
+        false
+    }
+
+    fn encode(&mut self, msg: Encode) -> Result<(ZBytes, f64, Bits)> {
+        let start = Instant::now();
+        self.encodes += 1;
+        if forced_at(&self.faults.panic_encode_at, self.encodes) {
+            panic!(
+                "forced by [faults] panic_encode_at: encode {}",
+                self.encodes
+            );
+        }
+        let policy = self
+            .policy
+            .as_mut()
+            .ok_or_else(|| anyhow!("no output policy: the stage has no assignment"))?;
+        let shapes: Vec<Vec<usize>> = msg
+            .tensors
+            .iter()
+            .map(|t| t.size().iter().map(|&d| d.max(0) as usize).collect())
+            .collect();
+        let bits = policy.bits_for(&shapes).map_err(|e| anyhow!(e))?;
+        let bytes = encode_boundary(&msg.tensors, msg.cut, bits, self.method)?;
+        Ok((bytes, start.elapsed().as_secs_f64(), bits))
+    }
+
+    fn decode(&self, msg: Decode) -> Result<(Vec<Tensor>, f64)> {
+        let start = Instant::now();
+        let body = msg
+            .message
+            .get(msg.body_at..)
+            .ok_or_else(|| anyhow!("payload offset {} past the message", msg.body_at))?;
+        let t = decode_payload(body, &self.limits)?;
+        Ok((t, start.elapsed().as_secs_f64()))
     }
 }
 
@@ -114,25 +231,14 @@ pub struct Decode {
 impl Handler<Encode> for QuantizerActor {
     type Result = Result<(ZBytes, f64, Bits)>;
     fn handle(&mut self, msg: Encode, _: &mut SyncContext<Self>) -> Self::Result {
-        let start = Instant::now();
-        let policy = self
-            .policy
-            .as_mut()
-            .ok_or_else(|| anyhow!("no output policy: the stage has no assignment"))?;
-        let shapes: Vec<Vec<usize>> = msg
-            .tensors
-            .iter()
-            .map(|t| t.size().iter().map(|&d| d.max(0) as usize).collect())
-            .collect();
-        let bits = policy.bits_for(&shapes).map_err(|e| anyhow!(e))?;
-        let bytes = encode_boundary(&msg.tensors, msg.cut, bits, self.method)?;
-        Ok((bytes, start.elapsed().as_secs_f64(), bits))
+        self.shielded(|q| q.encode(msg))
     }
 }
 
 impl Handler<SetPolicy> for QuantizerActor {
     type Result = ();
     fn handle(&mut self, msg: SetPolicy, _: &mut SyncContext<Self>) {
+        self.assigned = msg.0.clone();
         self.policy = msg.0;
     }
 }
@@ -140,8 +246,14 @@ impl Handler<SetPolicy> for QuantizerActor {
 impl Handler<TransferObserved> for QuantizerActor {
     type Result = ();
     fn handle(&mut self, msg: TransferObserved, _: &mut SyncContext<Self>) {
-        if let Some(p) = &mut self.policy {
-            p.on_transfer(msg.0);
+        let observed = self.shielded(|q| {
+            if let Some(p) = &mut q.policy {
+                p.on_transfer(msg.0);
+            }
+            Ok(())
+        });
+        if let Err(e) = observed {
+            tracing::warn!("link policy: {e:#}");
         }
     }
 }
@@ -149,20 +261,18 @@ impl Handler<TransferObserved> for QuantizerActor {
 impl Handler<WindowObserved> for QuantizerActor {
     type Result = Option<WindowChoice>;
     fn handle(&mut self, msg: WindowObserved, _: &mut SyncContext<Self>) -> Self::Result {
-        self.policy.as_mut().and_then(|p| p.on_window(msg.0))
+        self.shielded(|q| Ok(q.policy.as_mut().and_then(|p| p.on_window(msg.0))))
+            .unwrap_or_else(|e| {
+                tracing::warn!("link policy: {e:#}");
+                None
+            })
     }
 }
 
 impl Handler<Decode> for QuantizerActor {
     type Result = Result<(Vec<Tensor>, f64)>;
     fn handle(&mut self, msg: Decode, _: &mut SyncContext<Self>) -> Self::Result {
-        let start = Instant::now();
-        let body = msg
-            .message
-            .get(msg.body_at..)
-            .ok_or_else(|| anyhow!("payload offset {} past the message", msg.body_at))?;
-        let t = decode_payload(body, &self.limits)?;
-        Ok((t, start.elapsed().as_secs_f64()))
+        self.shielded(|q| q.decode(msg))
     }
 }
 
@@ -233,6 +343,76 @@ mod tests {
             assert!(bits.get() < 32);
             let back = decode_payload(&bytes.to_bytes(), &DecodeLimits::default()).unwrap();
             assert_eq!(back[0].size(), vec![4, 100]);
+        });
+    }
+
+    #[test]
+    fn a_panicking_encode_restarts_the_codec_with_the_assignment_policy() {
+        let sys = actix::System::new();
+        let health = Arc::new(WorkerHealth::default());
+        let faults = FaultSettings {
+            panic_encode_at: vec![2],
+            ..Default::default()
+        };
+        sys.block_on(async {
+            let q = {
+                let health = health.clone();
+                SyncArbiter::start(1, move || {
+                    QuantizerActor::new(ClipMethod::Aciq, DecodeLimits::default())
+                        .with_supervision(faults.clone(), health.clone())
+                })
+            };
+            let t = Tensor::randn([4, 100], (Kind::Float, tch::Device::Cpu));
+            let enc = || Encode {
+                tensors: vec![t.shallow_clone()],
+                cut: 3,
+            };
+            let p = link_policy(&settings("fixed", 2, 0.0), Bits::new(8).unwrap(), 0.0).unwrap();
+            q.send(SetPolicy(Some(p))).await.unwrap();
+            assert!(q.send(enc()).await.unwrap().is_ok());
+            let e = q.send(enc()).await.unwrap().unwrap_err();
+            let p = e
+                .downcast_ref::<WorkerPanicked>()
+                .expect("a WorkerPanicked");
+            assert!(p.restarted && p.worker == "codec", "{e}");
+            assert_eq!(health.restarts(), 1);
+            // The policy the assignment gave is back: the next encode works as before.
+            let (_, _, bits) = q.send(enc()).await.unwrap().unwrap();
+            assert_eq!(bits.get(), 8);
+        });
+    }
+
+    #[test]
+    fn a_codec_that_cannot_restart_reports_it() {
+        let sys = actix::System::new();
+        let health = Arc::new(WorkerHealth::default());
+        let faults = FaultSettings {
+            panic_encode_at: vec![1],
+            fail_restart: true,
+            ..Default::default()
+        };
+        sys.block_on(async {
+            let q = {
+                let health = health.clone();
+                SyncArbiter::start(1, move || {
+                    QuantizerActor::new(ClipMethod::Aciq, DecodeLimits::default())
+                        .with_supervision(faults.clone(), health.clone())
+                })
+            };
+            let t = Tensor::randn([4, 100], (Kind::Float, tch::Device::Cpu));
+            let e = q
+                .send(Encode {
+                    tensors: vec![t],
+                    cut: 3,
+                })
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(!e.downcast_ref::<WorkerPanicked>().unwrap().restarted);
+            assert!(health
+                .broken()
+                .unwrap()
+                .contains("codec worker cannot restart"));
         });
     }
 }

@@ -2,6 +2,7 @@
 //! a result is taken, dropped (and why), or fails the run; a newer plan is switched to unless
 //! it cut microbatches of another size.
 
+use super::retry::{AfterFailure, Resends};
 use crate::runtime::inflight::{InFlight, Verdict};
 use anyhow::{bail, Result};
 use quantpipe_messages::{Output, PlanInfo};
@@ -16,16 +17,20 @@ pub enum Taken {
     /// the current epoch.
     Stale,
     Duplicate,
+    /// A retryable failure of a pending microbatch: send it once more.
+    SendAgain,
 }
 
 /// Sorts `out` for run `run`, which cut `microbatches` microbatches, against the book of what
 /// is in flight (which it updates on acceptance). A failure reported by a stage under the
-/// current plan fails the run.
+/// current plan fails the run, unless it is retryable and the microbatch was not sent again
+/// after a failure yet ([`Resends`]): then it is sent once more.
 pub fn take_result(
     out: &Output,
     run: u64,
     microbatches: usize,
     book: &mut InFlight,
+    resends: &mut Resends,
 ) -> Result<Taken> {
     if out.run != run {
         return Ok(Taken::Foreign);
@@ -34,13 +39,27 @@ pub fn take_result(
         return Ok(Taken::Stale);
     }
     if let Some(err) = &out.error {
-        bail!("microbatch {} failed in the pipeline: {err}", out.seq);
+        if out.retryable && !book.pending().contains(&out.seq) {
+            // Already answered, or never sent: nothing to send again.
+            return Ok(Taken::Duplicate);
+        }
+        return match resends.after_failure(out.seq, out.retryable) {
+            AfterFailure::SendAgain => Ok(Taken::SendAgain),
+            AfterFailure::Fail if out.retryable => bail!(
+                "microbatch {} failed in the pipeline again after it was sent once more: {err}",
+                out.seq
+            ),
+            AfterFailure::Fail => bail!("microbatch {} failed in the pipeline: {err}", out.seq),
+        };
     }
     if out.seq >= microbatches as u64 {
         return Ok(Taken::Foreign);
     }
     Ok(match book.result(out.seq, out.epoch) {
-        Verdict::Accept => Taken::Accept,
+        Verdict::Accept => {
+            resends.answered(out.seq);
+            Taken::Accept
+        }
         Verdict::Duplicate => Taken::Duplicate,
         Verdict::StaleEpoch => Taken::Stale,
         Verdict::Unknown => Taken::Foreign,
@@ -105,6 +124,7 @@ mod tests {
             shape: vec![2, 3],
             values: vec![0.0; 6],
             error: None,
+            retryable: false,
         }
     }
 
@@ -124,11 +144,11 @@ mod tests {
         let mut book = InFlight::new(1);
         book.sent(0);
         assert_eq!(
-            take_result(&out(7, 0, 1), 7, 4, &mut book).unwrap(),
+            take_result(&out(7, 0, 1), 7, 4, &mut book, &mut Resends::default()).unwrap(),
             Taken::Accept
         );
         assert_eq!(
-            take_result(&out(7, 0, 1), 7, 4, &mut book).unwrap(),
+            take_result(&out(7, 0, 1), 7, 4, &mut book, &mut Resends::default()).unwrap(),
             Taken::Duplicate
         );
     }
@@ -138,15 +158,15 @@ mod tests {
         let mut book = InFlight::new(1);
         book.sent(0);
         assert_eq!(
-            take_result(&out(8, 0, 1), 7, 4, &mut book).unwrap(),
+            take_result(&out(8, 0, 1), 7, 4, &mut book, &mut Resends::default()).unwrap(),
             Taken::Foreign
         );
         assert_eq!(
-            take_result(&out(7, 9, 1), 7, 4, &mut book).unwrap(),
+            take_result(&out(7, 9, 1), 7, 4, &mut book, &mut Resends::default()).unwrap(),
             Taken::Foreign
         );
         assert_eq!(
-            take_result(&out(7, 2, 1), 7, 4, &mut book).unwrap(),
+            take_result(&out(7, 2, 1), 7, 4, &mut book, &mut Resends::default()).unwrap(),
             Taken::Foreign
         );
     }
@@ -158,7 +178,10 @@ mod tests {
         book.switch_epoch(2);
         let mut failed = out(7, 0, 1);
         failed.error = Some("stage died".into());
-        assert_eq!(take_result(&failed, 7, 4, &mut book).unwrap(), Taken::Stale);
+        assert_eq!(
+            take_result(&failed, 7, 4, &mut book, &mut Resends::default()).unwrap(),
+            Taken::Stale
+        );
     }
 
     #[test]
@@ -167,8 +190,42 @@ mod tests {
         book.sent(0);
         let mut failed = out(7, 0, 1);
         failed.error = Some("stage died".into());
-        let e = take_result(&failed, 7, 4, &mut book).unwrap_err();
+        let e = take_result(&failed, 7, 4, &mut book, &mut Resends::default()).unwrap_err();
         assert!(e.to_string().contains("stage died"), "{e}");
+    }
+
+    #[test]
+    fn a_retryable_failure_is_sent_again_once_then_fails_the_run() {
+        let mut book = InFlight::new(1);
+        let mut resends = Resends::default();
+        book.sent(0);
+        let mut failed = out(7, 0, 1);
+        failed.error = Some("stage 1: forward worker panicked".into());
+        failed.retryable = true;
+        assert_eq!(
+            take_result(&failed, 7, 4, &mut book, &mut resends).unwrap(),
+            Taken::SendAgain
+        );
+        let e = take_result(&failed, 7, 4, &mut book, &mut resends).unwrap_err();
+        assert!(
+            e.to_string().contains("again after it was sent once more"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_retryable_failure_of_an_answered_microbatch_is_a_duplicate() {
+        let mut book = InFlight::new(1);
+        let mut resends = Resends::default();
+        book.sent(0);
+        take_result(&out(7, 0, 1), 7, 4, &mut book, &mut resends).unwrap();
+        let mut failed = out(7, 0, 1);
+        failed.error = Some("stage 1: forward worker panicked".into());
+        failed.retryable = true;
+        assert_eq!(
+            take_result(&failed, 7, 4, &mut book, &mut resends).unwrap(),
+            Taken::Duplicate
+        );
     }
 
     #[test]

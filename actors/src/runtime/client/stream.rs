@@ -3,6 +3,7 @@
 //! under the new epoch, and gives up when no result comes for `client.result_timeout_s`.
 
 use super::results::{self, Taken};
+use super::retry::Resends;
 use super::stage0::Stage0;
 use super::{Event, Inputs, PlanWatch, RunReport};
 use crate::runtime::config::Settings;
@@ -28,6 +29,7 @@ pub(super) struct Stream<'a> {
     pub plan: PlanInfo,
     microbatches: usize,
     book: InFlight,
+    resends: Resends,
     sent_at: HashMap<u64, Instant>,
     outputs: BTreeMap<u64, Output>,
     latencies: Vec<f64>,
@@ -66,6 +68,7 @@ impl<'a> Stream<'a> {
             stage0,
             run: unix_ns() ^ ((std::process::id() as u64) << 32),
             book: InFlight::new(plan.epoch),
+            resends: Resends::default(),
             plan,
             microbatches,
             sent_at: HashMap::new(),
@@ -157,9 +160,26 @@ impl<'a> Stream<'a> {
                 return Ok(());
             }
         };
-        let counter = match results::take_result(&out, self.run, self.microbatches, &mut self.book)?
-        {
+        let taken = results::take_result(
+            &out,
+            self.run,
+            self.microbatches,
+            &mut self.book,
+            &mut self.resends,
+        )?;
+        let counter = match taken {
             Taken::Accept => None,
+            Taken::SendAgain => {
+                tracing::warn!(
+                    "microbatch {} failed ({}): sending it once more",
+                    out.seq,
+                    out.error.as_deref().unwrap_or_default()
+                );
+                self.send(out.seq)?;
+                // An answer, even a failure, is a sign of life.
+                self.last_result = Instant::now();
+                return Ok(());
+            }
             Taken::Foreign => Some(&mut self.dropped.foreign),
             Taken::Stale => Some(&mut self.dropped.stale),
             Taken::Duplicate => Some(&mut self.dropped.duplicates),
@@ -217,6 +237,7 @@ impl<'a> Stream<'a> {
             run: self.run,
             epochs: self.book.epochs().to_vec(),
             resent: self.book.resent(),
+            resent_after_failure: self.resends.total(),
             items: self.inputs.items(),
             microbatches: self.microbatches,
             window: self.settings.client.window,

@@ -25,6 +25,9 @@
 //! Decisions are the functions of [`crate::runtime::planning`]; the zenoh calls are in its `io`
 //! module; the actor holds the state and routes. It runs on a SyncArbiter thread: gathering and
 //! assigning wait on the network.
+//!
+//! A panic in its decisions is caught: the planner starts again from a fresh state, or gives
+//! up leadership when it keeps panicking (see its `restart` module).
 
 mod devices;
 mod fatal;
@@ -32,12 +35,14 @@ mod io;
 mod leading;
 mod plan_making;
 mod replanning;
+mod restart;
 mod starting;
 
 pub use fatal::{until_leader_fails, LeaderFailed, LeaderFailures};
 pub use leading::{start_leading, Leading};
 
 use crate::runtime::config::LeaderSettings;
+use crate::runtime::supervision::{PanicHistory, RestartBudget, WorkerHealth};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 use devices::DeviceBook;
@@ -88,6 +93,10 @@ pub struct PlannerActor {
     watcher: Option<Subscriber<()>>,
     /// A [`NodesChanged`] is queued: token events meanwhile need no other.
     change_queued: Arc<AtomicBool>,
+    /// Panics lately: the planner restarts within the budget, and gives up leadership past it.
+    panics: PanicHistory,
+    /// Where restarts are counted (the node's).
+    health: Arc<WorkerHealth>,
 }
 
 impl PlannerActor {
@@ -102,6 +111,8 @@ impl PlannerActor {
             token: None,
             watcher: None,
             change_queued: Arc::new(AtomicBool::new(false)),
+            panics: PanicHistory::new(RestartBudget::default()),
+            health: WorkerHealth::node(),
         }
     }
 

@@ -95,19 +95,19 @@ impl Handler<NodesChanged> for PlannerActor {
     type Result = ();
     fn handle(&mut self, _: NodesChanged, ctx: &mut SyncContext<Self>) {
         self.change_queued.store(false, Ordering::Release);
-        match &self.phase {
+        self.shielded(ctx, "a membership change", |act, ctx| match &act.phase {
             Phase::Waiting { .. } => {
-                let ready = self
+                let ready = act
                     .io
                     .alive_nodes()
-                    .and_then(|a| self.plan_if_expected_are_up(a));
+                    .and_then(|a| act.plan_if_expected_are_up(a));
                 if let Err(e) = ready {
-                    self.first_plan_failed(e);
+                    act.first_plan_failed(e);
                 }
             }
             Phase::Running(_) => ctx.address().do_send(Reconsider { attempt: 1 }),
             Phase::Starting | Phase::Retired => {}
-        }
+        })
     }
 }
 
@@ -122,13 +122,15 @@ pub(super) struct Reconsider {
 impl Handler<Reconsider> for PlannerActor {
     type Result = ();
     fn handle(&mut self, Reconsider { attempt }: Reconsider, ctx: &mut SyncContext<Self>) {
-        if let Err(e) = self.reconsider() {
-            tracing::error!("re-planning (attempt {attempt} of {REPLAN_ATTEMPTS}): {e:#}");
-            if attempt < REPLAN_ATTEMPTS {
-                ctx.address().do_send(Reconsider {
-                    attempt: attempt + 1,
-                });
+        self.shielded(ctx, "re-planning", |act, ctx| {
+            if let Err(e) = act.reconsider() {
+                tracing::error!("re-planning (attempt {attempt} of {REPLAN_ATTEMPTS}): {e:#}");
+                if attempt < REPLAN_ATTEMPTS {
+                    ctx.address().do_send(Reconsider {
+                        attempt: attempt + 1,
+                    });
+                }
             }
-        }
+        })
     }
 }

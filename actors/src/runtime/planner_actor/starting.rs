@@ -126,12 +126,14 @@ pub(super) struct Begin;
 impl Handler<Begin> for PlannerActor {
     type Result = ();
     fn handle(&mut self, _: Begin, ctx: &mut SyncContext<Self>) {
-        if self.stepped_down() {
-            return self.first_plan_failed(anyhow!("{} stepped down as leader", self.name));
-        }
-        if let Err(e) = self.begin(ctx) {
-            self.first_plan_failed(e);
-        }
+        self.shielded(ctx, "the first plan", |act, ctx| {
+            if act.stepped_down() {
+                return act.first_plan_failed(anyhow!("{} stepped down as leader", act.name));
+            }
+            if let Err(e) = act.begin(ctx) {
+                act.first_plan_failed(e);
+            }
+        })
     }
 }
 
@@ -142,9 +144,11 @@ pub(super) struct WaitOver;
 
 impl Handler<WaitOver> for PlannerActor {
     type Result = ();
-    fn handle(&mut self, _: WaitOver, _: &mut SyncContext<Self>) {
-        if let Err(e) = self.wait_over() {
-            self.first_plan_failed(e);
-        }
+    fn handle(&mut self, _: WaitOver, ctx: &mut SyncContext<Self>) {
+        self.shielded(ctx, "the first plan", |act, _| {
+            if let Err(e) = act.wait_over() {
+                act.first_plan_failed(e);
+            }
+        })
     }
 }
