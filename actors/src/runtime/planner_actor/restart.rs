@@ -69,3 +69,84 @@ impl PlannerActor {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fatal::{until_leader_fails, LeaderFailures};
+    use super::super::io::PlannerIo;
+    use super::super::Hosting;
+    use super::*;
+    use crate::runtime::config::{LeaderSettings, ZenohSettings};
+    use crate::runtime::supervision::{RestartBudget, WorkerHealth};
+    use quantpipe_messages::Keys;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use zenoh::Wait;
+
+    /// A panic in a handler's body, as a bug in the planner's decisions would raise.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Fail;
+
+    impl Handler<Fail> for PlannerActor {
+        type Result = ();
+        fn handle(&mut self, _: Fail, ctx: &mut SyncContext<Self>) {
+            self.shielded(ctx, "a test", |_, _| panic!("a bug in the planner"));
+        }
+    }
+
+    /// The restarts counted, and whether the planner still leads.
+    #[derive(Message)]
+    #[rtype(result = "(u64, bool)")]
+    struct Look;
+
+    impl Handler<Look> for PlannerActor {
+        type Result = MessageResult<Look>;
+        fn handle(&mut self, _: Look, _: &mut SyncContext<Self>) -> Self::Result {
+            let leading = !matches!(self.phase, Phase::Retired) && self.token.is_some();
+            MessageResult((self.health.restarts(), leading))
+        }
+    }
+
+    #[test]
+    fn a_planner_that_panics_restarts_then_gives_up_leadership_past_its_budget() {
+        let config = ZenohSettings::peer(vec![], vec![]).config().unwrap();
+        let session = zenoh::open(config).wait().unwrap();
+        let health = Arc::new(WorkerHealth::default());
+        let sys = actix::System::new();
+        let failed = sys.block_on(async {
+            let (timers, failures) = (Arbiter::current(), LeaderFailures::from_registry());
+            let planner = {
+                let health = health.clone();
+                SyncArbiter::start(1, move || {
+                    let io = PlannerIo::new(session.clone(), Keys::new("heal"), 1.0);
+                    let mut p = PlannerActor::new(
+                        io,
+                        "lead".into(),
+                        LeaderSettings::default(),
+                        Hosting {
+                            timers: timers.clone(),
+                            failures: failures.clone(),
+                            retired: Arc::new(AtomicBool::new(false)),
+                        },
+                    );
+                    p.health = health.clone();
+                    p
+                })
+            };
+            let max = RestartBudget::default().max_panics as u64;
+            for restarts in 1..=max {
+                planner.send(Fail).await.unwrap();
+                assert_eq!(planner.send(Look).await.unwrap(), (restarts, true));
+            }
+            planner.send(Fail).await.unwrap();
+            assert_eq!(planner.send(Look).await.unwrap(), (max, false));
+            until_leader_fails(std::future::pending()).await
+        });
+        let err = failed.unwrap_err();
+        assert!(
+            err.to_string().contains("planner panicked more than"),
+            "{err}"
+        );
+    }
+}
