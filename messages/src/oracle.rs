@@ -187,6 +187,7 @@ pub fn sample_messages() -> Vec<Vec<u8>> {
                 shape: vec![1, 2],
                 values: vec![0.5, f32::NAN],
                 error: None,
+                retryable: false,
             },
         ),
         envelope::encode(FLEET, &stats),

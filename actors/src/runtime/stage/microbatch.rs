@@ -10,6 +10,7 @@ use crate::runtime::forward_worker::{Forward, ForwardTime, ForwardWorker};
 use crate::runtime::link_credits::LinkCredits;
 use crate::runtime::probe::{Arrived, BandwidthProbeActor, Outgoing};
 use crate::runtime::quantizer::{Decode, Encode, QuantizerActor};
+use crate::runtime::supervision::{reply_for, FailureReply};
 use crate::runtime::tensor_wire::{mask_from_wire, mask_to_wire, tokens_from_wire};
 use crate::runtime::transport::{unix_ns, zbytes_with_header, Put, Received, TransportActor};
 use actix::prelude::*;
@@ -168,6 +169,7 @@ impl StageActor {
             shape: vec![],
             values: vec![],
             error: Some(format!("{}: refused: {r}", self.name)),
+            retryable: false,
         };
         self.control.do_send(Put {
             key: self.keys.result(&act.client),
@@ -223,6 +225,12 @@ impl StageActor {
                     "{}: microbatch {seq} of run {run:x} failed: {e:#}",
                     self.name
                 );
+                // A worker that could not restart answers nothing: the node leaves the fleet,
+                // and the re-plan has the client send the microbatch to the new pipeline.
+                let reply = reply_for(&e);
+                if reply == FailureReply::Silent {
+                    return;
+                }
                 let out = Output {
                     run,
                     seq,
@@ -230,6 +238,7 @@ impl StageActor {
                     shape: vec![],
                     values: vec![],
                     error: Some(format!("{}: {e:#}", self.name)),
+                    retryable: reply == FailureReply::Retryable,
                 };
                 self.control.do_send(Put {
                     key: self.keys.result(&client),
@@ -333,6 +342,7 @@ impl Route {
             shape: t.size().iter().map(|&d| d as u64).collect(),
             values,
             error: None,
+            retryable: false,
         };
         Ok(envelope::encode(&self.keys.fleet, &out).into())
     }

@@ -281,6 +281,8 @@ impl Handler<GetStats> for StageActor {
                     let mut s = act.stats.clone();
                     s.links = links;
                     s.process_cpu_s = process_cpu_s();
+                    s.worker_restarts =
+                        crate::runtime::supervision::WorkerHealth::node().restarts();
                     s
                 }),
         )
