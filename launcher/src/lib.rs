@@ -4,6 +4,7 @@
 //!   written to `<name>.toml` by serialising it ([`config_file`]); readiness from the leader's
 //!   own plan announcement ([`Fleet::wait_for_plan`]); logs in one folder; every process killed
 //!   on drop.
+//! - [`Links`]: TLS under a throwaway fleet CA (every member enrolled up front), or plain TCP.
 //! - [`Procs`] and [`Launch`]: child processes with their logs, started on this host, pinned to
 //!   a core (`taskset`) or inside a network namespace (`ip netns exec`); [`ClientRun`], the
 //!   command line of a client run (`quantpipe run`).
@@ -17,6 +18,7 @@ mod client_run;
 pub mod config_file;
 pub mod endpoints;
 mod fleet;
+pub mod links;
 pub mod minilm;
 pub mod netns;
 pub mod privilege;
@@ -27,5 +29,6 @@ mod uniform_profile;
 pub use client_run::ClientRun;
 pub use endpoints::{free_ports, loopback};
 pub use fleet::{Fleet, Place};
+pub use links::Links;
 pub use procs::{Launch, Procs};
 pub use uniform_profile::write_uniform_profile;
