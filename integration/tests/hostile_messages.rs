@@ -117,6 +117,7 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
             shape: vec![1, 1],
             values: vec![0.0],
             error: None,
+            retryable: false,
         };
         let result = keys.result(&first.client);
         let old = Envelope {

@@ -61,6 +61,9 @@ pub struct Settings {
     pub client: ClientSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Forced faults for tests (`[faults]`), off by default.
+    #[serde(default)]
+    pub faults: crate::runtime::faults::FaultSettings,
     /// `[security]`: the fleet's CA, this member's certificate and key, the member list the
     /// access control is generated from, or `insecure = true` (see [`Settings::zenoh_config`]).
     #[serde(default)]
@@ -363,6 +366,7 @@ impl Settings {
             leader: LeaderSettings::default(),
             client: ClientSettings::default(),
             metrics: MetricsSettings::default(),
+            faults: Default::default(),
             security: SecuritySettings::default(),
         }
     }
