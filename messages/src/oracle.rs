@@ -118,6 +118,13 @@ pub fn sample_messages() -> Vec<Vec<u8>> {
             mbps: 940.0,
             ..Default::default()
         }],
+        refused: [
+            ("token-out-of-range".to_owned(), 3),
+            ("too-large".to_owned(), 1),
+        ]
+        .into_iter()
+        .collect(),
+        worker_restarts: 1,
         ..Default::default()
     };
     let activation = Activation {
