@@ -306,3 +306,83 @@ fn a_client_cannot_put_another_clients_results() {
         "c1's subscription was declared to another client"
     );
 }
+
+/// The answers `session` gets to a query on `key` (every queryable asked, each answer kept).
+fn answers(session: &Session, key: &str) -> Vec<String> {
+    let replies = session
+        .get(key.to_owned())
+        .target(zenoh::query::QueryTarget::All)
+        .consolidation(zenoh::query::ConsolidationMode::None)
+        .timeout(Duration::from_secs(2))
+        .wait()
+        .unwrap();
+    let mut out = Vec::new();
+    while let Ok(reply) = replies.recv() {
+        if let Ok(sample) = reply.result() {
+            out.push(sample.payload().try_to_string().unwrap().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn stats_are_answered_to_nodes_and_device_info_to_leaders_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(
+        dir.path(),
+        "tlsq",
+        &[
+            ("l", MemberRole::Leader),
+            ("a", MemberRole::Node),
+            ("b", MemberRole::Node),
+            ("c", MemberRole::Client),
+        ],
+    );
+    let keys = Keys::new(fleet.ca.fleet());
+    let port = free_ports(1).unwrap()[0];
+    let b = open(&member(&fleet, "b", Some(port), &[])).unwrap();
+    let serve = |key: String, answer: &'static str| {
+        b.declare_queryable(key)
+            .callback(move |q| {
+                let key = q.key_expr().clone();
+                q.reply(key, answer).wait().unwrap();
+            })
+            .wait()
+            .unwrap()
+    };
+    let _stats = serve(keys.stats("b"), "stats of b");
+    let _device = serve(keys.device("b"), "device of b");
+    let l = open(&member(&fleet, "l", None, &[port])).unwrap();
+    let a = open(&member(&fleet, "a", None, &[port])).unwrap();
+    let c = open(&member(&fleet, "c", None, &[port])).unwrap();
+
+    // A querier's matching listener hears the queryable's declaration: the bounded wait for it
+    // (on the queryable's own key: zenoh matches a querier only with queryables including its key).
+    for (who, key) in [(&l, keys.device("b")), (&a, keys.stats("b"))] {
+        let querier = who.declare_querier(key).wait().unwrap();
+        let listener = querier.matching_listener().wait().unwrap();
+        if !querier.matching_status().wait().unwrap().matching() {
+            let status = listener.recv_timeout(ARRIVAL).unwrap();
+            assert!(
+                status.is_some_and(|s| s.matching()),
+                "b's queryable on {} reached its querier",
+                querier.key_expr()
+            );
+        }
+    }
+    // Stats answer on the query's key, `stats/*`, as `timeline::query_stats` asks.
+    assert_eq!(answers(&a, &keys.stats("*")), ["stats of b"]);
+    assert_eq!(answers(&l, &keys.device("b")), ["device of b"]);
+    assert!(
+        answers(&a, &keys.device("b")).is_empty(),
+        "a plain node read device info"
+    );
+    assert!(
+        answers(&c, &keys.stats("*")).is_empty(),
+        "a client read stats"
+    );
+    assert!(
+        answers(&c, &keys.device("b")).is_empty(),
+        "a client read device info"
+    );
+}

@@ -79,7 +79,10 @@ pub fn run(command: Fleet) -> Result<()> {
             let out = out.unwrap_or_else(|| ca.dir().join(quantpipe_security::MEMBERS_DIR));
             let e = ca.enroll(&name, role, &out)?;
             println!("enrolled `{name}` as {role} in fleet `{}`", ca.fleet());
-            println!("# the [security] section of {name}'s settings (name = \"{name}\"; endpoints tls/...):");
+            println!(
+                "# the [security] section of {name}'s settings \
+                 (name = \"{name}\"; endpoints tls/...):"
+            );
             println!("[security]");
             for (key, path) in [
                 ("ca", ca.certificate_path()),
