@@ -39,6 +39,24 @@ pub struct NodeStats {
     /// Per destination key: what was sent and the link's measured bandwidth; per source key:
     /// what arrived.
     pub links: Vec<LinkStats>,
+    /// zenoh declarations the node holds now (each counted when declared and again when
+    /// undeclared): subscribers (liveliness subscribers included), queryables and liveliness
+    /// tokens. A node that re-plans without leaking comes back to the same counts.
+    #[serde(default)]
+    pub subscribers: u64,
+    #[serde(default)]
+    pub queryables: u64,
+    #[serde(default)]
+    pub liveliness_tokens: u64,
+    /// Microbatches the stage holds now (admitted, not yet sent on nor lost), and the most it
+    /// ever held at once: what a client sending faster than the pipeline carries piles up here.
+    #[serde(default)]
+    pub queued: u64,
+    #[serde(default)]
+    pub queued_high_water: u64,
+    /// The most messages the outgoing link ever had sent and not acknowledged at once.
+    #[serde(default)]
+    pub link_in_flight_high_water: u64,
 }
 
 impl NodeStats {
@@ -154,6 +172,44 @@ mod tests {
             BTreeMap::from([("token-out-of-range".into(), 3), ("wrong-shape".into(), 3)])
         );
         assert_eq!(d.worker_restarts, 2);
+    }
+
+    #[test]
+    fn stats_from_a_node_without_declaration_or_queue_counters_read_as_zero() {
+        let mut json = serde_json::to_value(NodeStats::default()).unwrap();
+        let map = json.as_object_mut().unwrap();
+        for field in [
+            "subscribers",
+            "queryables",
+            "liveliness_tokens",
+            "queued",
+            "queued_high_water",
+            "link_in_flight_high_water",
+        ] {
+            assert!(map.remove(field).is_some(), "{field}");
+        }
+        let read: NodeStats = serde_json::from_value(json).unwrap();
+        assert_eq!(read, NodeStats::default());
+    }
+
+    #[test]
+    fn stats_since_an_earlier_snapshot_keep_the_current_declarations_and_high_waters() {
+        let earlier = NodeStats {
+            subscribers: 9,
+            queued_high_water: 1,
+            ..Default::default()
+        };
+        let later = NodeStats {
+            subscribers: 4,
+            queued_high_water: 3,
+            link_in_flight_high_water: 2,
+            ..Default::default()
+        };
+        let d = later.since(&earlier);
+        assert_eq!(
+            (d.subscribers, d.queued_high_water, d.link_in_flight_high_water),
+            (4, 3, 2)
+        );
     }
 
     #[test]
