@@ -207,7 +207,11 @@ mod tests {
         };
         let d = later.since(&earlier);
         assert_eq!(
-            (d.subscribers, d.queued_high_water, d.link_in_flight_high_water),
+            (
+                d.subscribers,
+                d.queued_high_water,
+                d.link_in_flight_high_water
+            ),
             (4, 3, 2)
         );
     }
