@@ -91,25 +91,24 @@ fn serve(purpose: &str, key: &str, query_key: &str, server: Who, askers: Who) ->
     ]
 }
 
-/// `holder` holds the liveliness token `key`; `watchers` subscribe to and query `watch_key`
-/// (which includes `key`).
-fn token(purpose: &str, key: &str, watch_key: &str, holder: Who, watchers: Who) -> Vec<Grant> {
+/// `holder` holds the liveliness token `key`, which `watchers` see.
+fn token(purpose: &str, key: &str, holder: Who, watchers: Who) -> Grant {
+    grant(purpose, LIVELINESS_TOKEN, key, holder, watchers)
+}
+
+/// `watchers` subscribe to and query the tokens under `pattern`, asking every peer in
+/// `asked` (a peer holding none answers with none: asking reveals nothing, and an ask that
+/// never reaches a peer would only leave the asker waiting for its answer).
+fn watch(purpose: &str, pattern: &str, watchers: Who, asked: Who) -> Vec<Grant> {
     vec![
         grant(
             purpose,
-            LIVELINESS_TOKEN,
-            key,
-            holder.clone(),
-            watchers.clone(),
-        ),
-        grant(
-            purpose,
             DECLARE_LIVELINESS_SUBSCRIBER,
-            watch_key,
+            pattern,
             watchers.clone(),
-            holder.clone(),
+            asked.clone(),
         ),
-        grant(purpose, LIVELINESS_QUERY, watch_key, watchers, holder),
+        grant(purpose, LIVELINESS_QUERY, pattern, watchers, asked),
     ]
 }
 
@@ -183,26 +182,18 @@ pub fn fleet_grants(members: &Members) -> Vec<Grant> {
             me(),
             Nodes,
         ));
-        g.extend(token(&p("node"), &k.node(&node), &k.nodes(), me(), Nodes));
+        g.push(token(&p("node"), &k.node(&node), me(), Nodes));
     }
     for leader in members.names(MemberRole::may_lead) {
         let me = || Member(leader.clone());
         let p = |what: &str| format!("{what}-{leader}");
-        g.extend(token(
-            &p("candidate"),
-            &k.candidate(&leader),
-            &k.candidates(),
-            me(),
-            Nodes,
-        ));
-        g.extend(token(
-            &p("leader"),
-            &k.leader(&leader),
-            &k.leaders(),
-            me(),
-            Nodes,
-        ));
+        g.push(token(&p("candidate"), &k.candidate(&leader), me(), Nodes));
+        g.push(token(&p("leader"), &k.leader(&leader), me(), Nodes));
     }
+    // Nodes watch who is alive, who may lead and who leads.
+    g.extend(watch("nodes", &k.nodes(), Nodes, Nodes));
+    g.extend(watch("candidates", &k.candidates(), Nodes, Nodes));
+    g.extend(watch("leaders", &k.leaders(), Nodes, Nodes));
     g
 }
 

@@ -353,3 +353,13 @@ fn the_matcher_reads_key_expressions_as_zenoh_does() {
     assert!(inc("a/**", "a/b/c"));
     assert!(!inc("qp/f/**", "qp/**"));
 }
+
+#[test]
+fn clients_see_no_liveliness_tokens() {
+    let (acl, k) = (access_control(&fleet()), keys());
+    for user in ["c1", "g"] {
+        assert!(!seen(&acl, user, "a", &k.nodes(), &k.node("a")));
+        assert!(!seen(&acl, user, "l", &k.leaders(), &k.leader("l")));
+        assert!(!passes(&acl, LIVELINESS_TOKEN, &k.node("a"), "a", user));
+    }
+}
