@@ -1,21 +1,32 @@
 //! The demo fleet: a leader and the demo devices as node processes on loopback, configs and
-//! logs in the output folder, and the settings of the demo's own client.
+//! logs in the output folder, and the settings of the demo's own client. Secured: a throwaway
+//! CA in the output folder enrolls every member up front (the leader, each device, the demo's
+//! client, gateway and stats observer), so every link is TLS with mutual authentication and each
+//! node enforces the access control generated from the member list.
 
 use super::devices::DEVICES;
 use super::{Args, METRICS_WINDOW_S};
 use crate::logging::LogFormat;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use quantpipe_actors::runtime::config::{Role, Settings};
-use quantpipe_launcher::{config_file, loopback, Fleet, Place};
+use quantpipe_launcher::links::{node_member_role, MemberRole};
+use quantpipe_launcher::{config_file, loopback, Fleet, Links, Place};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where the demo's processes run and listen.
+/// The demo's client, the gateway of `--serve`, and the session that reads the stages' stats
+/// (stats are for nodes only, so it is enrolled as a node that hosts no stage).
+pub const CLIENT: &str = "demo-client";
+pub const GATEWAY: &str = "demo-gateway";
+pub const OBSERVER: &str = "demo-observer";
+
+/// Where the demo's processes run and listen, and the fleet's links.
 pub struct DemoFleet<'a> {
     pub name: String,
     pub model_dir: &'a Path,
     pub out: &'a Path,
     pub leader_port: u16,
+    pub links: Links,
 }
 
 /// The running fleet and each device node's metrics file, by node name.
@@ -24,18 +35,53 @@ pub struct Started {
     pub metrics_files: Vec<(String, PathBuf)>,
 }
 
-impl DemoFleet<'_> {
-    /// Settings of `name`, listening on `port` and connecting to `connect` when given.
-    fn node(&self, name: &str, role: Role, port: u16, connect: Option<u16>) -> Settings {
-        let connect = connect.map(loopback).into_iter().collect();
-        config_file::peer(
+impl<'a> DemoFleet<'a> {
+    /// The demo fleet `name`, its throwaway CA in `out/fleet-ca` (one an earlier demo left is
+    /// replaced) with every member enrolled.
+    pub fn new(
+        name: String,
+        model_dir: &'a Path,
+        out: &'a Path,
+        leader_port: u16,
+    ) -> Result<DemoFleet<'a>> {
+        let ca_dir = out.join("fleet-ca");
+        if ca_dir.exists() {
+            std::fs::remove_dir_all(&ca_dir)
+                .with_context(|| format!("removing the old {}", ca_dir.display()))?;
+        }
+        let links = Links::throwaway(&ca_dir, &name, &members())?;
+        Ok(DemoFleet {
+            name,
+            model_dir,
+            out,
+            leader_port,
+            links,
+        })
+    }
+
+    /// Settings of `name`, listening on `port` when given and connecting to `connect` when
+    /// given, over the fleet's links.
+    fn member(
+        &self,
+        name: &str,
+        role: Role,
+        port: Option<u16>,
+        connect: Option<u16>,
+    ) -> Result<Settings> {
+        let mut s = config_file::peer(
             &self.name,
             name,
             role,
             self.model_dir,
-            vec![loopback(port)],
-            connect,
-        )
+            port.map(loopback).into_iter().collect(),
+            connect.map(loopback).into_iter().collect(),
+        );
+        self.links.apply(&mut s)?;
+        Ok(s)
+    }
+
+    fn node(&self, name: &str, role: Role, port: u16, connect: Option<u16>) -> Result<Settings> {
+        self.member(name, role, Some(port), connect)
     }
 
     /// Starts the leader, then one node per demo device with its thread count's profile.
@@ -47,7 +93,7 @@ impl DemoFleet<'_> {
     ) -> Result<Started> {
         let exe = std::env::current_exe()?;
         let mut nodes = Fleet::new(&exe, self.out).log_format(log_format.as_arg());
-        let mut leader = self.node("leader", Role::Leader, self.leader_port, None);
+        let mut leader = self.node("leader", Role::Leader, self.leader_port, None)?;
         leader.leader.expected = DEVICES.iter().map(|d| d.name.to_string()).collect();
         leader.leader.wait_s = 120.0;
         leader.leader.ubatch = args.ubatch;
@@ -57,7 +103,7 @@ impl DemoFleet<'_> {
         for (i, d) in DEVICES.iter().enumerate() {
             let metrics = self.fresh_metrics_file(d.name)?;
             let port = self.leader_port + 1 + i as u16;
-            let mut device = self.node(d.name, Role::Device, port, Some(self.leader_port));
+            let mut device = self.node(d.name, Role::Device, port, Some(self.leader_port))?;
             device.device.threads = d.threads;
             device.device.slowdown = d.slowdown;
             device.device.profile_ubatch = args.ubatch;
@@ -74,6 +120,7 @@ impl DemoFleet<'_> {
             self.name,
             self.out.display()
         );
+        eprintln!("fleet {}", self.links.describe());
         Ok(Started {
             nodes,
             metrics_files,
@@ -90,18 +137,44 @@ impl DemoFleet<'_> {
         Ok(metrics)
     }
 
-    /// The demo client's settings, written to the output folder and read back like any
-    /// client's settings (`QUANTPIPE_*` overrides apply).
-    pub fn client_settings(&self) -> Result<Settings> {
+    /// The settings of the demo's client or gateway `name` (enrolled as such), written to the
+    /// output folder and read back like any client's settings (`QUANTPIPE_*` overrides apply).
+    pub fn client_settings(&self, name: &str) -> Result<Settings> {
         let mut client = self.node(
-            "demo-client",
+            name,
             Role::Device,
             self.leader_port + 10,
             Some(self.leader_port),
-        );
+        )?;
         client.client.window = 4;
         client.client.plan_wait_s = 5.0;
         client.client.result_timeout_s = 120.0;
         Settings::load(&config_file::write(self.out, &client)?)
     }
+
+    /// A zenoh session of the demo's stats observer (a node of the fleet, as only nodes may
+    /// read the stages' stats).
+    pub fn observer_session(&self) -> Result<zenoh::Session> {
+        use zenoh::Wait;
+        let observer = self.member(OBSERVER, Role::Device, None, Some(self.leader_port))?;
+        zenoh::open(observer.zenoh_config()?)
+            .wait()
+            .map_err(|e| anyhow!("opening the stats observer's zenoh session: {e}"))
+    }
+}
+
+/// Every member of the demo fleet and its role.
+fn members() -> Vec<(&'static str, MemberRole)> {
+    let mut members = vec![
+        ("leader", node_member_role(Role::Leader)),
+        (CLIENT, MemberRole::Client),
+        (GATEWAY, MemberRole::Gateway),
+        (OBSERVER, MemberRole::Node),
+    ];
+    members.extend(
+        DEVICES
+            .iter()
+            .map(|d| (d.name, node_member_role(Role::Device))),
+    );
+    members
 }

@@ -75,6 +75,8 @@ pub struct Args {
 #[derive(Serialize)]
 pub struct DemoReport {
     pub model: String,
+    /// How the fleet's links were made (TLS under the demo's throwaway CA).
+    pub links: String,
     pub classes: Vec<String>,
     pub test_items: usize,
     pub reference_items: usize,
@@ -114,12 +116,12 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
     let baseline = local::baseline(&source, &tok, &data, args.ubatch)?;
     let profiles = local::measure_profiles(&source, args.ubatch, &out)?;
 
-    let fleet = DemoFleet {
-        name: format!("demo{}", std::process::id()),
-        model_dir: &model_dir,
-        out: &out,
-        leader_port: args.base_port,
-    };
+    let fleet = DemoFleet::new(
+        format!("demo{}", std::process::id()),
+        &model_dir,
+        &out,
+        args.base_port,
+    )?;
     let started = fleet.start(&args, &profiles, log_format)?;
     // With --json, stdout carries the report alone (the plan is in it).
     let measured = run_pipeline(&fleet, started.nodes, &data.test_texts, !args.json)?;
@@ -149,6 +151,7 @@ pub fn run(args: Args, log_format: LogFormat) -> Result<()> {
         measured,
         chart,
         started.metrics_files,
+        fleet.links.describe(),
     );
     write_report(&demo, &out, args.json)
 }
@@ -163,12 +166,12 @@ fn serve_fleet(
 ) -> Result<()> {
     let source = ModelSource::open_dir(model_dir)?;
     let profiles = local::measure_profiles(&source, args.ubatch, out)?;
-    let fleet = DemoFleet {
-        name: format!("demo{}", std::process::id()),
+    let fleet = DemoFleet::new(
+        format!("demo{}", std::process::id()),
         model_dir,
         out,
-        leader_port: args.base_port,
-    };
+        args.base_port,
+    )?;
     let started = fleet.start(args, &profiles, log_format)?;
     serve::serve(&fleet, started.nodes, port)
 }
@@ -205,7 +208,7 @@ fn run_pipeline(
     texts: &[String],
     show_plan: bool,
 ) -> Result<Measured> {
-    let settings = fleet.client_settings()?;
+    let settings = fleet.client_settings(fleet::CLIENT)?;
     let keys = Keys::new(&settings.fleet);
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
@@ -215,13 +218,16 @@ fn run_pipeline(
         summary::print_plan(&plan);
     }
     let run = run_texts_on(&session, &keys, &settings, texts)?;
+    // The client may not read the stages' stats: the fleet's observer asks them.
+    let observer = fleet.observer_session()?;
     let mut stages = Vec::new();
     for s in &plan.stages {
-        let stats = node_stats(&session, &keys, &s.node, Duration::from_secs(5))?;
+        let stats = node_stats(&observer, &keys, &s.node, Duration::from_secs(5))?;
         stages.push(stage_report(s, &stats, run.elapsed_s));
     }
     // Let every node close the window the run ended in before the fleet stops.
     std::thread::sleep(Duration::from_secs_f64(METRICS_WINDOW_S * 1.5));
+    let _ = observer.close().wait();
     let _ = session.close().wait();
     drop(nodes);
     Ok(Measured { plan, run, stages })
@@ -235,6 +241,7 @@ fn demo_report(
     measured: Measured,
     chart: PathBuf,
     metrics_files: Vec<(String, PathBuf)>,
+    links: String,
 ) -> DemoReport {
     let labels = nearest_neighbour(
         &baseline.reference,
@@ -244,6 +251,7 @@ fn demo_report(
     let device = baseline.device;
     DemoReport {
         model: measured.plan.model.clone(),
+        links,
         classes: data.classes,
         test_items: data.test_texts.len(),
         reference_items: data.train_texts.len(),

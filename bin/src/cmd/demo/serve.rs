@@ -11,8 +11,7 @@ const SERVED_NAME: &str = "minilm";
 
 /// Joins `nodes` as a gateway on `port` and serves until interrupted, then stops the fleet.
 pub fn serve(fleet: &DemoFleet, nodes: Fleet, port: u16) -> Result<()> {
-    let mut settings = fleet.client_settings()?;
-    settings.name = "demo-gateway".into();
+    let mut settings = fleet.client_settings(super::fleet::GATEWAY)?;
     // The nodes are still starting: wait for the leader's plan as long as they may take.
     settings.client.plan_wait_s = 180.0;
     let config = GatewayConfig {

@@ -33,6 +33,8 @@ pub struct StageFigures {
 
 #[derive(Serialize)]
 pub struct RunFigures {
+    /// Whether the fleet's links were TLS with mutual authentication (else plain TCP).
+    pub tls: bool,
     pub nodes: usize,
     pub stages: usize,
     pub cores: usize,
@@ -153,6 +155,7 @@ pub fn run_figures(plan: &PlanInfo, layout: &Layout, ubatch: usize, m: Measured)
     let slowest = m.stage.iter().map(|s| s.compute_s).fold(0.0, f64::max);
     let measured_bottleneck = ubatch as f64 / slowest.max(1e-9);
     RunFigures {
+        tls: false,
         nodes: layout.names.len(),
         stages: plan.stages.len(),
         cores: layout.cores,
@@ -167,6 +170,46 @@ pub fn run_figures(plan: &PlanInfo, layout: &Layout, ubatch: usize, m: Measured)
         max_overhead_share,
         max_wall_overhead_share,
         stage: m.stage,
+    }
+}
+
+/// The same pipeline over TLS and over plain TCP.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct TlsCost {
+    pub nodes: usize,
+    /// Whether the leader made the same plan for both (same nodes and units, stage by stage).
+    pub same_plan: bool,
+    pub plain_items_per_s: f64,
+    pub tls_items_per_s: f64,
+    /// TLS throughput / plain throughput (goal: >= 0.95).
+    pub ratio: f64,
+    /// The largest stage overhead (CPU outside the forward pass / forward CPU) of each.
+    pub plain_max_overhead_share: f64,
+    pub tls_max_overhead_share: f64,
+    /// CPU seconds per microbatch outside the forward passes, summed over the stages: what the
+    /// pipeline's machinery (codec, transport, encryption, runtime) costs per microbatch.
+    pub plain_outside_forward_cpu_s: f64,
+    pub tls_outside_forward_cpu_s: f64,
+}
+
+/// The plan of a run as its stages' nodes and units.
+fn plan_shape(r: &RunFigures) -> Vec<(&str, [usize; 2])> {
+    r.stage.iter().map(|s| (s.node.as_str(), s.units)).collect()
+}
+
+/// What TLS costs: `tls` against `plain`, two runs of the same pipeline depth.
+pub fn tls_cost(plain: &RunFigures, tls: &RunFigures) -> TlsCost {
+    let outside = |r: &RunFigures| r.stage.iter().map(|s| s.outside_forward_cpu_s).sum();
+    TlsCost {
+        nodes: plain.nodes,
+        same_plan: plan_shape(plain) == plan_shape(tls),
+        plain_items_per_s: plain.measured_items_per_s,
+        tls_items_per_s: tls.measured_items_per_s,
+        ratio: tls.measured_items_per_s / plain.measured_items_per_s,
+        plain_max_overhead_share: plain.max_overhead_share,
+        tls_max_overhead_share: tls.max_overhead_share,
+        plain_outside_forward_cpu_s: outside(plain),
+        tls_outside_forward_cpu_s: outside(tls),
     }
 }
 
@@ -295,5 +338,40 @@ mod tests {
         assert_eq!(r.max_wall_overhead_share, 0.0);
         assert_eq!(r.latency_p50_s, 2.0);
         assert!(r.bottleneck.starts_with("stage 1 (n1"));
+    }
+
+    #[test]
+    fn tls_cost_sets_tls_against_plain_and_tells_whether_the_plans_agree() {
+        let layout = Layout::new(2, 2, true, 3.0);
+        let p = plan(vec![stage("n0", 0.5, 0.0), stage("n1", 1.0, 0.0)]);
+        let run = |items_per_s: f64, outside: f64| {
+            let stats = NodeStats {
+                microbatches: 1,
+                busy_forward_s: 1.0,
+                forward_cpu_s: 1.0,
+                process_cpu_s: 1.0 + outside,
+                ..NodeStats::default()
+            };
+            let stage = p
+                .stages
+                .iter()
+                .map(|s| stage_figures(s, &stats, "in", Some(0), 1.0))
+                .collect();
+            let m = Measured {
+                measured_items_per_s: items_per_s,
+                latency_p50_s: 1.0,
+                stage,
+            };
+            run_figures(&p, &layout, 8, m)
+        };
+        let cost = tls_cost(&run(10.0, 0.02), &run(9.6, 0.04));
+        assert!(cost.same_plan);
+        assert!((cost.ratio - 0.96).abs() < 1e-12);
+        assert!((cost.plain_outside_forward_cpu_s - 0.04).abs() < 1e-12);
+        assert!((cost.tls_outside_forward_cpu_s - 0.08).abs() < 1e-12);
+        assert!((cost.tls_max_overhead_share - 0.04).abs() < 1e-12);
+        let mut other = run(9.6, 0.04);
+        other.stage[1].units = [7, 12];
+        assert!(!tls_cost(&run(10.0, 0.02), &other).same_plan);
     }
 }

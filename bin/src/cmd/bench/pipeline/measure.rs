@@ -18,42 +18,60 @@ use zenoh::{Session, Wait};
 /// How long a node may take to answer its stats.
 const STATS_LIMIT: Duration = Duration::from_secs(10);
 
-/// Runs the bench on a pipeline of `nodes` node processes, their files under `work`.
+/// Runs the bench on a pipeline of `nodes` node processes over TLS (`tls`) or plain TCP, their
+/// files under `work`.
 pub fn run_one(
     args: &Args,
     model: &Path,
     profile: &Path,
     nodes: usize,
+    tls: bool,
     work: &Path,
 ) -> Result<RunFigures> {
-    let dir = work.join(format!("run{nodes}"));
+    let tag = if tls { "tls" } else { "plain" };
+    let dir = work.join(format!("run{nodes}-{tag}"));
     std::fs::create_dir_all(&dir)?;
     let layout = Layout::new(nodes, cores(), have_taskset(), args.shared_core_slowdown);
-    let fleet_name = format!("bench{}x{nodes}", std::process::id());
-    let BenchFleet { mut fleet, client } =
-        fleet::start(args, &fleet_name, &layout, model, profile, &dir)?;
+    let fleet_name = format!("bench{}x{nodes}{tag}", std::process::id());
+    let links = fleet::links(tls, &fleet_name, &layout, &dir)?;
+    let BenchFleet {
+        mut fleet,
+        client,
+        observer,
+    } = fleet::start(args, &fleet_name, &layout, (model, profile), &links, &dir)?;
     let keys = Keys::new(&fleet_name);
-    let session = zenoh::open(client.zenoh_config()?)
-        .wait()
-        .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
+    let open = |s: &Settings| {
+        zenoh::open(s.zenoh_config()?)
+            .wait()
+            .map_err(|e| anyhow!("opening the zenoh session of {}: {e}", s.name))
+    };
+    let session = open(&client)?;
+    let observer = open(&observer)?;
     let bench = Bench {
         args,
         session: &session,
+        observer: &observer,
         keys: &keys,
         client: &client,
     };
-    let result = bench.measure(&mut fleet, &layout);
-    if let Err(e) = session.close().wait() {
-        tracing::warn!("closing the zenoh session: {e}");
+    let result = bench.measure(&mut fleet, &layout).map(|mut f| {
+        f.tls = tls;
+        f
+    });
+    for s in [session, observer] {
+        if let Err(e) = s.close().wait() {
+            tracing::warn!("closing the zenoh session: {e}");
+        }
     }
     drop(fleet);
     result
 }
 
-/// The bench's client on an open session.
+/// The bench's client on an open session, and the observer's session that reads the stats.
 struct Bench<'a> {
     args: &'a Args,
     session: &'a Session,
+    observer: &'a Session,
     keys: &'a Keys,
     client: &'a Settings,
 }
@@ -81,7 +99,7 @@ impl Bench<'_> {
         for (k, s) in plan.stages.iter().enumerate() {
             let (core, slowdown) = layout.of(&s.node);
             let stats = after[k].since(&before[k]);
-            let incoming = self.keys.stage_in(k as u32);
+            let incoming = self.keys.stage_input(k as u32);
             let core = layout.pinned.then_some(core);
             stage.push(stage_figures(s, &stats, &incoming, core, slowdown));
         }
@@ -117,7 +135,7 @@ impl Bench<'_> {
     fn stats(&self, plan: &PlanInfo) -> Result<Vec<NodeStats>> {
         plan.stages
             .iter()
-            .map(|s| node_stats(self.session, self.keys, &s.node, STATS_LIMIT))
+            .map(|s| node_stats(self.observer, self.keys, &s.node, STATS_LIMIT))
             .collect()
     }
 }

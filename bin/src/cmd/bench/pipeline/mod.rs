@@ -14,6 +14,12 @@
 //! share a core are emulated slower devices (`device.slowdown`: each forward pass is followed by
 //! a sleep of `(slowdown - 1) x` its time), so they use a fraction of their core and the
 //! bottleneck stage is the one alone on its core; the report says which nodes are emulated.
+//!
+//! With `--compare-tls`, every depth runs twice, over plain TCP and over TLS with mutual
+//! authentication under a throwaway CA (every member enrolled, the access control generated
+//! from the member list, as a secured fleet runs), from the same profile, so the leader makes
+//! the same plan: the report sets TLS throughput against plain (goal: >= 0.95) and the CPU each
+//! spends outside the forward passes.
 
 mod figures;
 mod fleet;
@@ -23,7 +29,7 @@ mod placement;
 mod profile;
 
 use anyhow::{bail, Context, Result};
-use figures::RunFigures;
+use figures::{tls_cost, RunFigures, TlsCost};
 use quantpipe_model_shards::presets::export_preset;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -49,6 +55,10 @@ pub struct Args {
     /// Emulated slowdown of nodes that share a core (only with more nodes than cores).
     #[arg(long, default_value_t = 3.0)]
     shared_core_slowdown: f64,
+    /// Run every depth over plain TCP and over TLS (mutual authentication, throwaway CA), and
+    /// report what TLS costs.
+    #[arg(long)]
+    compare_tls: bool,
     #[arg(long)]
     json: bool,
 }
@@ -64,6 +74,10 @@ struct Report {
     goal_ratio_to_bound: f64,
     goal_max_overhead_share: f64,
     runs: Vec<RunFigures>,
+    /// With `--compare-tls`: per depth, TLS against plain TCP.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tls_cost: Vec<TlsCost>,
+    goal_tls_ratio: f64,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -74,11 +88,19 @@ pub fn run(args: Args) -> Result<()> {
     let core = placement::have_taskset().then_some(placement::cores() - 1);
     let profile = profile::measure_profile(&model, args.ubatch, core, work.path())?;
     let mut runs = Vec::new();
+    let mut costs = Vec::new();
     for &n in &args.stages {
-        runs.push(
-            measure::run_one(&args, &model, &profile, n, work.path())
-                .with_context(|| format!("{n} nodes"))?,
-        );
+        let plain = measure::run_one(&args, &model, &profile, n, false, work.path())
+            .with_context(|| format!("{n} nodes"))?;
+        if args.compare_tls {
+            let tls = measure::run_one(&args, &model, &profile, n, true, work.path())
+                .with_context(|| format!("{n} nodes over TLS"))?;
+            costs.push(tls_cost(&plain, &tls));
+            runs.push(plain);
+            runs.push(tls);
+        } else {
+            runs.push(plain);
+        }
     }
     let report = Report {
         preset: args.preset.clone(),
@@ -90,6 +112,8 @@ pub fn run(args: Args) -> Result<()> {
         goal_ratio_to_bound: 0.9,
         goal_max_overhead_share: 0.05,
         runs,
+        tls_cost: costs,
+        goal_tls_ratio: 0.95,
     };
     super::print(&report, args.json, text)
 }
@@ -124,9 +148,10 @@ fn text(r: &Report) -> String {
     let mut out = format!("{} ubatch {} at 32 bits\n", r.preset, r.ubatch);
     for run in &r.runs {
         out += &format!(
-            "{} nodes, {} stages: {:.2} items/s measured, {:.2} predicted bound ({:.0}%), \
+            "{}{} nodes, {} stages: {:.2} items/s measured, {:.2} predicted bound ({:.0}%), \
              {:.0}% of the measured slowest stage; overhead up to {:.1}% of forward CPU \
              ({:.1}% wall-clock); bottleneck {}\n",
+            if run.tls { "TLS: " } else { "" },
             run.nodes,
             run.stages,
             run.measured_items_per_s,
@@ -136,6 +161,24 @@ fn text(r: &Report) -> String {
             run.max_overhead_share * 100.0,
             run.max_wall_overhead_share * 100.0,
             run.bottleneck
+        );
+    }
+    for c in &r.tls_cost {
+        out +=
+            &format!(
+            "{} nodes, TLS against plain TCP: {:.2} against {:.2} items/s, ratio {:.3} (goal >= \
+             {}){}; CPU outside the forward passes {:.1} ms against {:.1} ms a microbatch over \
+             all stages, largest stage overhead {:.1}% against {:.1}% of forward CPU\n",
+            c.nodes,
+            c.tls_items_per_s,
+            c.plain_items_per_s,
+            c.ratio,
+            r.goal_tls_ratio,
+            if c.same_plan { "" } else { " (the plans differ)" },
+            c.tls_outside_forward_cpu_s * 1e3,
+            c.plain_outside_forward_cpu_s * 1e3,
+            c.tls_max_overhead_share * 100.0,
+            c.plain_max_overhead_share * 100.0,
         );
     }
     out
