@@ -22,6 +22,7 @@ pub mod links;
 pub mod minilm;
 pub mod netns;
 pub mod privilege;
+pub mod proc_sample;
 mod procs;
 pub mod trace_fleet;
 mod uniform_profile;

@@ -112,6 +112,14 @@ impl Procs {
         self.start(name, &Launch::new(bin, args))
     }
 
+    /// The process id of `name`, while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.id())
+    }
+
     /// Kills the process `name` (a node that is to die) and reaps it.
     pub fn kill(&mut self, name: &str) -> Result<()> {
         let i = self
