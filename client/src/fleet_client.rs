@@ -98,7 +98,7 @@ impl FleetClient {
                 keys.fleet
             )
         })?;
-        let stage0 = Stage0::declare(&session, &keys)?;
+        let stage0 = Stage0::declare(&session, &keys, &settings.name)?;
         stage0.wait_listening(STAGE0_WAIT)?;
         tracing::info!(
             "serving {} at plan epoch {} ({} stage(s), microbatches of {})",

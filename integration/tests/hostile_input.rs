@@ -142,7 +142,11 @@ fn hostile_input_is_refused_counted_and_answered_and_the_next_run_is_exact() {
         .declare_subscriber(keys.result(VICTIM))
         .wait()
         .unwrap();
-    let stage0 = matched_publisher(&hostile, &keys.stage_in(0), Duration::from_secs(60));
+    let stage0 = matched_publisher(
+        &hostile,
+        &keys.stage0_in_from(VICTIM),
+        Duration::from_secs(60),
+    );
     let stage1 = matched_publisher(&hostile, &keys.stage_in(1), Duration::from_secs(60));
 
     // Stage 0: garbage, then a message of 2.25 MB (250,000 ids of 9 bytes: stage 0 needs at

@@ -84,7 +84,7 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
     let keys = Keys::new(fleet);
     // The run's traffic, read off stage 0's input like any peer of the mesh could.
     let sniffer = s
-        .declare_subscriber(keys.stage_in(0))
+        .declare_subscriber(keys.stage0_ins())
         .with(zenoh::handlers::FifoChannel::new(64))
         .wait()
         .unwrap();
@@ -134,7 +134,10 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
     for _ in 0..ROUNDS {
         // Stage inputs: every variant, addressed to the right stage.
         for stage in 0..NODES.len() as u32 {
-            let key = keys.stage_in(stage);
+            let key = match stage {
+                0 => keys.stage0_in_from(&first.client),
+                _ => keys.stage_in(stage),
+            };
             let mut a = first.clone();
             a.stage = stage;
             let valid = message(Envelope::new(fleet, a.clone()));

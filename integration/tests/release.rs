@@ -93,7 +93,7 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
     let stats = || -> NodeStats {
         envelope::decode(&ask(&s, &keys.stats("a"), vec![], deadline), FLEET).unwrap()
     };
-    let stage_in = keys.stage_in(0);
+    let stage_in = keys.stage0_in_from("c");
 
     assert_eq!(assign(10).error, None);
     wait_subscribed(&s, &stage_in, true);

@@ -123,8 +123,8 @@ fn enrolled_members_exchange_messages_over_mutual_tls() {
     );
 
     // A client's microbatch into stage 0.
-    let stage0 = subscribe(&a, &keys.stage_in(0));
-    let to_stage0 = publisher(&c, &keys.stage_in(0));
+    let stage0 = subscribe(&a, &keys.stage0_ins());
+    let to_stage0 = publisher(&c, &keys.stage0_in_from("c"));
     assert!(
         matched_within(&to_stage0, ARRIVAL),
         "a's subscription reached c"
@@ -304,6 +304,49 @@ fn a_client_cannot_put_another_clients_results() {
     assert!(
         !forger.matching_status().wait().unwrap().matching(),
         "c1's subscription was declared to another client"
+    );
+}
+
+#[test]
+fn a_client_cannot_put_into_stage0_on_another_clients_key() {
+    // Stage 0 sends results to the client a microbatch names only if it came on that client's
+    // key; here a forger with its own access control off tries that key on the node itself.
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(
+        dir.path(),
+        "tlsim",
+        &[
+            ("a", MemberRole::Node),
+            ("c1", MemberRole::Client),
+            ("c2", MemberRole::Client),
+        ],
+    );
+    let keys = Keys::new(fleet.ca.fleet());
+    let port = free_ports(1).unwrap()[0];
+    let a = open(&member(&fleet, "a", Some(port), &[])).unwrap();
+    let stage0 = subscribe(&a, &keys.stage0_ins());
+
+    let mut config = member(&fleet, "c2", None, &[port]).zenoh_config().unwrap();
+    config
+        .insert_json5("access_control/enabled", "false")
+        .unwrap();
+    let c2 = zenoh::open(config).wait().unwrap();
+    let own = publisher(&c2, &keys.stage0_in_from("c2"));
+    assert!(
+        matched_within(&own, ARRIVAL),
+        "stage 0's subscription reached c2"
+    );
+    let impersonating = publisher(&c2, &keys.stage0_in_from("c1"));
+    for _ in 0..3 {
+        impersonating.put("as c1").wait().unwrap();
+    }
+    own.put("as c2").wait().unwrap();
+    assert_eq!(next_payload(&stage0, ARRIVAL).as_deref(), Some("as c2"));
+    impersonating.put("as c1").wait().unwrap();
+    assert_eq!(
+        next_payload(&stage0, SILENCE),
+        None,
+        "stage 0 took a microbatch on another client's key"
     );
 }
 

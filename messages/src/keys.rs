@@ -68,9 +68,36 @@ impl Keys {
     pub fn plan_changed(&self) -> String {
         format!("qp/{}/plan/changed", self.fleet)
     }
-    /// Input of pipeline stage `i` (0 is where clients send).
+    /// Input of pipeline stage `i` > 0, from stage `i - 1`; stage 0 takes each client's
+    /// microbatches on [`Keys::stage0_in_from`] below this key.
     pub fn stage_in(&self, stage: u32) -> String {
         format!("qp/{}/stage/{stage}/in", self.fleet)
+    }
+    /// What the node running stage `i` subscribes to, and the key its stats give the
+    /// incoming link: [`Keys::stage0_ins`] for stage 0, [`Keys::stage_in`] otherwise.
+    pub fn stage_input(&self, stage: u32) -> String {
+        match stage {
+            0 => self.stage0_ins(),
+            _ => self.stage_in(stage),
+        }
+    }
+    /// Where client `client` puts its microbatches for stage 0. The sender's name is in the
+    /// key so that access control can bind it to the sender's certificate, and stage 0 refuses
+    /// a microbatch whose header names another client: nobody can have results sent to
+    /// another client's key.
+    pub fn stage0_in_from(&self, client: &str) -> String {
+        format!("{}/{client}", self.stage_in(0))
+    }
+    /// What stage 0 subscribes to: every client's [`Keys::stage0_in_from`].
+    pub fn stage0_ins(&self) -> String {
+        self.stage0_in_from("*")
+    }
+    /// The client named by a key of [`Keys::stage0_ins`], or `None` for any other key.
+    pub fn stage0_sender<'a>(&self, key: &'a str) -> Option<&'a str> {
+        let name = key
+            .strip_prefix(self.stage_in(0).as_str())?
+            .strip_prefix('/')?;
+        (!name.is_empty() && !name.contains('/')).then_some(name)
     }
     /// Where stage `i + 1` acknowledges each message it accepted from stage `i` ([`LinkAck`](crate::LinkAck),
     /// control priority): how stage `i` measures its outgoing link.
@@ -90,6 +117,22 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stage0_sender_is_read_back_from_its_key_and_nothing_else() {
+        let k = Keys::new("f");
+        assert_eq!(k.stage0_in_from("c1"), "qp/f/stage/0/in/c1");
+        assert_eq!(k.stage0_ins(), "qp/f/stage/0/in/*");
+        assert_eq!(k.stage_input(0), k.stage0_ins());
+        assert_eq!(k.stage_input(2), k.stage_in(2));
+        assert_eq!(k.stage0_sender(&k.stage0_in_from("c1")), Some("c1"));
+        assert_eq!(k.stage0_sender(&k.stage_in(0)), None);
+        assert_eq!(k.stage0_sender(&k.stage_in(1)), None);
+        assert_eq!(k.stage0_sender("qp/f/stage/0/in/"), None);
+        assert_eq!(k.stage0_sender("qp/f/stage/0/in/a/b"), None);
+        assert_eq!(k.stage0_sender("qp/f/stage/0/inx/a"), None);
+        assert_eq!(Keys::new("g").stage0_sender(&k.stage0_in_from("c1")), None);
+    }
 
     #[test]
     fn token_names_are_read_back_from_their_keys() {

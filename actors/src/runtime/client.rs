@@ -192,6 +192,6 @@ pub fn run_on(
     let plan = watch
         .next(Instant::now() + plan_wait)?
         .ok_or_else(|| no_plan(keys, plan_wait))?;
-    let stage0 = Stage0::declare(session, keys)?;
+    let stage0 = Stage0::declare(session, keys, &settings.name)?;
     Stream::new(settings, keys, inputs, &watch, &stage0, plan)?.run(progress)
 }

@@ -21,7 +21,10 @@ use zenoh::{Session, Wait};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Received {
+    /// The key subscribed to.
     pub key: String,
+    /// The key the message was put on (under `key`: stage 0's tells which client sent it).
+    pub sent_on: String,
     pub bytes: Vec<u8>,
     pub received_unix_ns: u64,
 }
@@ -204,6 +207,7 @@ impl Handler<Subscribe> for TransportActor {
                 // Never block a zenoh callback: hand the bytes to the actor and return.
                 to.do_send(Received {
                     key: key.clone(),
+                    sent_on: sample.key_expr().as_str().to_owned(),
                     bytes: sample.payload().to_bytes().into_owned(),
                     received_unix_ns: unix_ns(),
                 });

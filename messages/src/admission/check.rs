@@ -41,6 +41,26 @@ pub fn check_activation(
     Ok(admitted)
 }
 
+/// Stage 0 takes a client's microbatch only from that client's own key
+/// ([`crate::Keys::stage0_in_from`], which access control grants to the client's certificate
+/// alone): `sender` is the client the key names (`None`: the message came on no client's key).
+pub fn check_sender(act: &Activation, sender: Option<&str>) -> Result<(), Refusal> {
+    match sender {
+        Some(s) if s == act.client => Ok(()),
+        Some(s) => Err(Refusal::new(
+            Reason::ClientMismatch,
+            format!(
+                "microbatch names client {:?} but was sent on the key of client {s:?}",
+                act.client.chars().take(64).collect::<String>()
+            ),
+        )),
+        None => Err(Refusal::new(
+            Reason::ClientMismatch,
+            "a stage-0 microbatch must come on its client's own key (qp/<fleet>/stage/0/in/<client>)",
+        )),
+    }
+}
+
 /// Results go to `qp/<fleet>/result/<client>`: the name must be one chunk of a key expression.
 fn check_client(client: &str) -> Result<(), Refusal> {
     const MAX_CLIENT_BYTES: usize = 256;
@@ -538,6 +558,19 @@ mod tests {
                 batch: 0,
                 tokens: 0
             })
+        );
+    }
+
+    #[test]
+    fn a_stage0_microbatch_is_taken_only_from_the_key_of_the_client_it_names() {
+        let a = act(Body::Probe, None);
+        assert_eq!(check_sender(&a, Some("client")), Ok(()));
+        let forged = check_sender(&a, Some("mallory")).unwrap_err();
+        assert_eq!(forged.reason, Reason::ClientMismatch);
+        assert!(forged.message.contains("\"mallory\""), "{forged}");
+        assert_eq!(
+            check_sender(&a, None).unwrap_err().reason,
+            Reason::ClientMismatch
         );
     }
 }

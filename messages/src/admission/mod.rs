@@ -45,7 +45,7 @@ mod check;
 mod expected;
 mod refusal;
 
-pub use check::{check_activation, Admitted};
+pub use check::{check_activation, check_sender, Admitted};
 pub use expected::{Expected, ModelInputs, ModelShape, StageInput, TokenCount};
 pub use refusal::{Reason, Refusal};
 

@@ -31,11 +31,14 @@ pub enum Reason {
     BadMask,
     /// A client name that is not one chunk of a key expression (results could not be sent).
     BadClient,
+    /// A microbatch put on one client's stage-0 key whose header names another client: its
+    /// results would go to someone who did not send it.
+    ClientMismatch,
 }
 
 impl Reason {
     /// Every reason, in order.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::TooLarge,
         Reason::Malformed,
         Reason::WrongVersion,
@@ -47,6 +50,7 @@ impl Reason {
         Reason::TokenOutOfRange,
         Reason::BadMask,
         Reason::BadClient,
+        Reason::ClientMismatch,
     ];
 
     /// The reason's stable name: the key of [`crate::NodeStats::refused`].
@@ -63,6 +67,7 @@ impl Reason {
             Reason::TokenOutOfRange => "token-out-of-range",
             Reason::BadMask => "bad-mask",
             Reason::BadClient => "bad-client",
+            Reason::ClientMismatch => "client-mismatch",
         }
     }
 }

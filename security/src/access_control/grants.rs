@@ -133,8 +133,26 @@ pub fn fleet_grants(members: &Members) -> Vec<Grant> {
     // Activations between stages (and the idle links' probes), acknowledgements back.
     g.extend(publish("stage-in", &any_stage_in, Nodes, Nodes));
     g.extend(publish("link-ack", &any_link_ack, Nodes, Nodes));
-    // Clients and gateways send their microbatches into stage 0 and nowhere else.
-    g.extend(publish("stage0-in", &k.stage_in(0), Users, Nodes));
+    // Clients and gateways send their microbatches into stage 0 and nowhere else, each on its
+    // own key (stage 0 refuses a microbatch naming another client than its key): nobody can
+    // have results sent to another client. Stage 0 subscribes to all of them at once.
+    g.push(grant(
+        "stage0-in",
+        DECLARE_SUBSCRIBER,
+        &k.stage0_ins(),
+        Nodes,
+        Users,
+    ));
+    for user in members.names(MemberRole::is_user) {
+        let purpose = format!("stage0-in-{user}");
+        g.push(grant(
+            &purpose,
+            PUT,
+            &k.stage0_in_from(&user),
+            Member(user),
+            Nodes,
+        ));
+    }
     // A user's results come from the last stage (a node) and go to that user alone.
     for user in members.names(MemberRole::is_user) {
         let purpose = format!("result-{user}");

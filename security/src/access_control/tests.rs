@@ -129,10 +129,22 @@ fn nodes_exchange_stage_traffic_and_acknowledgements() {
 fn clients_and_gateways_put_into_stage_0_and_no_other_stage() {
     let (acl, k) = (access_control(&fleet()), keys());
     for user in ["c1", "g"] {
-        assert!(delivered(&acl, user, "a", &k.stage_in(0), &k.stage_in(0)));
+        let own = k.stage0_in_from(user);
+        assert!(delivered(&acl, user, "a", &k.stage0_ins(), &own));
+        assert!(!passes(&acl, PUT, &k.stage_in(0), user, "a"));
         assert!(!passes(&acl, PUT, &k.stage_in(1), user, "a"));
         assert!(!passes(&acl, PUT, &k.link_ack(0), user, "a"));
     }
+}
+
+#[test]
+fn a_client_cannot_put_on_another_clients_stage0_key() {
+    // Stage 0 refuses a microbatch naming another client than its key, so this is what keeps
+    // c2 from having its input's results sent to c1.
+    let (acl, k) = (access_control(&fleet()), keys());
+    assert!(!passes(&acl, PUT, &k.stage0_in_from("c1"), "c2", "a"));
+    assert!(!passes(&acl, PUT, &k.stage0_in_from("c1"), "g", "a"));
+    assert!(!passes(&acl, PUT, &k.stage0_ins(), "c2", "a"));
 }
 
 #[test]
@@ -155,6 +167,13 @@ fn clients_cannot_subscribe_to_stage_traffic() {
             &k.stage_in(stage)
         ));
     }
+    assert!(!delivered(
+        &acl,
+        "c2",
+        "c1",
+        &k.stage0_ins(),
+        &k.stage0_in_from("c2")
+    ));
     assert!(!passes(&acl, DECLARE_SUBSCRIBER, any_stage, "c1", "a"));
     assert!(!passes(&acl, DECLARE_SUBSCRIBER, "qp/f/**", "c1", "a"));
 }
@@ -293,14 +312,20 @@ fn removed_member_gets_no_rule() {
         &k.result("c1"),
         &k.result("c1")
     ));
-    assert!(!passes(&acl, PUT, &k.stage_in(0), "c1", "a"));
+    assert!(!passes(&acl, PUT, &k.stage0_in_from("c1"), "c1", "a"));
     assert!(!delivered(&acl, "a", "b", &k.stage_in(1), &k.stage_in(1)));
 }
 
 #[test]
 fn a_stranger_can_neither_send_nor_receive_anything() {
     let (acl, k) = (access_control(&fleet()), keys());
-    for key in [k.stage_in(0), k.plan(), k.result("x"), k.node("x")] {
+    for key in [
+        k.stage_in(0),
+        k.stage0_in_from("x"),
+        k.plan(),
+        k.result("x"),
+        k.node("x"),
+    ] {
         for message in [PUT, DECLARE_SUBSCRIBER, QUERY, LIVELINESS_TOKEN] {
             assert!(!allowed(&acl, "x", "ingress", message, &key));
             assert!(!allowed(&acl, "x", "egress", message, &key));

@@ -21,8 +21,10 @@ pub struct Stage0 {
 }
 
 impl Stage0 {
-    pub fn declare(session: &Session, keys: &Keys) -> Result<Stage0> {
-        let key = keys.stage_in(0);
+    /// `client` is the name the client's microbatches carry: stage 0 takes them only on that
+    /// client's own key.
+    pub fn declare(session: &Session, keys: &Keys, client: &str) -> Result<Stage0> {
+        let key = keys.stage0_in_from(client);
         let publisher = session
             .declare_publisher(key.clone())
             .congestion_control(CongestionControl::Block)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub fn measured_bandwidths(stats: &[NodeStats], keys: &Keys) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for s in stats {
-        let incoming = s.stage.map(|k| keys.stage_in(k));
+        let incoming = s.stage.map(|k| keys.stage_input(k));
         let best = s
             .links
             .iter()

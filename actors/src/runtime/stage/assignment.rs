@@ -95,7 +95,7 @@ impl StageActor {
             }),
             NextHop::Client => None,
         };
-        let mut keys = vec![self.keys.stage_in(a.stage)];
+        let mut keys = vec![self.keys.stage_input(a.stage)];
         if !last {
             keys.push(self.keys.link_ack(a.stage));
         }

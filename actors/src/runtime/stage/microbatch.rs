@@ -86,6 +86,12 @@ impl StageActor {
         if let Err(r) = admission::check_activation(&act, body, expected, &self.limits) {
             return self.refuse_input(&msg.key, &act, r);
         }
+        if assignment.stage == 0 {
+            let sender = self.keys.stage0_sender(&msg.sent_on);
+            if let Err(r) = admission::check_sender(&act, sender) {
+                return self.refuse_impersonation(&msg.sent_on, &act, r);
+            }
+        }
         if matches!(act.body, Body::Payload | Body::Probe) {
             self.acknowledge(&act, msg.bytes.len() as u64, msg.received_unix_ns);
         }
@@ -146,6 +152,19 @@ impl StageActor {
                 );
             }
         }
+    }
+
+    /// Counts and logs a client microbatch sent on another client's key than the one it names.
+    /// Nobody is answered: an error result to the client it names would be a forged answer
+    /// to that client's run, and the key's client is whoever could put there.
+    fn refuse_impersonation(&mut self, key: &str, act: &Activation, r: admission::Refusal) {
+        self.count_refusal(r.reason);
+        tracing::warn!(
+            "{}: refused microbatch {} of run {:x} on {key}: {r}",
+            self.name,
+            act.seq,
+            act.run
+        );
     }
 
     /// Counts and logs a microbatch whose content this stage does not take, and tells its
