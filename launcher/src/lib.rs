@@ -10,6 +10,8 @@
 //!   command line of a client run (`quantpipe run`).
 //! - [`netns::Netns`]: hosts in network namespaces joined by shaped veth links, and
 //!   [`trace_fleet`], the 3-stage fleet whose links follow a bandwidth trace.
+//! - [`netns_fleet::NetnsFleet`]: a fleet with every process in its own namespace, whose
+//!   members are killed or cut off silently mid-run, and the judge of such a chaos run.
 //! - [`privilege`]: whether a test that needs root runs, is skipped, or fails.
 //!
 //! [`Settings`]: quantpipe_actors::runtime::config::Settings
@@ -21,6 +23,7 @@ mod fleet;
 pub mod links;
 pub mod minilm;
 pub mod netns;
+pub mod netns_fleet;
 pub mod privilege;
 pub mod proc_sample;
 mod procs;

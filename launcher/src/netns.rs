@@ -16,6 +16,9 @@
 //! deletes namespaces with the same prefix left by processes that no longer exist (a run killed
 //! before it could clean up).
 //!
+//! [`Netns::fault`] cuts a member off silently ([`LinkFault`]: its veth down at the hub, or
+//! every packet dropped), [`Netns::heal`] mends it: chaos tests of vanished devices.
+//!
 //! Needs root or CAP_NET_ADMIN (and CAP_SYS_ADMIN for `ip netns exec`); without them creation
 //! fails with an error that says so (tests check first: [`crate::privilege`]).
 
@@ -59,6 +62,16 @@ impl Link {
             direction: Direction::Ingress,
         }
     }
+}
+
+/// A silent fault of a member's link: nothing is closed, no peer is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFault {
+    /// The member's veth is down on the hub's side: its carrier is lost (a pulled cable, a
+    /// device out of radio range).
+    Down,
+    /// Every packet to and from the member is dropped (loss 100%), the link stays up.
+    Loss,
 }
 
 /// What a failed harness operation was and why.
@@ -183,6 +196,22 @@ pub mod commands {
     /// `tc` arguments that remove the shaping of `dev` in `ns`.
     pub fn qdisc_del(ns: &str, dev: &str) -> Vec<String> {
         strs(&["-n", ns, "qdisc", "del", "dev", dev, "root"])
+    }
+
+    /// Sets member `i`'s veth end in the hub down or up: a cable pulled at the switch. The
+    /// member's `eth0` loses its carrier; nothing is closed, packets just stop.
+    pub fn hub_link(hub: &str, i: usize, up: bool) -> Vec<String> {
+        let state = if up { "up" } else { "down" };
+        strs(&["-n", hub, "link", "set", &hub_dev(i), state])
+    }
+
+    /// `tc` arguments that make `dev` in `ns` drop every packet it would send: a queue of no
+    /// packets (`pfifo limit 0`). Loss of 100% without `sch_netem`, which not every kernel has;
+    /// peers see silence, as with netem's `loss 100%`.
+    pub fn drop_everything(ns: &str, dev: &str) -> Vec<String> {
+        strs(&[
+            "-n", ns, "qdisc", "replace", "dev", dev, "root", "pfifo", "limit", "0",
+        ])
     }
 
     /// `ip netns exec` prefix that runs `bin args...` in `ns`.
@@ -361,6 +390,34 @@ impl Netns {
         }
     }
 
+    /// Cuts member `i` off silently with `fault`; [`Netns::heal`] undoes it.
+    pub fn fault(&self, i: usize, fault: LinkFault) -> Result<(), NetnsError> {
+        self.faulty(i, fault, true)
+    }
+
+    /// Undoes [`Netns::fault`]. Healing a loss removes the link's shaping too.
+    pub fn heal(&self, i: usize, fault: LinkFault) -> Result<(), NetnsError> {
+        self.faulty(i, fault, false)
+    }
+
+    fn faulty(&self, i: usize, fault: LinkFault, on: bool) -> Result<(), NetnsError> {
+        self.dev_of(Link::egress(i))?;
+        match fault {
+            LinkFault::Down => ip(commands::hub_link(&self.hub, i, !on)).map(|_| ()),
+            LinkFault::Loss => {
+                for link in [Link::egress(i), Link::ingress(i)] {
+                    if on {
+                        let (ns, dev) = self.dev_of(link)?;
+                        tc(commands::drop_everything(ns, &dev))?;
+                    } else {
+                        self.unshape(link)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// `tc -s qdisc` of `link`, for failure messages (bytes sent, drops, overlimits).
     pub fn qdisc_stats(&self, link: Link) -> String {
         match self.dev_of(link) {
@@ -480,6 +537,16 @@ mod tests {
         assert_eq!(
             frame_sized_packets("m", "eth0").join(" "),
             "-n m link set eth0 gso_max_size 1500"
+        );
+    }
+
+    #[test]
+    fn a_cut_sets_the_hub_end_down_and_a_loss_queues_no_packet() {
+        assert_eq!(hub_link("h", 2, false).join(" "), "-n h link set v2 down");
+        assert_eq!(hub_link("h", 2, true).join(" "), "-n h link set v2 up");
+        assert_eq!(
+            drop_everything("m", "eth0").join(" "),
+            "-n m qdisc replace dev eth0 root pfifo limit 0"
         );
     }
 

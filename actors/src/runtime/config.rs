@@ -84,7 +84,28 @@ pub struct ZenohSettings {
     /// Further zenoh settings, key path to JSON5 value (e.g.
     /// `"transport/link/rx/buffer_size" = "1048576"`).
     pub extra: BTreeMap<String, String>,
+    /// How long a link may stay silent before its peer is declared gone, ms (zenoh's
+    /// `transport/link/tx/lease`, 10 s by default). It bounds how long a node that vanished
+    /// without closing its links (power lost, out of radio range, cable pulled) stays in the
+    /// plan: its liveliness token goes when the lease expires, and the leader re-plans then.
+    /// The trade-off: a link that stays silent longer than the lease while its peer is alive (a
+    /// TCP retransmission timeout after a burst of loss, a starved process, a congested radio)
+    /// drops that node too, and the fleet re-plans around a healthy node. Every member of a
+    /// fleet should carry the same lease: each side expires the other by the lease the other
+    /// announced. The lease is independent of [`BLOCK_WAIT_BEFORE_CLOSE_US`]: that bounds how
+    /// long a put may wait on a slow but alive peer (120 s here); a put blocked toward a peer
+    /// that vanished is released when the lease closes the transport, long before.
+    pub lease_ms: u64,
+    /// Keep-alive messages sent per lease on a link that carries nothing else (zenoh's
+    /// `transport/link/tx/keep_alive`, 4 by default): 4 with a 2 s lease sends one every
+    /// 500 ms. More keep-alives tolerate more lost ones before the lease expires.
+    pub keep_alive: u32,
 }
+
+/// zenoh's default lease, ms.
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+/// zenoh's default number of keep-alives per lease.
+pub const DEFAULT_KEEP_ALIVE: u32 = 4;
 
 /// How long a blocked put may wait before zenoh closes the transport, µs (zenoh's default: 5 s;
 /// a `zenoh.extra` entry overrides it).
@@ -143,10 +164,28 @@ impl ZenohSettings {
             "transport/link/tx/queue/size/data",
             DATA_QUEUE_BATCHES.to_string(),
         )?;
+        self.check_lease()?;
+        set(&mut c, "transport/link/tx/lease", self.lease_ms.to_string())?;
+        set(
+            &mut c,
+            "transport/link/tx/keep_alive",
+            self.keep_alive.to_string(),
+        )?;
         for (k, v) in &self.extra {
             set(&mut c, k, v.clone())?;
         }
         Ok(c)
+    }
+
+    /// A lease of zero expires every link at once; zero keep-alives let every lease expire.
+    fn check_lease(&self) -> Result<()> {
+        if self.lease_ms == 0 {
+            bail!("zenoh.lease_ms = 0: the lease must be at least 1 ms (zenoh's default is {DEFAULT_LEASE_MS})");
+        }
+        if self.keep_alive == 0 {
+            bail!("zenoh.keep_alive = 0: at least one keep-alive per lease is needed (zenoh's default is {DEFAULT_KEEP_ALIVE})");
+        }
+        Ok(())
     }
 }
 
@@ -158,6 +197,8 @@ impl Default for ZenohSettings {
             connect: Vec::new(),
             multicast_scouting: false,
             extra: BTreeMap::new(),
+            lease_ms: DEFAULT_LEASE_MS,
+            keep_alive: DEFAULT_KEEP_ALIVE,
         }
     }
 }
@@ -684,6 +725,41 @@ stages = [{ node = "a", units = [1, 24] }]
             c.get_json("transport/link/tx/queue/size/data").unwrap(),
             DATA_QUEUE_BATCHES.to_string()
         );
+    }
+
+    #[test]
+    fn the_fleets_lease_and_keep_alive_reach_the_zenoh_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n";
+        std::fs::write(&path, base).unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(c.get_json("transport/link/tx/lease").unwrap(), "10000");
+        assert_eq!(c.get_json("transport/link/tx/keep_alive").unwrap(), "4");
+        std::fs::write(
+            &path,
+            format!("{base}[zenoh]\nlease_ms = 2000\nkeep_alive = 5\n"),
+        )
+        .unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(c.get_json("transport/link/tx/lease").unwrap(), "2000");
+        assert_eq!(c.get_json("transport/link/tx/keep_alive").unwrap(), "5");
+    }
+
+    #[test]
+    fn a_zero_lease_or_no_keep_alive_is_refused_naming_the_setting() {
+        let lease = ZenohSettings {
+            lease_ms: 0,
+            ..ZenohSettings::default()
+        };
+        let e = lease.config().unwrap_err().to_string();
+        assert!(e.contains("zenoh.lease_ms = 0"), "{e}");
+        let keep_alive = ZenohSettings {
+            keep_alive: 0,
+            ..ZenohSettings::default()
+        };
+        let e = keep_alive.config().unwrap_err().to_string();
+        assert!(e.contains("zenoh.keep_alive = 0"), "{e}");
     }
     #[test]
     fn a_node_listening_beyond_loopback_without_a_ca_refuses_to_start() {
