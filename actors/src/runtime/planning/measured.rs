@@ -72,7 +72,10 @@ mod tests {
             NodeStats {
                 node: "a".into(),
                 stage: Some(0),
-                links: vec![link(keys.stage_in(0), 50.0), link(keys.stage_in(1), 12.5)],
+                links: vec![
+                    link(keys.stage_input(0), 50.0),
+                    link(keys.stage_in(1), 12.5),
+                ],
                 ..Default::default()
             },
             // The last stage: what arrived, and results nobody acknowledges.
