@@ -213,13 +213,14 @@ fn run_pipeline(
     let session = zenoh::open(settings.zenoh_config()?)
         .wait()
         .map_err(|e| anyhow!("opening the zenoh session: {e}"))?;
+    // The client may not read the stages' stats: the fleet's observer asks them. Opened now,
+    // so that it has linked to every node by the time it asks.
+    let observer = fleet.observer_session()?;
     let plan = nodes.wait_for_plan(&session, &keys, Duration::from_secs(180))?;
     if show_plan {
         summary::print_plan(&plan);
     }
     let run = run_texts_on(&session, &keys, &settings, texts)?;
-    // The client may not read the stages' stats: the fleet's observer asks them.
-    let observer = fleet.observer_session()?;
     let mut stages = Vec::new();
     for s in &plan.stages {
         let stats = node_stats(&observer, &keys, &s.node, Duration::from_secs(5))?;
