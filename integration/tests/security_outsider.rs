@@ -15,6 +15,7 @@
 //!   an enrolled client read nothing of the run, no stage counts anything they sent, and the
 //!   client's results are exactly those of single-process inference; an enrolled client that
 //!   sends token ids outside the vocabulary gets an error result, and the next runs succeed.
+//! - An enrolled client cannot have work run in another client's name.
 
 use quantpipe_actors::runtime::config::{Role, Settings};
 use quantpipe_actors::runtime::timeline::query_stats;
@@ -383,7 +384,7 @@ fn an_outsider_reads_and_disturbs_a_plain_fleet() {
 
     // It reads the run's activations and results, and the fleet's control traffic.
     assert!(outsider["max_peers"].as_u64().unwrap() >= 1, "{outsider}");
-    assert!(received(outsider, &keys.stage_in(0)) > 0, "{outsider}");
+    assert!(received(outsider, &keys.stage0_ins()) > 0, "{outsider}");
     assert!(received(outsider, &keys.stage_in(1)) > 0, "{outsider}");
     assert!(outsider["reply_bytes"].as_u64().unwrap() > 0, "{outsider}");
     assert!(outsider["plan_epoch"].is_u64(), "{outsider}");
@@ -555,30 +556,39 @@ fn outsiders_read_nothing_of_a_secured_fleet_and_nothing_they_send_is_taken() {
     );
 }
 
-/// An enrolled client puts microbatches into stage 0 (where clients may put) in the name of
-/// another client, at the plan's epoch. Stage 0 cannot tell: the activation's `client` field is
-/// not bound to the sender's certificate (one input key for every client), so it runs them and
-/// the last stage sends their results to the other client's key, where that client drops them
-/// only because their run ids are not its run's.
+/// An enrolled client puts microbatches naming the fleet's client into stage 0 at the plan's
+/// epoch: on the client's own key, which the access control keeps it from putting on, and on
+/// its own key, where stage 0 refuses a microbatch that names another client (counted as
+/// `client-mismatch`). Nothing of it runs, and the client gets no result it did not ask for.
 #[test]
-#[ignore = "stage 0 does not bind an activation's client to the sender's certificate yet"]
 fn an_enrolled_client_cannot_send_work_in_another_client_s_name() {
     let mut fleet = TestFleet::start("impersonate", true);
     let outsiders = [Outsider::enrolled(&fleet, "mallory")];
     start_outsiders(&mut fleet, &outsiders);
-    let (report, _) = successful_run(&mut fleet, "client-run");
+    let (report, outputs) = successful_run(&mut fleet, "client-run");
     let reports = stop_outsiders(&mut fleet, &outsiders);
     let mallory = &reports[0].1;
     let keys = Keys::new(&fleet.name);
-    assert!(
-        mallory["sent"][keys.stage_in(0)]["samples"]
-            .as_u64()
-            .unwrap()
-            > 0,
-        "{mallory}"
-    );
+    for client in ["client", "mallory"] {
+        let key = keys.stage0_in_from(client);
+        assert!(
+            mallory["sent"][&key]["samples"].as_u64().unwrap() > 0,
+            "{key}: {mallory}"
+        );
+    }
     for s in fleet.stage_stats() {
         assert_eq!(s.microbatches, MICROBATCHES as u64, "{}: {s:?}", s.node);
+        assert!(
+            s.refused.keys().all(|reason| reason == "client-mismatch"),
+            "{}: {s:?}",
+            s.node
+        );
     }
     assert_eq!(report["dropped_foreign"], 0, "{report}");
+    let single = fleet.single_process();
+    assert_eq!(
+        rows_differing(&outputs, &single),
+        0,
+        "the client took forged results"
+    );
 }

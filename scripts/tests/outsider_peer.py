@@ -4,8 +4,8 @@ and msgpack. For `--seconds` (or until `--stop-file` appears) it
 - listens: subscribes to every key of the fleet (`**`, `qp/<fleet>/**`, each stage's input and
   acknowledgements, the plan announcements, each `--victim`'s results), to its liveliness tokens,
   and asks the plan, stats and device queryables, counting every byte that reaches it;
-- publishes: well-formed token microbatches of the fleet into every stage's input (in the first
-  victim's name), and results
+- publishes: well-formed token microbatches of the fleet in the first victim's name into every
+  stage's input (stage 0's: on the victim's key and on its own), and results
   forged for each `--victim` (with the run id, sequence number and epoch of every microbatch it
   saw entering stage 0, else made up);
 
@@ -91,7 +91,7 @@ def main():
         def callback(sample):
             data = sample.payload.to_bytes()
             received.add(label, len(data))
-            if not args.quiet and label == f"{prefix}/stage/0/in":
+            if not args.quiet and label == f"{prefix}/stage/0/in/*":
                 header = wire.read_activation(data, fleet)
                 if header is not None:
                     run, client, seq, epoch, _stage, items = header
@@ -102,7 +102,8 @@ def main():
 
         return callback
 
-    subscriptions = ["**", "qp/**", f"{prefix}/**", f"{prefix}/plan/changed"]
+    # Stage 0 takes each client's microbatches on that client's key, below stage/0/in.
+    subscriptions = ["**", "qp/**", f"{prefix}/**", f"{prefix}/plan/changed", f"{prefix}/stage/0/in/*"]
     for k in range(args.stages):
         subscriptions += [f"{prefix}/stage/{k}/in", f"{prefix}/stage/{k}/ack"]
     subscriptions += [f"{prefix}/result/{v}" for v in args.victim]
@@ -137,12 +138,15 @@ def main():
         if not args.quiet:
             # Well-formed work for every stage, at the plan's epoch when it could learn it, in
             # the name of the first victim (its results would go there).
+            # Stage 0: on the victim's own key, and on its own key; later stages: their input.
             as_client = args.victim[0] if args.victim else args.name
-            first = 1 if args.skip_stage0 else 0
-            for k in range(first, args.stages):
+            keys = [] if args.skip_stage0 else [f"{prefix}/stage/0/in/{as_client}", f"{prefix}/stage/0/in/{args.name}"]
+            keys += [f"{prefix}/stage/{k}/in" for k in range(1, args.stages)]
+            for key in keys:
                 for e in [epoch] if epoch is not None else [1, 2, 3]:
-                    message = wire.tokens_activation(fleet, as_client, wire.random_run(), 0, e, k, [VALID_ROW])
-                    put(f"{prefix}/stage/{k}/in", message)
+                    stage = 0 if "/stage/0/" in key else int(key.split("/")[-2])
+                    message = wire.tokens_activation(fleet, as_client, wire.random_run(), 0, e, stage, [VALID_ROW])
+                    put(key, message)
             for v in args.victim:
                 with seen_lock:
                     mine = [s for s in seen if s[1] == v][-4:]

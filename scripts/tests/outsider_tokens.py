@@ -47,7 +47,8 @@ def main():
     sub = session.declare_subscriber(
         f"{prefix}/result/{args.name}", lambda s: results.put(wire.read_output(s.payload.to_bytes(), fleet))
     )
-    pub = session.declare_publisher(f"{prefix}/stage/0/in", congestion_control=zenoh.CongestionControl.BLOCK)
+    # A client's microbatches go to stage 0 on its own key.
+    pub = session.declare_publisher(f"{prefix}/stage/0/in/{args.name}", congestion_control=zenoh.CongestionControl.BLOCK)
     while not pub.matching_status and time.monotonic() < deadline:
         time.sleep(0.05)
     run = wire.random_run()
