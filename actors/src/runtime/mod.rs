@@ -20,6 +20,7 @@
 pub mod client;
 pub mod config;
 pub mod cpu_time;
+pub mod declarations;
 pub mod election;
 pub mod emulation;
 pub mod faults;

@@ -15,6 +15,7 @@
 //! keeps answering its stats (`worker_restarts` shows the restarts) until it is stopped.
 
 use crate::runtime::config::{Role, Settings};
+use crate::runtime::declarations::{Counted, Kind};
 use crate::runtime::election::{watch_tokens, Leadership};
 use crate::runtime::emulation::Pacing;
 use crate::runtime::forward_worker::ForwardWorker;
@@ -110,7 +111,7 @@ fn forward_queries<M>(
     key: String,
     stage: Addr<StageActor>,
     wrap: fn(Vec<u8>, zenoh::query::Query) -> M,
-) -> Result<zenoh::query::Queryable<()>>
+) -> Result<Counted<zenoh::query::Queryable<()>>>
 where
     M: Message<Result = ()> + Send + 'static,
     StageActor: Handler<M>,
@@ -125,6 +126,7 @@ where
             stage.do_send(wrap(bytes, query));
         })
         .wait()
+        .map(|q| Counted::node(q, Kind::Queryable))
         .map_err(|e| anyhow!("declaring the queryable {key}: {e}"))
 }
 
@@ -216,7 +218,7 @@ fn declare_stage_queryables(
     name: &str,
     stage: &Addr<StageActor>,
     info: &DeviceInfo,
-) -> Result<Vec<zenoh::query::Queryable<()>>> {
+) -> Result<Vec<Counted<zenoh::query::Queryable<()>>>> {
     let bytes = envelope::encode(&keys.fleet, info);
     let device = session
         .declare_queryable(keys.device(name))
@@ -227,6 +229,7 @@ fn declare_stage_queryables(
             }
         })
         .wait()
+        .map(|q| Counted::node(q, Kind::Queryable))
         .map_err(|e| anyhow!("declaring the device queryable: {e}"))?;
     let assign = forward_queries(session, keys.assign(name), stage.clone(), |bytes, query| {
         AssignQuery { bytes, query }
@@ -242,6 +245,7 @@ fn declare_stage_queryables(
         .declare_queryable(keys.stats(name))
         .callback(move |query| s.do_send(StatsQuery { query }))
         .wait()
+        .map(|q| Counted::node(q, Kind::Queryable))
         .map_err(|e| anyhow!("declaring the stats queryable: {e}"))?;
     Ok(vec![device, assign, release, stats])
 }
@@ -250,11 +254,12 @@ fn declare_stage_queryables(
 fn declare_token(
     session: &zenoh::Session,
     key: String,
-) -> Result<zenoh::liveliness::LivelinessToken> {
+) -> Result<Counted<zenoh::liveliness::LivelinessToken>> {
     session
         .liveliness()
         .declare_token(key.clone())
         .wait()
+        .map(|t| Counted::node(t, Kind::LivelinessToken))
         .map_err(|e| anyhow!("declaring the liveliness token {key}: {e}"))
 }
 
@@ -331,7 +336,7 @@ async fn serve(
     settings: &Settings,
     session: &zenoh::Session,
     keys: &Keys,
-    token: zenoh::liveliness::LivelinessToken,
+    token: Counted<zenoh::liveliness::LivelinessToken>,
 ) -> Result<()> {
     let _planner = settings.role.is_configured_leader().then(|| {
         let (name, leader) = (settings.name.clone(), settings.leader.clone());
@@ -352,7 +357,7 @@ async fn serve(
 async fn leave_when_broken(
     name: &str,
     health: &WorkerHealth,
-    token: zenoh::liveliness::LivelinessToken,
+    token: Counted<zenoh::liveliness::LivelinessToken>,
 ) -> Result<()> {
     let why = health.until_broken().await;
     drop(token);

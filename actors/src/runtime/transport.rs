@@ -5,6 +5,7 @@
 //! zenoh's synchronous calls refuse to run inside a current-thread tokio runtime (which is what an
 //! actix arbiter is), so every such call of a node goes through this actor.
 
+use crate::runtime::declarations::{Declarations, Declared, Kind};
 use crate::runtime::probe::{BandwidthProbeActor, Sent};
 use actix::prelude::*;
 use anyhow::{anyhow, Result};
@@ -41,7 +42,8 @@ pub struct TransportActor {
     session: Session,
     probe: Addr<BandwidthProbeActor>,
     publishers: HashMap<String, Publisher<'static>>,
-    subscribers: HashMap<String, Subscriber<()>>,
+    /// Each with its guard in the node's [`Declarations`].
+    subscribers: HashMap<String, (Subscriber<()>, Declared)>,
     /// How long a first put on a key waits for a subscriber to be known (declarations propagate
     /// asynchronously; a put with no known subscriber is dropped by zenoh).
     pub match_wait: Duration,
@@ -214,7 +216,8 @@ impl Handler<Subscribe> for TransportActor {
             })
             .wait()
             .map_err(|e| anyhow!("subscribing to {}: {e}", msg.key))?;
-        self.subscribers.insert(msg.key, sub);
+        let declared = Declarations::node().declared(Kind::Subscriber);
+        self.subscribers.insert(msg.key, (sub, declared));
         Ok(())
     }
 }

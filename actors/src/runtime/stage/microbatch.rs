@@ -23,6 +23,9 @@ use tch::Tensor;
 use tokio::sync::Semaphore;
 use zenoh::bytes::ZBytes;
 
+/// The refusal reason of a client microbatch that found the first stage's queue full.
+const OVERLOADED: &str = "overloaded";
+
 /// What went wrong with one microbatch: its input (`malformed`) or the stage.
 struct Lost {
     malformed: bool,
@@ -52,6 +55,9 @@ struct Done {
     key: String,
     bytes: u64,
     bits: u8,
+    /// Messages on the outgoing link unacknowledged once this one was let onto it (0 from
+    /// the last stage, which sends to the client without credits).
+    link_in_flight: u64,
 }
 
 /// Who a microbatch meets on its way through the stage, under which assignment.
@@ -92,6 +98,11 @@ impl StageActor {
                 return self.refuse_impersonation(&msg.sent_on, &act, r);
             }
         }
+        let first = assignment.stage == 0;
+        let full = rules::queue_full(first, self.stats.queued, rules::MAX_QUEUED_FROM_CLIENTS);
+        if full && !matches!(act.body, Body::Probe) {
+            return self.refuse_overloaded(&act);
+        }
         if matches!(act.body, Body::Payload | Body::Probe) {
             self.acknowledge(&act, msg.bytes.len() as u64, msg.received_unix_ns);
         }
@@ -117,9 +128,14 @@ impl StageActor {
         };
         let head = (act.run, act.seq, act.epoch, act.client.clone());
         let fut = route.run(act, msg.bytes, body_at);
-        ctx.spawn(fut.into_actor(self).map(move |res, stage, _| match res {
-            Ok(done) => stage.finished(done),
-            Err(lost) => stage.lost(head, lost),
+        self.stats.queued += 1;
+        self.stats.queued_high_water = self.stats.queued_high_water.max(self.stats.queued);
+        ctx.spawn(fut.into_actor(self).map(move |res, stage, _| {
+            stage.stats.queued = stage.stats.queued.saturating_sub(1);
+            match res {
+                Ok(done) => stage.finished(done),
+                Err(lost) => stage.lost(head, lost),
+            }
         }));
     }
 
@@ -197,6 +213,38 @@ impl StageActor {
         });
     }
 
+    /// Counts (under `refused["overloaded"]`) and answers a client microbatch that found the
+    /// first stage's queue full: its client sent past its window. The answer is retryable: the
+    /// input was not at fault.
+    fn refuse_overloaded(&mut self, act: &Activation) {
+        *self.stats.refused.entry(OVERLOADED.to_owned()).or_insert(0) += 1;
+        tracing::warn!(
+            "{}: refused microbatch {} of run {:x} from client {:?}: {} microbatches queued already",
+            self.name,
+            act.seq,
+            act.run,
+            act.client,
+            self.stats.queued
+        );
+        let out = Output {
+            run: act.run,
+            seq: act.seq,
+            epoch: act.epoch,
+            shape: vec![],
+            values: vec![],
+            error: Some(format!(
+                "{}: {OVERLOADED}: {} microbatches queued; send at most your window",
+                self.name, self.stats.queued
+            )),
+            retryable: true,
+        };
+        self.control.do_send(Put {
+            key: self.keys.result(&act.client),
+            bytes: envelope::encode(&self.keys.fleet, &out).into(),
+            control: true,
+        });
+    }
+
     fn finished(&mut self, d: Done) {
         if let Some(m) = &mut self.metrics {
             m.acc.finished(
@@ -213,6 +261,8 @@ impl StageActor {
         self.stats.busy_forward_s += d.forward.busy_s;
         self.stats.forward_cpu_s += d.forward.cpu_s;
         self.stats.busy_codec_s += d.codec_s;
+        self.stats.link_in_flight_high_water =
+            self.stats.link_in_flight_high_water.max(d.link_in_flight);
     }
 
     /// Counts a lost microbatch `(run, seq, epoch, client)`; a failure under the running plan is
@@ -298,14 +348,17 @@ impl Route {
             .await
             .map_err(|e| failed(anyhow!("send slot: {e}")))?;
         let last = self.assignment.next == NextHop::Client;
-        let (bytes, encode_s, bits) = if last {
-            (self.output(&act, &out.tensors[0])?, 0.0, 32)
+        let (bytes, encode_s, bits, link_in_flight) = if last {
+            (self.output(&act, &out.tensors[0])?, 0.0, 32, 0)
         } else {
             self.credits
                 .take((act.run, act.seq))
                 .await
                 .map_err(|e| failed(anyhow!("link credits: {e}")))?;
-            self.encode(&act, out.tensors, mask.as_ref(), items).await?
+            let in_flight = self.credits.in_flight() as u64;
+            let (bytes, encode_s, bits) =
+                self.encode(&act, out.tensors, mask.as_ref(), items).await?;
+            (bytes, encode_s, bits, in_flight)
         };
         let key = match &self.assignment.next {
             NextHop::Client => self.keys.result(&act.client),
@@ -328,6 +381,7 @@ impl Route {
             key,
             bytes: sent,
             bits,
+            link_in_flight,
         })
     }
 

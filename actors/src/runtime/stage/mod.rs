@@ -283,6 +283,10 @@ impl Handler<GetStats> for StageActor {
                     s.process_cpu_s = process_cpu_s();
                     s.worker_restarts =
                         crate::runtime::supervision::WorkerHealth::node().restarts();
+                    let held = crate::runtime::declarations::Declarations::node().held();
+                    s.subscribers = held.subscribers;
+                    s.queryables = held.queryables;
+                    s.liveliness_tokens = held.liveliness_tokens;
                     s
                 }),
         )

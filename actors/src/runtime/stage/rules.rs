@@ -40,6 +40,18 @@ pub fn admit(running: Option<Running>, epoch: u64, stage: u32) -> Result<(), Ref
     Ok(())
 }
 
+/// Microbatches a first stage holds at most from its clients. A client keeps its `window`
+/// in flight (a gateway one window for all its callers), far below this, so only senders that
+/// ignore their window meet the bound; what they send past it is refused, not queued without
+/// bound. Later stages need none: link credits bound what the stage before sends them.
+pub const MAX_QUEUED_FROM_CLIENTS: u64 = 64;
+
+/// Whether a microbatch arriving at a stage holding `queued` finds its queue full: only a first
+/// stage, whose senders are clients, refuses for it.
+pub fn queue_full(first_stage: bool, queued: u64, bound: u64) -> bool {
+    first_stage && queued >= bound
+}
+
 /// An assignment or release refused because the node already knows a newer plan; `known` is the
 /// newest epoch it knows, which the refusal names so that a leader that took over learns which
 /// epoch its plan must exceed.
@@ -118,6 +130,18 @@ mod tests {
     use super::*;
 
     const RUN: Option<Running> = Some(Running { epoch: 4, stage: 1 });
+
+    #[test]
+    fn a_first_stage_refuses_client_microbatches_once_its_queue_holds_the_bound() {
+        assert!(!queue_full(true, 63, 64));
+        assert!(queue_full(true, 64, 64));
+        assert!(queue_full(true, 65, 64));
+    }
+
+    #[test]
+    fn later_stages_never_refuse_for_their_queue() {
+        assert!(!queue_full(false, 1_000, 64));
+    }
 
     #[test]
     fn microbatch_of_the_running_plan_and_stage_is_admitted() {
