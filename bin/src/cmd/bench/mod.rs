@@ -6,6 +6,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod serve;
 pub mod shard;
+pub mod soak;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -30,6 +31,10 @@ pub enum Bench {
     /// The fleet as a service: 1, 8, 64 concurrent HTTP clients sending single texts to a
     /// gateway, against the same pipeline driven by the batch client in the same run.
     Serve(serve::Args),
+    /// Whether anything piles up over a long run with re-plans (resident memory, threads,
+    /// descriptors, zenoh declarations), or with `--flood`, what a client sending as fast as
+    /// its window lets makes every node queue.
+    Soak(soak::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -40,5 +45,6 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Adaptive(args) => adaptive::run(args),
         Bench::Serve(args) => serve::run(args),
+        Bench::Soak(args) => soak::run(args),
     }
 }
