@@ -8,7 +8,9 @@
 //! [`transport::TransportActor`] (zenoh puts, which block under `CongestionControl::Block`) run
 //! on SyncArbiter threads; the [`probe::BandwidthProbeActor`] keeps per-link estimates. A leader
 //! also hosts the [`planner_actor::PlannerActor`]; without a configured leader, `candidate` nodes
-//! elect one ([`election`]). Membership comes from zenoh liveliness tokens.
+//! elect one ([`election`]). Membership comes from zenoh liveliness tokens. A worker that
+//! panics restarts with fresh state, and a node whose worker cannot restart drops its token
+//! ([`supervision`]); `[faults]` forces such panics for tests ([`faults`]).
 //! Messages and key expressions: [`quantpipe_messages`]. Per-window metrics files: [`metrics`].
 //!
 //! Each stage acknowledges what it accepts to the stage before it (`qp/<fleet>/stage/<i>/ack`),
