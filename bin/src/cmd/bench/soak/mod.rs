@@ -224,7 +224,7 @@ pub fn run(args: Args) -> Result<()> {
                 growth_pct: judge::growth_pct(w.rss_bytes, e.rss_bytes),
                 warm: *w,
                 end: *e,
-                judged: !(name == CHURNING && !replans.is_empty()),
+                judged: name != CHURNING || replans.is_empty(),
             })
         })
         .collect();
