@@ -1,7 +1,11 @@
-//! Helpers of quantpipe's multi-node tests: the `quantpipe` binary, MiniLM, a zenoh peer of the
-//! test itself, a client run's report and outputs, and the single-process reference a
+//! Helpers of quantpipe's multi-node tests: the `quantpipe` binary, MiniLM, a leader and MiniLM
+//! devices on loopback ([`LoopbackFleet`]), a zenoh peer of the test itself, a client run's report and outputs, and the single-process reference a
 //! pipeline's outputs are compared with. Fleets and client command lines come from
 //! `quantpipe_launcher`.
+
+mod loopback_fleet;
+
+pub use loopback_fleet::{LoopbackFleet, LoopbackFleetSpec};
 
 use quantpipe_actors::runtime::config::{Role, ZenohSettings};
 use quantpipe_launcher::{config_file, loopback, Launch, Procs};

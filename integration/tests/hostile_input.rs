@@ -6,13 +6,12 @@
 //! messages named gets an error result naming the problem, and the next ordinary run's outputs
 //! are bitwise those of single-process inference.
 
-use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
     assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, read_outputs, run_report,
-    single_process_outputs, write_loopback_client,
+    single_process_outputs, write_loopback_client, LoopbackFleet, LoopbackFleetSpec,
 };
-use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
-use quantpipe_launcher::{config_file, free_ports, ClientRun, Fleet, Place};
+use quantpipe_launcher::minilm::long_texts;
+use quantpipe_launcher::ClientRun;
 use quantpipe_messages::codec::{self, Clip};
 use quantpipe_messages::{
     envelope, Activation, Bits, Body, BoundaryPayload, Keys, Mask, NodeStats, Output, Tokens,
@@ -107,30 +106,19 @@ fn hostile_input_is_refused_counted_and_answered_and_the_next_run_is_exact() {
     let texts = long_texts(UBATCH * MICROBATCHES, 160);
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, texts.join("\n")).unwrap();
-    let profile = dir.path().join("profile.json");
-    write_uniform_profile(&profile, UBATCH).unwrap();
-
-    let ports = free_ports(4).unwrap();
-    let fleet = format!("hostileinput{}", std::process::id());
-    let node = |name: &str, role: Role, listen: u16, connect: Option<u16>| {
-        config_file::loopback_peer(&fleet, name, role, &model, listen, connect)
-    };
     // A cut after u1 (attention): stage 1 takes two [batch, tokens, 384] tensors.
-    let mut leader = node("leader", Role::Leader, ports[0], None);
-    leader.leader.expected = NODES.map(String::from).to_vec();
-    leader.leader.wait_s = 60.0;
-    leader.leader.ubatch = UBATCH;
-    leader.leader.bits = 32;
-    leader.leader.stages = config_file::forced(&[("a", [1, 1]), ("b", [2, 24])]);
-    let mut nodes = Fleet::new(&bin, dir.path());
-    nodes.start(&leader, Place::Here).unwrap();
-    for (i, name) in NODES.iter().enumerate() {
-        let mut device = node(name, Role::Device, ports[i + 1], Some(ports[0]));
-        device.device.threads = 1;
-        device.device.profile_ubatch = UBATCH;
-        device.device.profile_file = Some(profile.clone());
-        nodes.start(&device, Place::Here).unwrap();
-    }
+    let spec = LoopbackFleetSpec {
+        tag: "hostileinput",
+        devices: &NODES,
+        ubatch: UBATCH,
+        bits: 32,
+        forced: &[("a", [1, 1]), ("b", [2, 24])],
+    };
+    let LoopbackFleet {
+        mut nodes,
+        fleet,
+        ports,
+    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
 
     let hostile = peer_session(ports[0]);
     let keys = Keys::new(&fleet);

@@ -6,13 +6,12 @@
 //! nodes' stats queryables, the client's report), and the run's outputs are still bitwise those
 //! of single-process inference at 32 bits.
 
-use quantpipe_actors::runtime::config::Role;
 use quantpipe_integration::{
     assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, read_outputs, run_report,
-    single_process_outputs, write_loopback_client,
+    single_process_outputs, write_loopback_client, LoopbackFleet, LoopbackFleetSpec,
 };
-use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
-use quantpipe_launcher::{config_file, free_ports, ClientRun, Fleet, Place};
+use quantpipe_launcher::minilm::long_texts;
+use quantpipe_launcher::ClientRun;
 use quantpipe_messages::{
     envelope, Activation, AssignAck, Assignment, Envelope, Keys, NextHop, NodeStats, Output,
     PlanInfo, WIRE_VERSION,
@@ -212,30 +211,19 @@ fn hostile_messages_on_every_topic_are_dropped_counted_and_the_run_is_exact() {
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, texts.join("\n")).unwrap();
     // A profile file spares the nodes a measurement the forced plan does not use.
-    let profile = dir.path().join("profile.json");
-    write_uniform_profile(&profile, UBATCH).unwrap();
-
-    let ports = free_ports(5).unwrap();
-    let fleet = format!("hostile{}", std::process::id());
-    let node = |name: &str, role: Role, listen: u16, connect: Option<u16>| {
-        config_file::loopback_peer(&fleet, name, role, &model, listen, connect)
-    };
     // Cuts after u0 (two tensors) and after u3.
-    let mut leader = node("leader", Role::Leader, ports[0], None);
-    leader.leader.expected = NODES.map(String::from).to_vec();
-    leader.leader.wait_s = 60.0;
-    leader.leader.ubatch = UBATCH;
-    leader.leader.bits = 32;
-    leader.leader.stages = config_file::forced(&[("a", [1, 1]), ("b", [2, 8]), ("c", [9, 24])]);
-    let mut nodes = Fleet::new(&bin, dir.path());
-    nodes.start(&leader, Place::Here).unwrap();
-    for (i, name) in NODES.iter().enumerate() {
-        let mut device = node(name, Role::Device, ports[i + 1], Some(ports[0]));
-        device.device.threads = 1;
-        device.device.profile_ubatch = UBATCH;
-        device.device.profile_file = Some(profile.clone());
-        nodes.start(&device, Place::Here).unwrap();
-    }
+    let spec = LoopbackFleetSpec {
+        tag: "hostile",
+        devices: &NODES,
+        ubatch: UBATCH,
+        bits: 32,
+        forced: &[("a", [1, 1]), ("b", [2, 8]), ("c", [9, 24])],
+    };
+    let LoopbackFleet {
+        mut nodes,
+        fleet,
+        ports,
+    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
     let client = write_loopback_client(dir.path(), &fleet, &model, ports[4], ports[0]);
     let procs = nodes.procs();
 

@@ -9,9 +9,11 @@
 use quantpipe_actors::runtime::client::run_texts_on;
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_actors::runtime::stage::rules::MAX_QUEUED_FROM_CLIENTS;
-use quantpipe_integration::{minilm_dir, peer_session, quantpipe_bin};
-use quantpipe_launcher::minilm::{long_texts, write_uniform_profile};
-use quantpipe_launcher::{config_file, free_ports, Fleet, Place};
+use quantpipe_integration::{
+    minilm_dir, peer_session, quantpipe_bin, LoopbackFleet, LoopbackFleetSpec,
+};
+use quantpipe_launcher::config_file;
+use quantpipe_launcher::minilm::long_texts;
 use quantpipe_messages::{envelope, Activation, Body, Keys, Mask, NodeStats, Output, Tokens};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -60,27 +62,18 @@ fn a_client_faster_than_the_pipeline_is_slowed_and_no_queue_grows_past_its_bound
     let bin = quantpipe_bin();
     let model = minilm_dir();
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile.json");
-    write_uniform_profile(&profile, UBATCH).unwrap();
-    let ports = free_ports(4).unwrap();
-    let fleet = format!("overload{}", std::process::id());
-    let node = |name: &str, role: Role, listen: u16, connect: Option<u16>| {
-        config_file::loopback_peer(&fleet, name, role, &model, listen, connect)
+    let spec = LoopbackFleetSpec {
+        tag: "overload",
+        devices: &NODES,
+        ubatch: UBATCH,
+        bits: 8,
+        forced: &[],
     };
-    let mut leader = node("leader", Role::Leader, ports[0], None);
-    leader.leader.expected = NODES.map(String::from).to_vec();
-    leader.leader.wait_s = 60.0;
-    leader.leader.ubatch = UBATCH;
-    leader.leader.bits = 8;
-    let mut nodes = Fleet::new(&bin, dir.path());
-    nodes.start(&leader, Place::Here).unwrap();
-    for (i, name) in NODES.iter().enumerate() {
-        let mut device = node(name, Role::Device, ports[i + 1], Some(ports[0]));
-        device.device.threads = 1;
-        device.device.profile_ubatch = UBATCH;
-        device.device.profile_file = Some(profile.clone());
-        nodes.start(&device, Place::Here).unwrap();
-    }
+    let LoopbackFleet {
+        mut nodes,
+        fleet,
+        ports,
+    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
     let session = peer_session(ports[0]);
     let keys = Keys::new(&fleet);
     let plan = nodes
@@ -89,7 +82,14 @@ fn a_client_faster_than_the_pipeline_is_slowed_and_no_queue_grows_past_its_bound
     assert_eq!(plan.stages.len(), 2, "{plan:?}");
 
     // A client keeping its window full for the burst, run after run.
-    let mut client = node("steady", Role::Device, ports[3], Some(ports[0]));
+    let mut client = config_file::loopback_peer(
+        &fleet,
+        "steady",
+        Role::Device,
+        &model,
+        ports[3],
+        Some(ports[0]),
+    );
     client.client.window = WINDOW;
     client.client.plan_wait_s = 60.0;
     client.client.result_timeout_s = 60.0;
