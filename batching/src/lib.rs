@@ -13,7 +13,10 @@
 //!   accepted item is answered exactly once however often its microbatch is sent;
 //! - which results answer ([`flight::judge`]): only one of the plan epoch a microbatch was
 //!   sent under last; on a new epoch every microbatch in flight is sent again
-//!   ([`Batcher::switch_epoch`]).
+//!   ([`Batcher::switch_epoch`]);
+//! - when a microbatch unanswered under the same epoch is sent again ([`resend`], tracked by
+//!   [`Unanswered`]): a link down for less than the fleet's lease loses what crossed it without
+//!   a re-plan.
 
 pub mod admission;
 mod batcher;
@@ -22,6 +25,8 @@ pub mod flight;
 pub mod packing;
 mod queue;
 mod rate;
+pub mod resend;
+mod unanswered;
 
 pub use admission::Refusal;
 pub use batcher::{BatchConfig, Batcher};
@@ -30,6 +35,8 @@ pub use flight::Dropped;
 pub use packing::Pack;
 pub use queue::{Queue, Waiting};
 pub use rate::ServiceRate;
+pub use resend::ResendRule;
+pub use unanswered::Unanswered;
 
 /// An admitted item, unique for the life of its [`Batcher`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
