@@ -12,6 +12,7 @@
 //!   acknowledgements (transfer intervals, bandwidth, items carried) per window.
 //! - [`link_policy`]: a policy whose size table follows the shapes a node actually sends.
 //! - [`trace`]: the bandwidth-trace file format users write (`at_s, mbit` lines).
+//! - [`pacing`]: an emulated link following a trace: how long a sender holds each message.
 //! - [`simulate`]: a link simulation (trace in, per-window bitwidth and throughput out) and the
 //!   figures judged on it: recovery after a step, mean bitwidth against an oracle.
 //! - [`compare`]: several policies over one trace in the link simulation, each judged.
@@ -33,6 +34,7 @@ pub mod judge;
 pub mod kalman_integral;
 pub mod link_monitor;
 pub mod link_policy;
+pub mod pacing;
 pub mod policy;
 pub mod simulate;
 pub mod sizes;
