@@ -68,6 +68,9 @@ pub struct Settings {
     /// access control is generated from, or `insecure = true` (see [`Settings::zenoh_config`]).
     #[serde(default)]
     pub security: SecuritySettings,
+    /// `[emulation]`: an emulated outgoing link (off by default).
+    #[serde(default)]
+    pub emulation: EmulationSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -393,6 +396,19 @@ impl Default for MetricsSettings {
     }
 }
 
+/// Emulation of a slower network on one host (`[emulation]`). The emulated device speed is
+/// `device.slowdown`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmulationSettings {
+    /// A bandwidth trace (`at_s, mbit` lines, see `quantpipe_adaptive::trace`) this node's
+    /// outgoing data follows: each activation (and result, and probe) is held until it would
+    /// have crossed a link at the trace's rate, so the link's measured bandwidth and the
+    /// adaptive policies see the trace without shaping the host's network. The trace's clock
+    /// starts at the node's first data message. Emulation: no packet is delayed by the network.
+    pub link_trace: Option<PathBuf>,
+}
+
 impl Settings {
     /// Settings of `name` in `fleet` with every section at its defaults (no endpoints).
     pub fn new(fleet: &str, name: &str, role: Role, model_dir: &Path) -> Self {
@@ -409,6 +425,7 @@ impl Settings {
             metrics: MetricsSettings::default(),
             faults: Default::default(),
             security: SecuritySettings::default(),
+            emulation: EmulationSettings::default(),
         }
     }
 
@@ -447,6 +464,11 @@ impl Settings {
         // The certificate, key, CA and members paths resolve as the model folder does.
         if let Some(parent) = path.parent() {
             s.security.resolve_relative_to(parent);
+            if let Some(trace) = &mut s.emulation.link_trace {
+                if trace.is_relative() && parent.join(&*trace).exists() {
+                    *trace = parent.join(&*trace);
+                }
+            }
         }
         s.validate()?;
         Ok(s)
@@ -499,6 +521,10 @@ impl Settings {
         }
         if let Some(f) = &self.metrics.file {
             crate::runtime::metrics::MetricsFormat::of(f)?;
+        }
+        if let Some(trace) = &self.emulation.link_trace {
+            quantpipe_adaptive::trace::Trace::read(trace)
+                .map_err(|e| anyhow::anyhow!("emulation.link_trace: {e}"))?;
         }
         Ok(())
     }
@@ -613,6 +639,30 @@ stages = [{ node = "a", units = [1, 24] }]
         assert_eq!(s.leader.expected, ["cand-a", "cand-b", "cand-c"]);
         assert_eq!(s.leader.ubatch, s.device.profile_ubatch);
         s.zenoh_config().unwrap();
+    }
+
+    #[test]
+    fn a_link_trace_is_read_beside_the_config_and_a_bad_one_is_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("qp-config-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        let node = "fleet = \"f\"\nname = \"a\"\nmodel_dir = \"m\"\n[emulation]\nlink_trace = \"step.csv\"\n";
+        std::fs::write(&path, node).unwrap();
+        std::fs::write(dir.join("step.csv"), "0, 100\n10, 2\n").unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.emulation.link_trace, Some(dir.join("step.csv")));
+        assert!(Settings::new("f", "a", Role::Device, Path::new("m"))
+            .emulation
+            .link_trace
+            .is_none());
+
+        std::fs::write(dir.join("step.csv"), "0, 100\n10, fast\n").unwrap();
+        let err = format!("{:#}", Settings::load(&path).unwrap_err());
+        assert!(
+            err.contains("emulation.link_trace") && err.contains("line 2"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod forward_worker;
 pub mod heap;
 pub mod inflight;
 pub mod link_credits;
+pub mod link_pacing;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -166,9 +166,15 @@ fn start_stage(
         None => None,
     };
     let probe = BandwidthProbeActor::default().start();
+    let pacer = match &settings.emulation.link_trace {
+        Some(path) => Some(crate::runtime::link_pacing::LinkPacer::open(path)?),
+        None => None,
+    };
     let transport = {
         let (s, p) = (session.clone(), probe.clone());
-        SyncArbiter::start(1, move || TransportActor::new(s.clone(), p.clone()))
+        SyncArbiter::start(1, move || {
+            TransportActor::new(s.clone(), p.clone()).with_pacer(pacer.clone())
+        })
     };
     let control = {
         let (s, p) = (session.clone(), probe.clone());

@@ -6,6 +6,7 @@
 //! actix arbiter is), so every such call of a node goes through this actor.
 
 use crate::runtime::declarations::{Declarations, Declared, Kind};
+use crate::runtime::link_pacing::LinkPacer;
 use crate::runtime::probe::{BandwidthProbeActor, Sent};
 use actix::prelude::*;
 use anyhow::{anyhow, Result};
@@ -47,6 +48,8 @@ pub struct TransportActor {
     /// How long a first put on a key waits for a subscriber to be known (declarations propagate
     /// asynchronously; a put with no known subscriber is dropped by zenoh).
     pub match_wait: Duration,
+    /// An emulated link the data puts follow (`[emulation] link_trace`); control puts never wait.
+    pacer: Option<LinkPacer>,
 }
 
 impl TransportActor {
@@ -57,7 +60,14 @@ impl TransportActor {
             publishers: HashMap::new(),
             subscribers: HashMap::new(),
             match_wait: Duration::from_secs(30),
+            pacer: None,
         }
+    }
+
+    /// Data puts are held as an emulated link following `pacer`'s trace would carry them.
+    pub fn with_pacer(mut self, pacer: Option<LinkPacer>) -> Self {
+        self.pacer = pacer;
+        self
     }
 }
 
@@ -156,6 +166,11 @@ impl Handler<Put> for TransportActor {
         }
         let publisher = &self.publishers[&msg.key];
         let len = msg.bytes.len() as u64;
+        if let (Some(pacer), false) = (&mut self.pacer, msg.control) {
+            // Held here, on the transport's own thread, so that the sender's stamp (taken when
+            // the message was encoded) and the receiver's arrival span the emulated transfer.
+            std::thread::sleep(pacer.hold(len));
+        }
         let start = Instant::now();
         publisher
             .put(msg.bytes)
