@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context as _, Result};
 use quantpipe_actors::runtime::client::{node_stats, Event, PlanWatch, Stage0};
 use quantpipe_actors::runtime::config::Settings;
 use quantpipe_actors::runtime::transport::unix_ns;
-use quantpipe_batching::BatchConfig;
+use quantpipe_batching::{BatchConfig, ResendRule};
 use quantpipe_messages::{Keys, NodeStats};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -115,6 +115,8 @@ impl FleetClient {
                 max_delay: options.max_delay,
                 capacity: options.queue_items.max(1),
             },
+            ResendRule::within(Duration::from_secs_f64(settings.client.result_timeout_s)),
+            settings.client.window,
         )));
         let service = ServiceLoop {
             state: state.clone(),

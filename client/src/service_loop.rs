@@ -1,6 +1,7 @@
 //! The loop thread: packs what the batcher says is ready into microbatches, keeps at most
-//! `client.window` of them in flight, takes results as they come, answers deadlines, and on a
-//! new plan epoch sends every unanswered microbatch again.
+//! `client.window` of them in flight, takes results as they come, answers deadlines, on a new
+//! plan epoch sends every unanswered microbatch again, and sends one unanswered past its bound
+//! again under the same epoch (a link down for less than the lease lost it).
 
 use crate::encode::encode;
 use crate::state::State;
@@ -63,6 +64,9 @@ impl ServiceLoop {
                 s.expire(now);
                 let mut out = Vec::new();
                 while let Some((seq, epoch)) = s.take_ready(now, self.window) {
+                    out.push(self.encode(&s, seq, epoch));
+                }
+                for (seq, epoch) in s.take_unanswered(now) {
                     out.push(self.encode(&s, seq, epoch));
                 }
                 (out, s.wake_at(now, self.window))
@@ -145,7 +149,7 @@ impl ServiceLoop {
     fn on_plan(&self, plan: PlanInfo) {
         let outgoing: Vec<Outgoing> = {
             let mut s = self.lock();
-            let again = s.switch_plan(plan);
+            let again = s.switch_plan(plan, Instant::now());
             if again.is_empty() {
                 return;
             }

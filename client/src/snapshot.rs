@@ -17,6 +17,9 @@ pub struct ServiceSnapshot {
     pub mean_fill: f64,
     /// Microbatches sent again under a new plan epoch.
     pub resent: u64,
+    /// Microbatches sent again under the same epoch after going unanswered past a bound (a
+    /// link lost them without a re-plan).
+    pub resent_unanswered: u64,
     /// Requests refused because the queue was full.
     pub refused_full: u64,
     /// Items whose deadline passed before an answer.

@@ -1,15 +1,17 @@
 //! What the callers' threads and the service loop share: the batcher (with its book of
-//! microbatches per plan epoch), each admitted item's waiting caller, and the figures. Every
-//! decision here is [`quantpipe_batching`]'s; this only routes its answers to callers.
+//! microbatches per plan epoch), the microbatches unanswered and when each is sent again under
+//! the same epoch, each admitted item's waiting caller, and the figures. Every decision here is
+//! [`quantpipe_batching`]'s; this only routes its answers to callers.
 
 use crate::item::{ItemError, ItemOutput, ItemResult, SubmitError};
 use crate::prepare::Input;
 use crate::snapshot::ServiceSnapshot;
 use quantpipe_actors::runtime::client::retry::{AfterFailure, Resends};
-use quantpipe_batching::{BatchConfig, Batcher, Dropped, ItemId, Refusal};
+use quantpipe_batching::resend::predicted_in_flight;
+use quantpipe_batching::{BatchConfig, Batcher, Dropped, ItemId, Refusal, ResendRule, Unanswered};
 use quantpipe_messages::{Output, PlanInfo};
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A caller waiting for one item.
@@ -41,19 +43,29 @@ pub(crate) struct State {
     counts: Counts,
     /// Microbatches sent again after a retryable failure.
     resends: Resends,
+    /// Microbatches unanswered under the current epoch, and when each is sent again.
+    unanswered: Unanswered,
+    /// Microbatches in flight at most (for the plan's predicted time in flight).
+    window: usize,
     closed: bool,
 }
 
 impl State {
-    pub fn new(plan: PlanInfo, config: BatchConfig) -> Self {
+    /// A client sending under `plan`, at most `window` microbatches in flight, resending
+    /// unanswered ones by `resend`.
+    pub fn new(plan: PlanInfo, config: BatchConfig, resend: ResendRule, window: usize) -> Self {
         let mut batcher = Batcher::new(config, plan.epoch);
         batcher.set_ubatch(plan.ubatch);
+        let mut unanswered = Unanswered::new(resend);
+        unanswered.set_prediction(predicted(&plan, window));
         State {
             batcher,
             waiters: HashMap::new(),
             plan,
             counts: Counts::default(),
             resends: Resends::default(),
+            unanswered,
+            window,
             closed: false,
         }
     }
@@ -114,6 +126,9 @@ impl State {
             self.counts.expired += 1;
             self.resolve(id, |_| Err(ItemError::Deadline));
         }
+        // A microbatch whose items all expired is no longer waited for, nor sent again.
+        let batcher = &self.batcher;
+        self.unanswered.retain(|seq| batcher.items(seq).is_some());
     }
 
     /// Whether the window has room for another microbatch.
@@ -129,6 +144,7 @@ impl State {
         }
         let seq = self.batcher.take_ready(now)?;
         let items = self.items(seq).len();
+        self.unanswered.sent(seq, now);
         self.counts.microbatches_sent += 1;
         self.counts.fill_sum += items as f64 / self.plan.ubatch.max(1) as f64;
         Some((seq, self.batcher.epoch()))
@@ -142,10 +158,30 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// When the loop must look again, whatever arrives: a microbatch's `max_delay`, or a
-    /// deadline.
+    /// The microbatches unanswered past their bound at `now`, to send again under the current
+    /// epoch: (sequence number, epoch) each, recorded as sent again (the caller sends them).
+    pub fn take_unanswered(&mut self, now: Instant) -> Vec<(u64, u64)> {
+        let due = self.unanswered.take_due(now);
+        if !due.is_empty() {
+            tracing::info!(
+                "microbatch(es) {due:?} unanswered for over {:.1} s at plan epoch {}: sending \
+                 them again",
+                self.unanswered.bound().as_secs_f64(),
+                self.batcher.epoch()
+            );
+        }
+        let epoch = self.batcher.epoch();
+        due.into_iter().map(|seq| (seq, epoch)).collect()
+    }
+
+    /// When the loop must look again, whatever arrives: a microbatch's `max_delay`, a
+    /// deadline, or a resend of an unanswered microbatch.
     pub fn wake_at(&self, now: Instant, window: usize) -> Option<Instant> {
-        self.batcher.wake_at(now, self.may_send(window))
+        let batcher = self.batcher.wake_at(now, self.may_send(window));
+        [batcher, self.unanswered.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Takes a result message of run `run`: answers its items once, with their rows or with
@@ -169,6 +205,7 @@ impl State {
                 out.seq,
                 out.error.as_deref().unwrap_or_default()
             );
+            self.unanswered.sent(out.seq, now);
             return Some(out.seq);
         }
         let dropped = match self.batcher.take_result(out.seq, out.epoch, now) {
@@ -185,6 +222,7 @@ impl State {
             }
         };
         self.resends.answered(out.seq);
+        self.unanswered.answered(out.seq, now);
         let error = out
             .error
             .clone()
@@ -206,14 +244,19 @@ impl State {
         None
     }
 
-    /// Moves to a newer plan: answers the microbatches to send again under its epoch (none
-    /// for an older or the same epoch).
-    pub fn switch_plan(&mut self, plan: PlanInfo) -> Vec<u64> {
+    /// Moves to a newer plan at `now`: answers the microbatches to send again under its epoch
+    /// (none for an older or the same epoch), recorded as sent then.
+    pub fn switch_plan(&mut self, plan: PlanInfo, now: Instant) -> Vec<u64> {
         if plan.epoch <= self.batcher.epoch() {
             return Vec::new();
         }
         let again = self.batcher.switch_epoch(plan.epoch);
         self.batcher.set_ubatch(plan.ubatch);
+        for &seq in &again {
+            self.unanswered.sent(seq, now);
+        }
+        self.unanswered
+            .set_prediction(predicted(&plan, self.window));
         tracing::info!(
             "plan epoch {} -> {} ({} stage(s), microbatches of {}): sending {} again",
             self.plan.epoch,
@@ -237,6 +280,7 @@ impl State {
     /// Answers every item still waiting with [`ItemError::Closed`]; later requests are refused.
     pub fn close(&mut self) {
         self.closed = true;
+        self.unanswered.clear();
         for id in self.batcher.drain() {
             self.resolve(id, |_| Err(ItemError::Closed));
         }
@@ -259,6 +303,7 @@ impl State {
                 c.fill_sum / c.microbatches_sent as f64
             },
             resent: self.batcher.resent(),
+            resent_unanswered: self.unanswered.resent(),
             refused_full: c.refused_full,
             expired: c.expired,
         }
@@ -272,6 +317,16 @@ impl State {
             self.counts.foreign,
         )
     }
+}
+
+/// The time a microbatch spends in flight by `plan`'s prediction, `window` in flight.
+fn predicted(plan: &PlanInfo, window: usize) -> Option<Duration> {
+    predicted_in_flight(
+        plan.ubatch,
+        plan.predicted_items_per_s,
+        plan.stages.len(),
+        window,
+    )
 }
 
 /// Why a result's rows do not fit the `rows` items its microbatch carried, if they do not.
@@ -308,6 +363,8 @@ mod tests {
         }
     }
 
+    /// A client whose runs give up after 10 minutes without a result: no resend of an
+    /// unanswered microbatch falls due within [`LONG`] unless answers set a shorter bound.
     fn state(ubatch: usize, capacity: usize) -> State {
         State::new(
             plan(1, ubatch),
@@ -316,6 +373,8 @@ mod tests {
                 max_delay: Duration::from_millis(5),
                 capacity,
             },
+            ResendRule::within(Duration::from_secs(600)),
+            4,
         )
     }
 
@@ -430,7 +489,7 @@ mod tests {
         let mut s = state(2, 16);
         let mut rx = s.admit(texts(2), t, t + LONG).unwrap();
         let (seq, old) = s.take_ready(t, 4).unwrap();
-        assert_eq!(s.switch_plan(plan(old + 1, 2)), vec![seq]);
+        assert_eq!(s.switch_plan(plan(old + 1, 2), t), vec![seq]);
         // The replaced pipeline's late answer is dropped; the new epoch's is taken, once.
         s.take_output(output(seq, old, 2), RUN, t);
         assert_eq!(got(&mut rx[0]), None);
@@ -445,7 +504,76 @@ mod tests {
         assert_eq!(s.snapshot().items_answered, 2);
         assert_eq!(s.snapshot().resent, 1);
         // An older or the same epoch changes nothing.
-        assert!(s.switch_plan(plan(old, 2)).is_empty());
+        assert!(s.switch_plan(plan(old, 2), t).is_empty());
+    }
+
+    /// Eight microbatches answered in 0.5 s each: the resend bound is the floor, 2 s.
+    fn answered_quickly(s: &mut State, t: Instant) {
+        s.admit(texts(8), t, t + LONG).unwrap();
+        for _ in 0..8 {
+            let (seq, epoch) = s.take_ready(t, 16).unwrap();
+            s.take_output(output(seq, epoch, 1), RUN, t + Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn a_microbatch_unanswered_past_its_bound_is_sent_again_under_the_same_epoch_and_answers_once()
+    {
+        let t = Instant::now();
+        let mut s = state(1, 64);
+        answered_quickly(&mut s, t);
+        let mut rx = s.admit(texts(1), t, t + LONG).unwrap();
+        let (lost, epoch) = s.take_ready(t, 16).unwrap();
+        assert!(s
+            .take_unanswered(t + Duration::from_millis(1900))
+            .is_empty());
+        assert_eq!(s.wake_at(t, 16), Some(t + Duration::from_secs(2)));
+        assert_eq!(
+            s.take_unanswered(t + Duration::from_secs(2)),
+            vec![(lost, epoch)]
+        );
+        // Either copy answers; the other's answer is a duplicate.
+        let later = t + Duration::from_secs(3);
+        s.take_output(output(lost, epoch, 1), RUN, later);
+        s.take_output(output(lost, epoch, 1), RUN, later);
+        assert!(matches!(got(&mut rx[0]), Some(Ok(_))));
+        assert_eq!(s.dropped(), (1, 0, 0));
+        let snap = s.snapshot();
+        assert_eq!((snap.resent_unanswered, snap.resent), (1, 0));
+        assert_eq!(snap.items_answered, 9);
+        assert!(s.take_unanswered(t + LONG).is_empty());
+    }
+
+    #[test]
+    fn a_microbatch_whose_items_expired_is_not_sent_again() {
+        let t = Instant::now();
+        let mut s = state(1, 64);
+        answered_quickly(&mut s, t);
+        let short = Duration::from_secs(1);
+        let mut rx = s.admit(texts(1), t, t + short).unwrap();
+        s.take_ready(t, 16).unwrap();
+        s.expire(t + short);
+        assert_eq!(got(&mut rx[0]), Some(Err(ItemError::Deadline)));
+        assert!(s.take_unanswered(t + LONG).is_empty());
+        assert_eq!(s.wake_at(t + short, 16), None);
+    }
+
+    #[test]
+    fn after_a_replan_a_resent_microbatch_waits_its_bound_anew() {
+        let t = Instant::now();
+        let mut s = state(1, 64);
+        answered_quickly(&mut s, t);
+        s.admit(texts(1), t, t + LONG).unwrap();
+        let (seq, old) = s.take_ready(t, 16).unwrap();
+        let replanned = t + Duration::from_secs(1);
+        assert_eq!(s.switch_plan(plan(old + 1, 1), replanned), vec![seq]);
+        assert!(s.take_unanswered(t + Duration::from_secs(2)).is_empty());
+        assert_eq!(
+            s.take_unanswered(replanned + Duration::from_secs(2)),
+            vec![(seq, old + 1)]
+        );
+        let snap = s.snapshot();
+        assert_eq!((snap.resent_unanswered, snap.resent), (1, 1));
     }
 
     #[test]

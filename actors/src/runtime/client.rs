@@ -4,8 +4,11 @@
 //! one only when a result comes back, so a slow stage slows the client and no queue along the
 //! pipeline holds more than the window. Results are matched by (run, seq, epoch): duplicates,
 //! results of other runs and of replaced plan epochs are dropped and counted; when the leader
-//! re-plans, every microbatch not answered yet is sent again under the new epoch. A gap shows up
-//! as a missing sequence number when the run times out.
+//! re-plans, every microbatch not answered yet is sent again under the new epoch, and one left
+//! unanswered past a bound is sent again under the same epoch (a link down for less than the
+//! lease loses it without a re-plan). Stages keep no memory of what they ran: one that gets a
+//! microbatch twice runs it twice, and the client takes the first answer and drops the second.
+//! A gap shows up as a missing sequence number when the run times out.
 
 use crate::runtime::config::Settings;
 use crate::runtime::transport::first_answer;
@@ -29,6 +32,9 @@ pub struct RunReport {
     pub resent: u64,
     /// Microbatches sent again after a retryable failure (a worker panicked and restarted).
     pub resent_after_failure: u64,
+    /// Microbatches sent again under the same epoch after going unanswered past a bound (a link
+    /// that lost them without a re-plan; see [`quantpipe_batching::resend`]).
+    pub resent_unanswered: u64,
     pub items: usize,
     pub microbatches: usize,
     pub window: usize,

@@ -154,6 +154,25 @@ mod tests {
     }
 
     #[test]
+    fn a_microbatch_sent_twice_under_one_epoch_is_accepted_once() {
+        // Sent again unanswered past its bound: the first copy may still answer.
+        let mut book = InFlight::new(1);
+        book.sent(0);
+        book.sent(0);
+        assert_eq!(book.in_flight(), 1);
+        let mut resends = Resends::default();
+        assert_eq!(
+            take_result(&out(7, 0, 1), 7, 4, &mut book, &mut resends).unwrap(),
+            Taken::Accept
+        );
+        assert_eq!(
+            take_result(&out(7, 0, 1), 7, 4, &mut book, &mut resends).unwrap(),
+            Taken::Duplicate
+        );
+        assert_eq!(book.in_flight(), 0);
+    }
+
+    #[test]
     fn results_of_other_runs_or_unsent_sequence_numbers_are_foreign() {
         let mut book = InFlight::new(1);
         book.sent(0);

@@ -1,6 +1,9 @@
 //! One run's loop: keeps `client.window` microbatches in flight, takes results as
 //! [`results`](super::results) sorts them, follows re-plans by sending what is unanswered again
-//! under the new epoch, and gives up when no result comes for `client.result_timeout_s`.
+//! under the new epoch, sends a microbatch unanswered for longer than a bound again under the
+//! same epoch ([`quantpipe_batching::resend`]: a link that flaps faster than the fleet's lease
+//! loses what crossed it without a re-plan), and gives up when no result comes for
+//! `client.result_timeout_s`.
 
 use super::results::{self, Taken};
 use super::retry::Resends;
@@ -10,6 +13,8 @@ use crate::runtime::config::Settings;
 use crate::runtime::inflight::{in_order, InFlight};
 use crate::runtime::transport::{unix_ns, zbytes_of};
 use anyhow::{bail, Context as _, Result};
+use quantpipe_batching::resend::{predicted_in_flight, ResendRule};
+use quantpipe_batching::Unanswered;
 use quantpipe_messages::{envelope, Activation, Keys, Output, PlanInfo};
 use quantpipe_simulator::percentile;
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +35,8 @@ pub(super) struct Stream<'a> {
     microbatches: usize,
     book: InFlight,
     resends: Resends,
+    /// Microbatches unanswered under the current epoch, and when each is sent again.
+    unanswered: Unanswered,
     sent_at: HashMap<u64, Instant>,
     outputs: BTreeMap<u64, Output>,
     latencies: Vec<f64>,
@@ -39,6 +46,9 @@ pub(super) struct Stream<'a> {
     dropped: Dropped,
     start: Instant,
     last_result: Instant,
+    /// The last event of any kind (a result, a plan): `client.stall_s` after it the client
+    /// asks for the plan.
+    last_event: Instant,
 }
 
 #[derive(Default)]
@@ -60,6 +70,9 @@ impl<'a> Stream<'a> {
     ) -> Result<Self> {
         stage0.wait_listening(STAGE0_WAIT)?;
         let microbatches = inputs.cut(plan.ubatch.max(1))?;
+        let timeout = Duration::from_secs_f64(settings.client.result_timeout_s);
+        let mut unanswered = Unanswered::new(ResendRule::within(timeout));
+        unanswered.set_prediction(predicted(&plan, settings.client.window));
         Ok(Stream {
             settings,
             keys,
@@ -69,6 +82,7 @@ impl<'a> Stream<'a> {
             run: unix_ns() ^ ((std::process::id() as u64) << 32),
             book: InFlight::new(plan.epoch),
             resends: Resends::default(),
+            unanswered,
             plan,
             microbatches,
             sent_at: HashMap::new(),
@@ -80,6 +94,7 @@ impl<'a> Stream<'a> {
             dropped: Dropped::default(),
             start: Instant::now(),
             last_result: Instant::now(),
+            last_event: Instant::now(),
         })
     }
 
@@ -90,6 +105,7 @@ impl<'a> Stream<'a> {
         let stall = Duration::from_secs_f64(c.stall_s);
         while self.outputs.len() < self.microbatches {
             self.fill_window()?;
+            self.resend_unanswered()?;
             if self.last_result.elapsed() >= timeout {
                 bail!(
                     "no result for {timeout:?}; waiting for microbatches {:?} of run {:x} at plan \
@@ -99,7 +115,18 @@ impl<'a> Stream<'a> {
                     self.book.epoch()
                 );
             }
-            let newer = match self.watch.recv(stall)? {
+            let quiet_until = self.last_event + stall;
+            let wake = self
+                .unanswered
+                .next_due()
+                .map_or(quiet_until, |t| t.min(quiet_until));
+            let event = self
+                .watch
+                .recv(wake.saturating_duration_since(Instant::now()))?;
+            if event.is_some() {
+                self.last_event = Instant::now();
+            }
+            let newer = match event {
                 Some(Event::Plan(bytes)) => self.watch.decode(&bytes),
                 // A new leader serves its plan: it may have re-planned while taking over.
                 Some(Event::PlanServed) => self.watch.ask(),
@@ -108,7 +135,12 @@ impl<'a> Stream<'a> {
                     None
                 }
                 // Results stall: perhaps the announcement of a new plan was missed.
-                None => self.watch.ask(),
+                None if Instant::now() >= quiet_until => {
+                    self.last_event = Instant::now();
+                    self.watch.ask()
+                }
+                // A resend falls due.
+                None => None,
             };
             if let Some(p) = newer {
                 self.on_plan(p)?;
@@ -123,9 +155,28 @@ impl<'a> Stream<'a> {
             && self.book.in_flight() < self.settings.client.window
         {
             let seq = self.next;
-            self.sent_at.insert(seq, Instant::now());
+            let now = Instant::now();
+            self.sent_at.insert(seq, now);
             self.send(seq)?;
+            self.unanswered.sent(seq, now);
             self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends again, under the current epoch, every microbatch unanswered past its bound.
+    fn resend_unanswered(&mut self) -> Result<()> {
+        let due = self.unanswered.take_due(Instant::now());
+        if due.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            "microbatch(es) {due:?} unanswered for over {:.1} s at plan epoch {}: sending them again",
+            self.unanswered.bound().as_secs_f64(),
+            self.book.epoch()
+        );
+        for seq in due {
+            self.send(seq)?;
         }
         Ok(())
     }
@@ -176,6 +227,7 @@ impl<'a> Stream<'a> {
                     out.error.as_deref().unwrap_or_default()
                 );
                 self.send(out.seq)?;
+                self.unanswered.sent(out.seq, Instant::now());
                 // An answer, even a failure, is a sign of life.
                 self.last_result = Instant::now();
                 return Ok(());
@@ -196,6 +248,7 @@ impl<'a> Stream<'a> {
             out.epoch
         );
         self.last_result = Instant::now();
+        self.unanswered.answered(out.seq, self.last_result);
         self.latencies
             .push(self.sent_at[&out.seq].elapsed().as_secs_f64());
         self.arrivals_s.push(self.start.elapsed().as_secs_f64());
@@ -218,10 +271,13 @@ impl<'a> Stream<'a> {
             p.stages.len(),
             again.len()
         );
+        self.unanswered
+            .set_prediction(predicted(&p, self.settings.client.window));
         self.plan = p;
         self.stage0.wait_listening(STAGE0_WAIT)?;
         for seq in again {
             self.send(seq)?;
+            self.unanswered.sent(seq, Instant::now());
         }
         // A re-plan is progress: the new pipeline gets a full timeout.
         self.last_result = Instant::now();
@@ -238,6 +294,7 @@ impl<'a> Stream<'a> {
             epochs: self.book.epochs().to_vec(),
             resent: self.book.resent(),
             resent_after_failure: self.resends.total(),
+            resent_unanswered: self.unanswered.resent(),
             items: self.inputs.items(),
             microbatches: self.microbatches,
             window: self.settings.client.window,
@@ -255,4 +312,14 @@ impl<'a> Stream<'a> {
             plan: self.plan,
         }
     }
+}
+
+/// The time a microbatch spends in flight by `plan`'s prediction, `window` in flight.
+fn predicted(plan: &PlanInfo, window: usize) -> Option<Duration> {
+    predicted_in_flight(
+        plan.ubatch,
+        plan.predicted_items_per_s,
+        plan.stages.len(),
+        window,
+    )
 }
