@@ -172,6 +172,7 @@ fn attack(s: &Session, fleet: &str) -> (Sent, u64) {
                 next: NextHop::Client,
                 out_bits: 32,
                 target_items_per_s: 0.0,
+                weights: None,
             };
             let old = Envelope {
                 version: WIRE_VERSION + 1,

@@ -76,6 +76,7 @@ fn a_released_node_drops_its_stage_and_takes_only_newer_assignments() {
             next: NextHop::Client,
             out_bits: 32,
             target_items_per_s: 0.0,
+            weights: None,
         };
         let bytes = ask(&s, &keys.assign("a"), envelope::encode(FLEET, &a), deadline);
         envelope::decode(&bytes, FLEET).unwrap()

@@ -112,6 +112,11 @@ impl Keys {
     pub fn stats(&self, name: &str) -> String {
         format!("qp/{}/stats/{name}", self.fleet)
     }
+    /// Queryable of a node holding the model file: it answers a
+    /// [`WeightRequest`](crate::WeightRequest) with the bytes asked for.
+    pub fn weights(&self, name: &str) -> String {
+        format!("qp/{}/weights/{name}", self.fleet)
+    }
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ pub use ack::{AssignAck, LinkAck};
 pub use activation::{Activation, Body, Mask, Tokens};
 pub use bits::Bits;
 pub use control::{Assignment, DeviceInfo, NextHop, PlanInfo, PlanStage, Release, UnitTimes};
+pub use control::{FileEntry, ShardWeights, TensorEntry, WeightRequest};
 pub use envelope::{Envelope, WIRE_VERSION};
 pub use error::{DecodeError, EncodeError, InvalidBits, WireError};
 pub use keys::Keys;

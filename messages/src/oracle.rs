@@ -92,6 +92,7 @@ pub fn sample_messages() -> Vec<Vec<u8>> {
         next: NextHop::Stage(2),
         out_bits: 4,
         target_items_per_s: 12.5,
+        weights: None,
     };
     let plan = PlanInfo {
         epoch: 2,

@@ -20,6 +20,8 @@ pub mod preprocess;
 pub mod presets;
 pub mod profile;
 pub mod shard;
+pub mod shard_tensors;
+pub mod tensor_cache;
 pub mod train;
 pub mod units;
 pub mod vit;

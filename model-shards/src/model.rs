@@ -4,6 +4,7 @@ use crate::config::{sentence_pooling, ModelConfig};
 use crate::error::{Result, ShardError};
 use crate::presets::preset_config;
 use crate::shard::Shard;
+use crate::tensor_cache::{CachedWeights, TensorCache};
 use crate::units::UnitRange;
 use crate::weights::{SafetensorsWeights, SeededRandomWeights, WeightSource};
 use std::path::{Path, PathBuf};
@@ -26,12 +27,14 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// Opens a Hugging Face model folder, checking that its files are there.
+    /// Opens a Hugging Face model folder, checking that its files are there. A folder without
+    /// `model.safetensors` opens when it has a tensor cache of weights fetched from peers
+    /// ([`TensorCache`]): its shards load from the cache.
     pub fn open_dir(path: &Path) -> Result<ModelSource> {
         let config_path = path.join("config.json");
         let config = ModelConfig::from_file(&config_path, sentence_pooling(path)?)?;
         let weights = path.join("model.safetensors");
-        if !weights.exists() {
+        if !weights.exists() && !TensorCache::in_model_dir(path).exists() {
             return Err(ShardError::io(
                 &weights,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
@@ -76,11 +79,16 @@ impl ModelSource {
         }
     }
 
-    /// Opens the weight source (memory-mapped checkpoint, or seeded random values).
+    /// Opens the weight source (memory-mapped checkpoint, tensors fetched from peers into the
+    /// folder's cache, or seeded random values).
     pub fn weights(&self) -> Result<Box<dyn WeightSource>> {
         Ok(match self {
             ModelSource::Dir { path, .. } => {
-                Box::new(SafetensorsWeights::open(&path.join("model.safetensors"))?)
+                let file = path.join("model.safetensors");
+                match file.exists() {
+                    true => Box::new(SafetensorsWeights::open(&file)?),
+                    false => Box::new(CachedWeights::open(TensorCache::in_model_dir(path))?),
+                }
             }
             ModelSource::Preset { seed, .. } => Box::new(SeededRandomWeights { seed: *seed }),
         })

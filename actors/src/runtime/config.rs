@@ -46,8 +46,11 @@ pub struct Settings {
     pub name: String,
     #[serde(default)]
     pub role: Role,
-    /// Local model folder (config.json + model.safetensors, and tokenizer.json for text):
-    /// weights never cross the network.
+    /// Local model folder (config.json + model.safetensors, and tokenizer.json for text). A
+    /// node whose folder lacks model.safetensors fetches its shard's tensors and the small
+    /// files it needs from peers when assigned, checked against the leader's digests, into
+    /// the folder's `.quantpipe-cache/` (see [`crate::runtime::weights`]); it then needs
+    /// `device.profile_file`, since it cannot measure a model it does not hold.
     pub model_dir: PathBuf,
     #[serde(default)]
     pub zenoh: ZenohSettings,

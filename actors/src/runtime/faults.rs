@@ -7,6 +7,7 @@
 //! panic_forward_at = [3]   # panic in the forward pass of this node's 3rd microbatch
 //! panic_encode_at = []     # panic while encoding this node's n-th output
 //! fail_restart = false     # a worker that panicked cannot restart (its rebuild fails)
+//! serve_tampered_weights = false  # the weights queryable serves flipped bytes
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,9 @@ pub struct FaultSettings {
     pub panic_encode_at: Vec<u64>,
     /// A worker that panicked cannot restart, as when its shard no longer loads.
     pub fail_restart: bool,
+    /// The node's weights queryable serves every byte flipped, as a peer with a corrupt or
+    /// malicious copy would: fetching nodes must refuse its bytes and ask another peer.
+    pub serve_tampered_weights: bool,
 }
 
 impl FaultSettings {
@@ -71,6 +75,14 @@ mod tests {
         assert!(!forced_at(&f.panic_forward_at, 2));
         assert!(forced_at(&f.panic_forward_at, 3));
         assert!(!forced_at(&f.panic_forward_at, 4));
+    }
+
+    #[test]
+    fn serving_tampered_weights_is_a_forced_fault() {
+        let f = settings_with("[faults]\nserve_tampered_weights = true\n")
+            .unwrap()
+            .faults;
+        assert!(f.any() && f.serve_tampered_weights);
     }
 
     #[test]

@@ -43,3 +43,4 @@ pub mod supervision;
 pub mod tensor_wire;
 pub mod timeline;
 pub mod transport;
+pub mod weights;

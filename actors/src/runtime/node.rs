@@ -22,7 +22,7 @@ use crate::runtime::forward_worker::ForwardWorker;
 use crate::runtime::planner_actor::{start_leading, until_leader_fails};
 use crate::runtime::probe::BandwidthProbeActor;
 use crate::runtime::quantizer::QuantizerActor;
-use crate::runtime::stage::{AssignQuery, ReleaseQuery, StageActor, StatsQuery};
+use crate::runtime::stage::{ReleaseQuery, StageActor, StatsQuery};
 use crate::runtime::supervision::WorkerHealth;
 use crate::runtime::transport::TransportActor;
 use actix::prelude::*;
@@ -85,6 +85,38 @@ pub fn node_profile(settings: &Settings, source: &ModelSource) -> Result<UnitTim
     Ok(p)
 }
 
+/// The profile of a node whose folder lacks the model file: it gets its shard's weights from
+/// peers once assigned, so it cannot measure the model before it is planned in. It plans with
+/// the profile file of its settings (`device.profile_file`: `quantpipe profile --json`
+/// measured on a device of its type, or on the leader), scaled by its slowdown like a measured
+/// one, under its folder's name as the model's name (as nodes holding the model do).
+fn profile_without_weights(settings: &Settings) -> Result<UnitTimes> {
+    let d = &settings.device;
+    let dir = &settings.model_dir;
+    let path = d.profile_file.as_ref().ok_or_else(|| {
+        anyhow!(
+            "{} holds no model.safetensors, so this node fetches its shard from peers and \
+             cannot profile the model: set device.profile_file",
+            dir.display()
+        )
+    })?;
+    let mut p = read_profile(path)?;
+    p.model = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    for t in &mut p.time_s {
+        *t *= d.slowdown;
+    }
+    tracing::info!(
+        "{}: no model file in {}: planned with the profile {} (weights fetched when assigned)",
+        settings.name,
+        dir.display(),
+        path.display()
+    );
+    Ok(p)
+}
+
 fn read_profile(path: &Path) -> Result<UnitTimes> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading profile {}", path.display()))?;
@@ -132,9 +164,15 @@ where
 
 /// This node's device info and the pacing an emulated device follows, when it hosts a stage.
 fn device_info(settings: &Settings) -> Result<(DeviceInfo, Pacing)> {
-    let source = ModelSource::open_dir(&settings.model_dir)
-        .with_context(|| format!("opening model folder {}", settings.model_dir.display()))?;
-    let profile = node_profile(settings, &source)?;
+    let profile = match settings.model_dir.join("model.safetensors").is_file() {
+        true => {
+            let source = ModelSource::open_dir(&settings.model_dir).with_context(|| {
+                format!("opening model folder {}", settings.model_dir.display())
+            })?;
+            node_profile(settings, &source)?
+        }
+        false => profile_without_weights(settings)?,
+    };
     // The profile (scaled by the slowdown) an emulated device paces its forward passes by.
     let pacing = Pacing {
         unit_times_s: profile.time_s.clone(),
@@ -224,6 +262,7 @@ fn declare_stage_queryables(
     name: &str,
     stage: &Addr<StageActor>,
     info: &DeviceInfo,
+    model_dir: &Path,
 ) -> Result<Vec<Counted<zenoh::query::Queryable<()>>>> {
     let bytes = envelope::encode(&keys.fleet, info);
     let device = session
@@ -237,9 +276,14 @@ fn declare_stage_queryables(
         .wait()
         .map(|q| Counted::node(q, Kind::Queryable))
         .map_err(|e| anyhow!("declaring the device queryable: {e}"))?;
-    let assign = forward_queries(session, keys.assign(name), stage.clone(), |bytes, query| {
-        AssignQuery { bytes, query }
-    })?;
+    // Assignments reach the stage once the folder holds their shard's weights.
+    let assign = crate::runtime::weights::gate::declare_assign_queryable(
+        session,
+        keys,
+        name,
+        model_dir.to_owned(),
+        stage.clone(),
+    )?;
     let release = forward_queries(
         session,
         keys.release(name),
@@ -300,11 +344,28 @@ pub fn run_node(settings: Settings) -> Result<()> {
         Ok::<_, anyhow::Error>((stage, leadership))
     })?;
     let queryables = match (&stage, &stage_info) {
-        (Some(stage), Some((info, _))) => {
-            declare_stage_queryables(&session, &keys, &settings.name, stage, info)?
-        }
+        (Some(stage), Some((info, _))) => declare_stage_queryables(
+            &session,
+            &keys,
+            &settings.name,
+            stage,
+            info,
+            &settings.model_dir,
+        )?,
         _ => Vec::new(),
     };
+    // A node holding the model file serves it to peers that lack their shard's tensors, and
+    // digests it for the assignments it may send as leader.
+    let weights = crate::runtime::weights::serve::declare_if_held(
+        &session,
+        &keys,
+        &settings.name,
+        &settings.model_dir,
+        settings.faults.serve_tampered_weights,
+    )?;
+    if weights.is_some() {
+        crate::runtime::weights::hold_model(&settings.model_dir);
+    }
     // The token goes up last: a node the leader sees alive answers its device info and takes
     // assignments, so a node joining after the first plan can be planned in at once.
     let token = declare_token(&session, keys.node(&settings.name))?;
@@ -329,6 +390,7 @@ pub fn run_node(settings: Settings) -> Result<()> {
     drop(_election);
     drop(stage);
     drop(queryables);
+    drop(weights);
     if let Err(e) = session.close().wait() {
         tracing::warn!("closing the zenoh session: {e}");
     }

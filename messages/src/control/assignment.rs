@@ -28,6 +28,11 @@ pub struct Assignment {
     /// The plan's predicted throughput, items/s (0 when the plan was forced): the target rate
     /// of adaptive bitwidth policies unless the node sets its own.
     pub target_items_per_s: f64,
+    /// The shard's tensors and small files with their digests, from the leader's copy of the
+    /// model, so a node without them fetches them from a peer and checks what it got; `None`
+    /// from a leader without the model file (or an older one): the node needs its own copy.
+    #[serde(default)]
+    pub weights: Option<super::ShardWeights>,
 }
 
 /// The leader's order to a node that plan `epoch` leaves out: drop the shard and stop listening

@@ -200,6 +200,16 @@ pub fn fleet_grants(members: &Members) -> Vec<Grant> {
             me(),
             Nodes,
         ));
+        // A node holding the model file serves byte ranges of it to the other nodes, so a
+        // node without its shard's tensors fetches them (and checks them against the plan's
+        // digests); users get no weights.
+        g.extend(serve(
+            &p("weights"),
+            &k.weights(&node),
+            &k.weights("*"),
+            me(),
+            Nodes,
+        ));
         g.push(token(&p("node"), &k.node(&node), me(), Nodes));
     }
     for leader in members.names(MemberRole::may_lead) {

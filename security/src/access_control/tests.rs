@@ -265,6 +265,25 @@ fn device_info_and_stats_stay_among_nodes() {
 }
 
 #[test]
+fn nodes_serve_weights_to_nodes_and_to_nobody_else() {
+    let (acl, k) = (access_control(&fleet()), keys());
+    assert!(answered(&acl, "b", "a", &k.weights("a"), &k.weights("a")));
+    assert!(answered(&acl, "a", "l", &k.weights("l"), &k.weights("l")));
+    assert!(!passes(&acl, DECLARE_QUERYABLE, &k.weights("b"), "a", "l"));
+    for user in ["c1", "g"] {
+        assert!(!passes(&acl, QUERY, &k.weights("a"), user, "a"));
+        assert!(!passes(&acl, REPLY, &k.weights("a"), "a", user));
+        assert!(!passes(
+            &acl,
+            DECLARE_QUERYABLE,
+            &k.weights(user),
+            user,
+            "a"
+        ));
+    }
+}
+
+#[test]
 fn a_node_answers_for_itself_alone() {
     let (acl, k) = (access_control(&fleet()), keys());
     for key in [k.device("b"), k.assign("b"), k.release("b"), k.stats("b")] {

@@ -144,7 +144,8 @@ impl PlannerIo {
     /// a [`crate::runtime::planning::Refusal`].
     pub fn assign(&self, plan: &PlanInfo) -> Result<()> {
         let mut pending = Vec::new();
-        for (node, a) in assignments(plan) {
+        for (node, mut a) in assignments(plan) {
+            crate::runtime::weights::attach_weights(&mut a);
             let order = envelope::encode(&self.keys.fleet, &a);
             let replies = self
                 .ask(self.keys.assign(&node), Some(order), self.assign_timeout)

@@ -25,6 +25,7 @@ pub fn assignments(plan: &PlanInfo) -> Vec<(String, Assignment)> {
                 },
                 out_bits: s.out_bits,
                 target_items_per_s: plan.predicted_items_per_s,
+                weights: None,
             };
             (s.node.clone(), a)
         })
