@@ -4,8 +4,10 @@
 //! `quantpipe_launcher`.
 
 mod loopback_fleet;
+mod made_once;
 
 pub use loopback_fleet::{LoopbackFleet, LoopbackFleetSpec};
+pub use made_once::dir_made_once;
 
 use quantpipe_actors::runtime::config::{Role, ZenohSettings};
 use quantpipe_launcher::{config_file, loopback, Launch, Procs};
@@ -74,15 +76,49 @@ pub fn minilm_dir() -> PathBuf {
     model
 }
 
-/// The Fashion-MNIST ViT `scripts/setup` trains; panics naming the fix when it is missing.
+/// The Fashion-MNIST ViT of the image tests, trained on first use (not by `scripts/setup`, so
+/// that the main job's set-up builds nothing): `quantpipe train-vit` with its defaults, seed 0 and
+/// one libtorch thread (about 2.5 minutes unloaded; one thread is several times faster than two
+/// on a busy 2-core machine), once however many tests ask at the same time.
 pub fn fmnist_vit_dir() -> PathBuf {
     let model = repo_root().join("data/fmnist-vit");
-    assert!(
-        model.join("model.safetensors").exists(),
-        "the Fashion-MNIST ViT is missing from {}: run scripts/setup",
-        model.display()
-    );
-    model
+    dir_made_once(&model, "model.safetensors", |tmp| {
+        eprintln!(
+            "training the Fashion-MNIST ViT into {} (once, a few minutes)",
+            model.display()
+        );
+        train_fmnist_vit(&quantpipe_bin(), tmp)
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "training the Fashion-MNIST ViT into {}: {e}",
+            model.display()
+        )
+    })
+}
+
+/// Runs `quantpipe train-vit` into `out` as `scripts/setup` used to.
+fn train_fmnist_vit(bin: &Path, out: &Path) -> std::io::Result<()> {
+    let out = Command::new(bin)
+        .args([
+            "train-vit",
+            "--data",
+            "/usr/share/datasets/fashion-mnist",
+            "--out",
+        ])
+        .arg(out)
+        .args(["--seed", "0", "--threads", "1"])
+        .output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "`quantpipe train-vit` failed ({}); is Debian's dataset-fashion-mnist installed \
+         (scripts/setup)?\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )))
 }
 
 /// A zenoh peer session of the test itself (a client, or a hostile peer) connected to the node

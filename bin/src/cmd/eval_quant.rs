@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use quantpipe_messages::clipping::ClipMethod;
 use quantpipe_messages::Bits;
 use quantpipe_model_shards::ModelSource;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Dataset {
@@ -62,6 +62,22 @@ pub struct Args {
     json: bool,
 }
 
+/// The error for a `--model-dir` without weights: the command that makes the model.
+fn missing_model(dataset: Dataset, model_dir: &Path, data: &Path) -> String {
+    let dir = model_dir.display();
+    match dataset {
+        Dataset::Bbc => format!(
+            "no model.safetensors in {dir}: `scripts/setup` fetches MiniLM-L6 into data/minilm"
+        ),
+        // The recipe of the tests' ViT (quantpipe_integration::fmnist_vit_dir).
+        Dataset::FashionMnist => format!(
+            "no model.safetensors in {dir}: train the Fashion-MNIST ViT there with \
+             `quantpipe train-vit --data {} --out {dir} --seed 0 --threads 1` (a few minutes)",
+            data.display()
+        ),
+    }
+}
+
 fn parse_bits(s: &str) -> Result<Bits, String> {
     let b: u8 = s
         .trim()
@@ -77,11 +93,14 @@ pub fn run(args: Args) -> Result<()> {
     if args.ubatch == 0 || args.limit == Some(0) {
         bail!("--ubatch and --limit must be at least 1");
     }
-    let source = ModelSource::open_dir(&args.model_dir)?;
-    let settings = Setting::grid(&args.clip, &args.bits);
     let data = args
         .data
         .unwrap_or_else(|| PathBuf::from(args.dataset.default_dir()));
+    if !args.model_dir.join("model.safetensors").exists() {
+        bail!("{}", missing_model(args.dataset, &args.model_dir, &data));
+    }
+    let source = ModelSource::open_dir(&args.model_dir)?;
+    let settings = Setting::grid(&args.clip, &args.bits);
     let request = Request {
         data: &data,
         cuts: &args.cut,
@@ -100,4 +119,35 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", eval::ordering::markdown(&rows));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_vit_names_the_training_command_for_that_folder() {
+        let message = missing_model(
+            Dataset::FashionMnist,
+            Path::new("data/fmnist-vit"),
+            Path::new(fashion_mnist::DEFAULT_DIR),
+        );
+        assert!(
+            message.contains(
+                "quantpipe train-vit --data /usr/share/datasets/fashion-mnist \
+                 --out data/fmnist-vit --seed 0 --threads 1"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_minilm_names_the_setup_script() {
+        let message = missing_model(
+            Dataset::Bbc,
+            Path::new("data/minilm"),
+            Path::new("data/bbc"),
+        );
+        assert!(message.contains("scripts/setup"), "{message}");
+    }
 }
