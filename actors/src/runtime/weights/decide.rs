@@ -42,10 +42,10 @@ pub fn check_request(req: &WeightRequest, file_len: u64) -> Result<Range<u64>, S
 }
 
 /// The tensors of `weights` a node lacks, by `holds` (whether its cache has a digest's bytes).
-pub fn missing_tensors<'a>(
-    weights: &'a ShardWeights,
+pub fn missing_tensors(
+    weights: &ShardWeights,
     holds: impl Fn(&TensorEntry) -> bool,
-) -> Vec<&'a TensorEntry> {
+) -> Vec<&TensorEntry> {
     let mut seen = BTreeSet::new();
     weights
         .tensors
