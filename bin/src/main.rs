@@ -39,6 +39,8 @@ enum Command {
     Scaling(cmd::scaling::Args),
     /// Run one device of a fleet (and its leader, when configured) until SIGINT/SIGTERM.
     Node(cmd::node::Args),
+    /// The fleet as its leader sees it: nodes, plan, per-link bandwidth and bitwidth.
+    Status(cmd::status::Args),
     /// Stream inputs through a running fleet: throughput, latency percentiles, accuracy.
     Run(cmd::run::Args),
     /// Serve a running fleet over HTTP (OpenAI embeddings, Open Inference Protocol, /metrics).
@@ -69,6 +71,7 @@ fn main() {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Scaling(args) => cmd::scaling::run(args),
         Command::Node(args) => cmd::node::run(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Demo(args) => cmd::demo::run(args, cli.log_format),

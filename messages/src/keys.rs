@@ -117,6 +117,11 @@ impl Keys {
     pub fn weights(&self, name: &str) -> String {
         format!("qp/{}/weights/{name}", self.fleet)
     }
+    /// Queryable of a node that may lead, answering the [`FleetStatus`](crate::FleetStatus)
+    /// it sees (`quantpipe status`).
+    pub fn status(&self, name: &str) -> String {
+        format!("qp/{}/status/{name}", self.fleet)
+    }
 }
 
 #[cfg(test)]

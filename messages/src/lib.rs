@@ -94,6 +94,7 @@ pub mod codec;
 pub mod control;
 pub mod envelope;
 pub mod error;
+pub mod fleet_status;
 mod framing;
 pub mod keys;
 pub mod limits;
@@ -114,6 +115,7 @@ pub use control::{Assignment, DeviceInfo, NextHop, PlanInfo, PlanStage, Release,
 pub use control::{FileEntry, ShardWeights, TensorEntry, WeightRequest};
 pub use envelope::{Envelope, WIRE_VERSION};
 pub use error::{DecodeError, EncodeError, InvalidBits, WireError};
+pub use fleet_status::{FleetStatus, LinkStatus, NodeDevice, NodeStatus};
 pub use keys::Keys;
 pub use limits::DecodeLimits;
 pub use output::Output;

@@ -39,6 +39,7 @@ pub mod planning;
 pub mod probe;
 pub mod quantizer;
 pub mod stage;
+pub mod status;
 pub mod supervision;
 pub mod tensor_wire;
 pub mod timeline;

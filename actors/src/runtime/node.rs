@@ -385,9 +385,21 @@ pub fn run_node(settings: Settings) -> Result<()> {
         Some(l) => Some(watch_tokens(session.clone(), keys.clone(), l)?),
         None => None,
     };
+    // A node that may lead answers `quantpipe status` ([`crate::runtime::status`]).
+    let status = match settings.role {
+        Role::Device => None,
+        role => Some(crate::runtime::status::declare_status(
+            &session,
+            &keys,
+            &settings.name,
+            role.is_configured_leader(),
+            settings.leader.expected.clone(),
+        )?),
+    };
 
     let result = system.block_on(serve(&settings, &session, &keys, token));
     drop(_election);
+    drop(status);
     drop(stage);
     drop(queryables);
     drop(weights);

@@ -13,6 +13,7 @@ pub mod run;
 pub mod scaling;
 pub mod serve;
 pub mod simulate;
+pub mod status;
 pub mod train_vit;
 
 use anyhow::Result;

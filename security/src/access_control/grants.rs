@@ -216,6 +216,15 @@ pub fn fleet_grants(members: &Members) -> Vec<Grant> {
         let me = || Member(leader.clone());
         let p = |what: &str| format!("{what}-{leader}");
         g.push(token(&p("candidate"), &k.candidate(&leader), me(), Nodes));
+        // `quantpipe status`: whoever may lead answers what it sees (nodes, plan, links) to
+        // any member; the answer carries no traffic, and the plan in it is readable already.
+        g.extend(serve(
+            &p("status"),
+            &k.status(&leader),
+            &k.status("*"),
+            me(),
+            Everyone,
+        ));
         g.push(token(&p("leader"), &k.leader(&leader), me(), Nodes));
     }
     // Nodes watch who is alive, who may lead and who leads.

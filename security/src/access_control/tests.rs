@@ -242,6 +242,24 @@ fn everyone_reads_the_plan_that_only_leaders_serve_and_announce() {
 }
 
 #[test]
+fn every_member_may_ask_the_leaders_status_that_only_leaders_answer() {
+    let (acl, k) = (access_control(&fleet()), keys());
+    for asker in ["a", "c1", "g"] {
+        assert!(answered(&acl, asker, "l", &k.status("l"), &k.status("*")));
+    }
+    for forger in ["a", "c1", "g"] {
+        assert!(!passes(
+            &acl,
+            DECLARE_QUERYABLE,
+            &k.status(forger),
+            forger,
+            "c2"
+        ));
+        assert!(!passes(&acl, REPLY, &k.status("*"), forger, "c2"));
+    }
+}
+
+#[test]
 fn only_leaders_assign_and_release_shards() {
     let (acl, k) = (access_control(&fleet()), keys());
     assert!(answered(&acl, "l", "a", &k.assign("a"), &k.assign("a")));
