@@ -17,8 +17,9 @@
 //! hears from (token up and stats answered) fewer than half of its plan's stages, and has lost at
 //! least two, it takes itself for cut off: it keeps its plan, which the stages still run among
 //! themselves (a client that reaches them finishes its run under that epoch), and looks again
-//! every few seconds, for at most `leader.partition_hold_s` (default 30 s; past it, most stages
-//! died at once and it plans over those it hears). One stage leaving still re-plans at once.
+//! every few seconds until it hears from every stage of it again, for at most
+//! `leader.partition_hold_s` (default 30 s; past it, stages died while it was away and it plans
+//! over those it hears). One stage leaving still re-plans at once.
 //! Back in touch, it checks that the stages it hears run its plan: a newer epoch (a candidate
 //! elected on the other side planned meanwhile) or a stage behind its epoch makes it plan
 //! again above every epoch seen, and a node outside its plan still holding an old stage is

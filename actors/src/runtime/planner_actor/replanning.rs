@@ -38,8 +38,7 @@ impl PlannerActor {
         let stats = self.io.stage_stats(&alive)?;
         let answered = stats.iter().map(|s| s.node.clone()).collect();
         let heard = partition::heard_from(&planned, &alive, &answered);
-        let cut_off = partition::cut_off(&planned, &heard);
-        match self.hold.look(cut_off, Instant::now()) {
+        match self.hold.look(&planned, &heard, Instant::now()) {
             Hold::Holding { since_s, until } => {
                 tracing::warn!(
                     "cut off from the fleet: hearing {heard:?} of plan epoch {} ({planned:?}) for \

@@ -12,8 +12,9 @@
 //! token until its lease expires, but answers nothing). It is [`cut_off`] when it has lost more
 //! than half of its plan's stages and at least two: one stage leaving (of a plan of any size)
 //! still re-plans at once over the others. Cut off, it holds its plan ([`PartitionHold`]) until
-//! it hears from its stages again or `leader.partition_hold_s` has passed; past that bound the
-//! fleet itself shrank (most stages died at once), and the leader plans over those it hears.
+//! it hears from every stage of it again or `leader.partition_hold_s` has passed; past that
+//! bound the fleet itself shrank (most stages died at once, or one died while the leader was
+//! away), and the leader plans over those it hears.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -74,9 +75,21 @@ impl PartitionHold {
         self.since.is_some()
     }
 
-    /// One look at `now`: `cut_off` as [`cut_off`] judged it.
-    pub fn look(&mut self, cut_off: bool, now: Instant) -> Hold {
-        if !cut_off {
+    /// One look at `now`, hearing from `heard` of the plan's stages `planned`. A hold begins
+    /// when the leader is [`cut_off`] and ends only when it hears from every stage again (or
+    /// at the bound): coming back, it sees the stages' tokens return one by one, and planning
+    /// over the first ones back would replace the plan every stage still runs.
+    pub fn look(
+        &mut self,
+        planned: &BTreeSet<String>,
+        heard: &BTreeSet<String>,
+        now: Instant,
+    ) -> Hold {
+        let holds = match self.since {
+            None => cut_off(planned, heard),
+            Some(_) => !planned.is_subset(heard),
+        };
+        if !holds {
             let after_s = self
                 .since
                 .take()
@@ -86,8 +99,8 @@ impl PartitionHold {
         let since = *self.since.get_or_insert(now);
         let held = now.saturating_duration_since(since);
         if held >= self.bound {
-            // Plan over who is heard; the hold ends with the next look that is not cut off
-            // (the new plan's stages answer), so a leader still alone passes the bound again.
+            // Plan over who is heard; the hold ends with the next look that hears every stage
+            // of the (new) plan, so a leader still alone passes the bound again.
             return Hold::BoundPassed {
                 held_s: held.as_secs_f64(),
             };
@@ -143,8 +156,10 @@ mod tests {
         let t0 = Instant::now();
         let bound = Duration::from_secs(30);
         let mut hold = PartitionHold::new(bound);
+        let planned = names(&["a", "b", "c"]);
+        let none = names(&[]);
         assert_eq!(
-            hold.look(true, t0),
+            hold.look(&planned, &none, t0),
             Hold::Holding {
                 since_s: 0.0,
                 until: t0 + bound
@@ -154,34 +169,75 @@ mod tests {
         // Later looks keep the first moment: the bound does not move.
         let later = t0 + Duration::from_secs(10);
         assert_eq!(
-            hold.look(true, later),
+            hold.look(&planned, &none, later),
             Hold::Holding {
                 since_s: 10.0,
                 until: t0 + bound
             }
         );
         assert_eq!(
-            hold.look(true, t0 + bound),
+            hold.look(&planned, &none, t0 + bound),
             Hold::BoundPassed { held_s: 30.0 }
         );
     }
 
     #[test]
-    fn hearing_the_stages_again_ends_the_hold_and_says_for_how_long() {
+    fn hearing_every_stage_again_ends_the_hold_and_says_for_how_long() {
         let t0 = Instant::now();
         let mut hold = PartitionHold::new(Duration::from_secs(30));
-        assert_eq!(hold.look(false, t0), Hold::Proceed { after_s: None });
-        hold.look(true, t0);
+        let planned = names(&["a", "b", "c"]);
         assert_eq!(
-            hold.look(false, t0 + Duration::from_secs(8)),
+            hold.look(&planned, &planned, t0),
+            Hold::Proceed { after_s: None }
+        );
+        hold.look(&planned, &names(&[]), t0);
+        assert_eq!(
+            hold.look(&planned, &planned, t0 + Duration::from_secs(8)),
             Hold::Proceed { after_s: Some(8.0) }
         );
         assert!(!hold.holding());
         // A new cut starts a new hold with a bound of its own.
         let t1 = t0 + Duration::from_secs(100);
         assert!(matches!(
-            hold.look(true, t1),
+            hold.look(&planned, &names(&["b"]), t1),
             Hold::Holding { until, .. } if until == t1 + Duration::from_secs(30)
         ));
+    }
+
+    #[test]
+    fn coming_back_the_leader_holds_until_the_last_stage_is_heard_again() {
+        let t0 = Instant::now();
+        let mut hold = PartitionHold::new(Duration::from_secs(30));
+        let planned = names(&["a", "b", "c"]);
+        hold.look(&planned, &names(&[]), t0);
+        // Tokens return one by one: two of three is not cut off, but not back either.
+        let t1 = t0 + Duration::from_secs(9);
+        assert!(matches!(
+            hold.look(&planned, &names(&["a", "b"]), t1),
+            Hold::Holding { .. }
+        ));
+        assert_eq!(
+            hold.look(&planned, &planned, t1 + Duration::from_secs(1)),
+            Hold::Proceed {
+                after_s: Some(10.0)
+            }
+        );
+        // Without a hold, two of three is a stage that left: re-planned at once.
+        assert_eq!(
+            hold.look(&planned, &names(&["a", "b"]), t1 + Duration::from_secs(2)),
+            Hold::Proceed { after_s: None }
+        );
+    }
+
+    #[test]
+    fn a_stage_that_died_while_the_leader_was_away_is_planned_around_at_the_bound() {
+        let t0 = Instant::now();
+        let mut hold = PartitionHold::new(Duration::from_secs(30));
+        let planned = names(&["a", "b", "c"]);
+        hold.look(&planned, &names(&[]), t0);
+        assert_eq!(
+            hold.look(&planned, &names(&["a", "b"]), t0 + Duration::from_secs(30)),
+            Hold::BoundPassed { held_s: 30.0 }
+        );
     }
 }
