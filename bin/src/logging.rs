@@ -25,10 +25,21 @@ impl LogFormat {
 /// on purpose (members are addressed by IP; see `[security]`): its errors still show.
 const DEFAULT_FILTER: &str = "info,zenoh=warn,zenoh_link_tls=error";
 
-/// Installs the tracing subscriber on stderr.
-pub fn init(format: LogFormat) {
+/// Default filter of a command that tells its own story on stdout (`demo`): warnings and
+/// errors only, so that progress lines (a client sending microbatches again, under a plan
+/// epoch that is a timestamp) do not interleave with the story; its nodes log to files.
+const PRESENTING_FILTER: &str = "warn,zenoh_link_tls=error";
+
+/// Installs the tracing subscriber on stderr; `presenting`: the command prints its own story
+/// (see [`PRESENTING_FILTER`]). RUST_LOG, when set, decides.
+pub fn init(format: LogFormat, presenting: bool) {
+    let default = if presenting {
+        PRESENTING_FILTER
+    } else {
+        DEFAULT_FILTER
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -2,7 +2,6 @@
 //!
 //! A thin shell: each subcommand parses its arguments and calls the library crates.
 
-mod chart;
 mod cmd;
 mod datasets;
 mod eval;
@@ -63,7 +62,8 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // The demo tells its story on stdout: its own process logs warnings only.
+    logging::init(cli.log_format, matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
         Command::Infer(args) => cmd::infer::run(args),
         Command::Profile(args) => cmd::profile::run(args),

@@ -1,9 +1,7 @@
 //! Figures of the demo computed from what was measured: accuracy, agreement with the baseline,
-//! per-stage utilisation and the per-window timelines.
+//! per-stage utilisation.
 
 use super::devices;
-use crate::chart::Timeline;
-use quantpipe_actors::runtime::metrics::MetricsRow;
 use quantpipe_messages::{NodeStats, PlanStage};
 use serde::Serialize;
 
@@ -47,27 +45,6 @@ pub fn stage_report(stage: &PlanStage, stats: &NodeStats, elapsed_s: f64) -> Sta
 /// Share of `predicted` labels equal to `truth`, item by item.
 pub fn accuracy(predicted: &[usize], truth: &[usize]) -> f64 {
     predicted.iter().zip(truth).filter(|(a, b)| a == b).count() as f64 / predicted.len() as f64
-}
-
-/// Per-node items/s per window while the node held a stage, on a common clock: seconds since
-/// the earliest such window of any node.
-pub fn timelines(rows: &[(String, Vec<MetricsRow>)]) -> Vec<Timeline> {
-    let staged = |r: &&MetricsRow| r.stage.is_some();
-    let t0 = rows
-        .iter()
-        .flat_map(|(_, r)| r.iter().filter(staged))
-        .map(|r| r.start_unix_s)
-        .fold(f64::INFINITY, f64::min);
-    rows.iter()
-        .map(|(name, r)| Timeline {
-            label: name.clone(),
-            points: r
-                .iter()
-                .filter(staged)
-                .map(|r| (r.start_unix_s + r.window_s - t0, r.items_per_s))
-                .collect(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

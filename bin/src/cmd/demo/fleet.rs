@@ -5,6 +5,7 @@
 //! node enforces the access control generated from the member list.
 
 use super::devices::DEVICES;
+use super::story::Story;
 use super::{Args, METRICS_WINDOW_S};
 use crate::logging::LogFormat;
 use anyhow::{anyhow, Context, Result};
@@ -27,6 +28,20 @@ pub struct DemoFleet<'a> {
     pub out: &'a Path,
     pub leader_port: u16,
     pub links: Links,
+}
+
+/// How long a demo member's zenoh session waits at open for its connections, ms.
+const OPEN_WAIT_MS: u64 = 5000;
+
+/// Measurement window of the devices' adaptive bitwidth, seconds: a message at the low step
+/// crosses well within it.
+const QUANTIZER_WINDOW_S: f64 = 2.0;
+
+/// The emulated link of the story: every device's outgoing data follows `trace` (the story's
+/// steps), and its bitwidth adapts to the bandwidth it measures, to the story's target.
+pub struct EmulatedLink<'s> {
+    pub trace: PathBuf,
+    pub story: &'s Story,
 }
 
 /// The running fleet and each device node's metrics file, by node name.
@@ -76,6 +91,12 @@ impl<'a> DemoFleet<'a> {
             port.map(loopback).into_iter().collect(),
             connect.map(loopback).into_iter().collect(),
         );
+        // zenoh's open waits this long for the connections it was told to make (0.5 s by
+        // default, then it warns and goes on): a TLS handshake with a node still starting can
+        // take longer on a busy machine.
+        s.zenoh
+            .extra
+            .insert("scouting/delay".into(), OPEN_WAIT_MS.to_string());
         self.links.apply(&mut s)?;
         Ok(s)
     }
@@ -84,11 +105,13 @@ impl<'a> DemoFleet<'a> {
         self.member(name, role, Some(port), connect)
     }
 
-    /// Starts the leader, then one node per demo device with its thread count's profile.
+    /// Starts the leader, then one node per demo device with its thread count's profile and,
+    /// when given, the emulated link.
     pub fn start(
         &self,
         args: &Args,
         profiles: &BTreeMap<i32, PathBuf>,
+        link: Option<&EmulatedLink>,
         log_format: LogFormat,
     ) -> Result<Started> {
         let exe = std::env::current_exe()?;
@@ -111,11 +134,19 @@ impl<'a> DemoFleet<'a> {
             device.quantizer.clip = args.clip.clone();
             device.metrics.file = Some(metrics.clone());
             device.metrics.window_s = METRICS_WINDOW_S;
+            if let Some(link) = link {
+                device.emulation.link_trace = Some(link.trace.clone());
+                // The nominal uplink the planner plans with is the trace's high step.
+                device.device.bw_mbps = link.story.high_mbps;
+                device.quantizer.policy = "controller".into();
+                device.quantizer.target_items_per_s = link.story.target_items_per_s;
+                device.quantizer.window_s = QUANTIZER_WINDOW_S;
+            }
             nodes.start(&device, Place::Here)?;
             metrics_files.push((d.name.to_string(), metrics));
         }
         eprintln!(
-            "started leader and {} nodes (fleet {}; logs in {})",
+            "started a leader and {} device nodes on loopback (fleet {}; logs in {})",
             DEVICES.len(),
             self.name,
             self.out.display()
@@ -146,7 +177,8 @@ impl<'a> DemoFleet<'a> {
             self.leader_port + 10,
             Some(self.leader_port),
         )?;
-        client.client.window = 4;
+        // Enough microbatches in flight to keep three stages and their two links busy.
+        client.client.window = 8;
         client.client.plan_wait_s = 5.0;
         client.client.result_timeout_s = 120.0;
         Settings::load(&config_file::write(self.out, &client)?)

@@ -69,23 +69,32 @@ pub fn baseline(
     })
 }
 
-/// Profiles at each thread count of the demo devices, written to `out`: the file of each count.
+/// The demo devices' profiles: the file of each thread count, and what a microbatch through the
+/// whole model takes at it (seconds, before any slowdown).
+pub struct Profiles {
+    pub files: BTreeMap<i32, PathBuf>,
+    pub whole_model_s: BTreeMap<i32, f64>,
+}
+
+/// Profiles at each thread count of the demo devices, written to `out`.
 ///
 /// Measured here one after the other on an otherwise idle machine (nodes profiling at once
 /// would slow each other down); each node scales its thread count's profile by its emulated
 /// slowdown.
-pub fn measure_profiles(
-    source: &ModelSource,
-    ubatch: usize,
-    out: &Path,
-) -> Result<BTreeMap<i32, PathBuf>> {
-    let mut profiles = BTreeMap::new();
+pub fn measure_profiles(source: &ModelSource, ubatch: usize, out: &Path) -> Result<Profiles> {
+    let mut profiles = Profiles {
+        files: BTreeMap::new(),
+        whole_model_s: BTreeMap::new(),
+    };
     for threads in DEVICES.iter().map(|d| d.threads).collect::<BTreeSet<_>>() {
         tch::set_num_threads(threads);
         let p = tch::no_grad(|| profile_model(source, ubatch, 1, 3))?;
         let path = out.join(format!("profile-{threads}t.json"));
         std::fs::write(&path, serde_json::to_vec(&p)?)?;
-        profiles.insert(threads, path);
+        profiles.files.insert(threads, path);
+        profiles
+            .whole_model_s
+            .insert(threads, p.units.iter().map(|u| u.time_s).sum());
     }
     Ok(profiles)
 }
