@@ -114,7 +114,7 @@ fn train_fmnist_vit(bin: &Path, out: &Path) -> std::io::Result<()> {
     }
     Err(std::io::Error::other(format!(
         "`quantpipe train-vit` failed ({}); is Debian's dataset-fashion-mnist installed \
-         (scripts/setup)?\n{}{}",
+         (scripts/setup --tests)?\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

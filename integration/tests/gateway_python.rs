@@ -57,7 +57,7 @@ fn write_fashion_mnist_pngs(n: usize, dir: &Path) {
     let path = Path::new("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
     assert!(
         path.exists(),
-        "{} is missing: run scripts/setup",
+        "{} is missing: run scripts/setup --tests",
         path.display()
     );
     let mut raw = Vec::new();

@@ -216,7 +216,7 @@ impl TestFleet {
         let python = repo_root().join(".venv/bin/python");
         assert!(
             python.exists(),
-            "no {}: run scripts/setup",
+            "no {}: run scripts/setup --tests",
             python.display()
         );
         let script = repo_root().join("scripts/tests").join(script);

@@ -15,7 +15,7 @@ fn python() -> PathBuf {
     let venv = root.join(".venv/bin/python");
     assert!(
         venv.exists(),
-        "{} is missing: run scripts/setup first (it installs torch and transformers)",
+        "{} is missing: run scripts/setup --tests first (it installs torch and transformers)",
         venv.display()
     );
     venv

@@ -173,7 +173,7 @@ impl GatewayFleet {
         let python = root.join(".venv/bin/python");
         assert!(
             python.exists(),
-            "no {}: run scripts/setup",
+            "no {}: run scripts/setup --tests",
             python.display()
         );
         let out = std::process::Command::new(&python)
