@@ -61,6 +61,14 @@ impl LinkCredits {
             .is_some()
     }
 
+    /// The link's assignment was replaced: every message still waiting for a credit fails at
+    /// once (its plan is over), rather than waiting out the timeout of acknowledgements the next
+    /// stage, which refuses stale epochs, will never send, while holding the stage's send slot
+    /// against the new plan's microbatches.
+    pub fn close(&self) {
+        self.credits.close();
+    }
+
     /// Messages sent and not acknowledged.
     pub fn in_flight(&self) -> usize {
         self.held.lock().expect("credits lock").len()
@@ -104,5 +112,20 @@ mod tests {
         );
         assert!(!c.acknowledged((7, 0)), "timed out already");
         assert!(c.acknowledged((7, 1)));
+    }
+
+    #[actix_rt::test]
+    async fn closing_fails_a_waiting_message_at_once() {
+        let c = LinkCredits::new(1, Duration::from_secs(60));
+        c.take((3, 0)).await.unwrap();
+        let waiting = c.clone();
+        let second = actix_rt::spawn(async move { waiting.take((3, 1)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "no credit left");
+        c.close();
+        let t = Instant::now();
+        assert!(second.await.unwrap().is_err(), "a closed link gives no credit");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(c.take((3, 2)).await.is_err(), "nor to a later message");
     }
 }

@@ -121,6 +121,11 @@ impl StageActor {
         self.stats.stage = Some(a.stage);
         self.link_live = false;
         self.out_link = None;
+        // Microbatches of an older plan still waiting to send give up now (dropped as stale);
+        // the same plan assigned again keeps its microbatches going.
+        if self.current.as_ref().map(|c| c.epoch) != Some(a.epoch) {
+            self.credits.close();
+        }
         self.credits = LinkCredits::new(LINK_CREDITS, ACK_TIMEOUT);
         self.current = Some(a);
     }
@@ -134,6 +139,7 @@ impl StageActor {
         self.stats.stage = None;
         self.link_live = false;
         self.out_link = None;
+        self.credits.close();
     }
 }
 
