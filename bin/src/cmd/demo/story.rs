@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(t.mbps_at(1.0), s.high_mbps);
         assert_eq!(t.mbps_at(LOW_FROM_S + 1.0), s.low_mbps);
         assert_eq!(t.mbps_at(LOW_UNTIL_S + 1.0), s.high_mbps);
-        assert!(LOW_UNTIL_S < LEAVE_AT_S && LEAVE_AT_S < RUN_S);
+        assert!(s.low_from_s < s.low_until_s && s.low_until_s < s.leave_at_s);
     }
 
     #[test]
