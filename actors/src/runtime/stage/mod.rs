@@ -200,12 +200,9 @@ impl Actor for StageActor {
 /// Messages a stage may have on its outgoing link unacknowledged: one crossing it, one queued
 /// behind so that the link does not idle for the acknowledgement's round trip.
 const LINK_CREDITS: usize = 2;
-/// When an acknowledgement is taken for lost. A link that flaps for less than the fleet's lease
-/// loses messages without a re-plan, and each lost one holds its credit this long (the clients
-/// send the microbatch again, but it waits behind the held credits): so a few seconds, beyond a
-/// message's time on the links a pipeline runs over at its adaptive bitwidth (1 MB at
-/// 1 Mbit/s). A message slower than this only lets one more queue behind it.
-const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+/// When an acknowledgement is taken for lost: far beyond a message's time on any link a
+/// pipeline runs over (1.6 MB at 1 Mbit/s is 13 s).
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The run id of probe messages (clients draw theirs at random; 0 is never one in practice).
 const PROBE_RUN: u64 = 0;
