@@ -124,7 +124,10 @@ mod tests {
         assert!(!second.is_finished(), "no credit left");
         c.close();
         let t = Instant::now();
-        assert!(second.await.unwrap().is_err(), "a closed link gives no credit");
+        assert!(
+            second.await.unwrap().is_err(),
+            "a closed link gives no credit"
+        );
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert!(c.take((3, 2)).await.is_err(), "nor to a later message");
     }

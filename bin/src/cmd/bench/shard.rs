@@ -66,7 +66,10 @@ fn python() -> Result<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
-        bail!("{} is missing: run scripts/setup --tests first", python.display());
+        bail!(
+            "{} is missing: run scripts/setup --tests first",
+            python.display()
+        );
     }
     Ok(python)
 }
