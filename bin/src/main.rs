@@ -40,6 +40,8 @@ enum Command {
     Node(cmd::node::Args),
     /// The fleet as its leader sees it: nodes, plan, per-link bandwidth and bitwidth.
     Status(cmd::status::Args),
+    /// A zenoh router joining fleet members on different subnets, until SIGINT/SIGTERM.
+    Router(cmd::router::Args),
     /// Stream inputs through a running fleet: throughput, latency percentiles, accuracy.
     Run(cmd::run::Args),
     /// Serve a running fleet over HTTP (OpenAI embeddings, Open Inference Protocol, /metrics).
@@ -72,6 +74,7 @@ fn main() {
         Command::Scaling(args) => cmd::scaling::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Router(args) => cmd::router::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Demo(args) => cmd::demo::run(args, cli.log_format),

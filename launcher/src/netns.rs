@@ -153,6 +153,31 @@ pub mod commands {
         strs(&["-n", member_ns, "addr", "add", &a, "dev", "eth0"])
     }
 
+    /// Host `host` of subnet `subnet` of a two-subnet testbed: `10.214.<subnet + 1>.<host + 1>`
+    /// (host 0 is the hub).
+    pub fn subnet_addr(subnet: usize, host: usize) -> std::net::Ipv4Addr {
+        assert!(subnet < 2 && host < 250, "subnet {subnet}, host {host}");
+        std::net::Ipv4Addr::new(10, 214, subnet as u8 + 1, host as u8 + 1)
+    }
+
+    /// The hub's bridge of `subnet`.
+    pub fn bridge(subnet: usize) -> String {
+        format!("br{subnet}")
+    }
+
+    pub fn add_named_bridge(hub: &str, name: &str) -> Vec<String> {
+        strs(&["-n", hub, "link", "add", name, "type", "bridge"])
+    }
+
+    /// Puts member `i`'s hub end on bridge `bridge`.
+    pub fn attach_to(hub: &str, i: usize, bridge: &str) -> Vec<String> {
+        strs(&["-n", hub, "link", "set", &hub_dev(i), "master", bridge])
+    }
+
+    pub fn add_addr_to(ns: &str, dev: &str, cidr: &str) -> Vec<String> {
+        strs(&["-n", ns, "addr", "add", cidr, "dev", dev])
+    }
+
     /// Name of member `i`'s veth end in the hub.
     pub fn hub_dev(i: usize) -> String {
         format!("v{i}")
@@ -280,6 +305,8 @@ fn tc(args: Vec<String>) -> Result<String, NetnsError> {
 pub struct Netns {
     hub: String,
     members: Vec<String>,
+    /// Each member's address.
+    addrs: Vec<Ipv4Addr>,
 }
 
 impl Netns {
@@ -300,6 +327,7 @@ impl Netns {
         let mut net = Netns {
             hub: format!("{base}-hub"),
             members: Vec::new(),
+            addrs: (0..n).map(commands::member_addr).collect(),
         };
         ip(commands::add_ns(&net.hub))?;
         // From here on, drop cleans up whatever was made.
@@ -334,6 +362,61 @@ impl Netns {
         self.members.is_empty()
     }
 
+    /// Two subnets joined only through the hub, which acts as their router host: members
+    /// `0..a` on `10.214.1.0/24`, members `a..a+b` on `10.214.2.0/24`, each on its subnet's
+    /// bridge in the hub (`br0`, `br1`), which holds the subnet's first address
+    /// ([`Netns::gateway`]). The hub forwards no IP packet (a new namespace's default) and
+    /// members have no route beyond their subnet: only a process in the hub that listens on
+    /// both subnets (a zenoh router) joins them.
+    pub fn two_subnets(prefix: &str, a: usize, b: usize) -> Result<Netns, NetnsError> {
+        if a == 0 || b == 0 || a + b > 200 {
+            return Err(NetnsError::Invalid(format!(
+                "{a} and {b} members: each subnet needs 1, at most 200 in all"
+            )));
+        }
+        // The star's hub (named, swept and cleaned up as any), without its one member: deleting
+        // that namespace deletes its veth, so `v0` is free again.
+        let mut net = Netns::new(prefix, 1)?;
+        ip(commands::del_ns(&net.members.remove(0)))?;
+        net.addrs.clear();
+        ip(commands::add_named_bridge(&net.hub, "br1"))?;
+        ip(commands::link_up(&net.hub, "br1"))?;
+        for subnet in 0..2 {
+            let cidr = format!("{}/24", commands::subnet_addr(subnet, 0));
+            ip(commands::add_addr_to(
+                &net.hub,
+                &commands::bridge(subnet),
+                &cidr,
+            ))?;
+        }
+        let base = net.hub.trim_end_matches("-hub").to_owned();
+        for i in 0..a + b {
+            let (subnet, host) = if i < a { (0, i + 1) } else { (1, i - a + 1) };
+            let ns = format!("{base}-m{i}");
+            ip(commands::add_ns(&ns))?;
+            net.members.push(ns.clone());
+            ip(commands::link_up(&ns, "lo"))?;
+            ip(commands::add_veth(&net.hub, &ns, i))?;
+            ip(commands::attach_to(&net.hub, i, &commands::bridge(subnet)))?;
+            ip(commands::link_up(&net.hub, &commands::hub_dev(i)))?;
+            let addr = commands::subnet_addr(subnet, host);
+            ip(commands::add_addr_to(&ns, "eth0", &format!("{addr}/24")))?;
+            ip(commands::link_up(&ns, "eth0"))?;
+            net.addrs.push(addr);
+        }
+        Ok(net)
+    }
+
+    /// The hub's namespace (on [`Netns::two_subnets`], the router host's).
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// The hub's address on `subnet` (0 or 1) of [`Netns::two_subnets`].
+    pub fn gateway(&self, subnet: usize) -> Ipv4Addr {
+        commands::subnet_addr(subnet, 0)
+    }
+
     /// Namespace name of member `i`.
     pub fn ns(&self, i: usize) -> &str {
         &self.members[i]
@@ -346,7 +429,7 @@ impl Netns {
             "member {i} of {}",
             self.members.len()
         );
-        commands::member_addr(i)
+        self.addrs[i]
     }
 
     fn dev_of(&self, link: Link) -> Result<(&str, String), NetnsError> {
@@ -555,6 +638,24 @@ mod tests {
         assert_eq!(
             exec_in("m", "/bin/qp", &["node", "--config", "a b.toml"]),
             vec!["netns", "exec", "m", "/bin/qp", "node", "--config", "a b.toml"]
+        );
+    }
+
+    #[test]
+    fn two_subnets_put_each_member_on_its_subnets_bridge() {
+        assert_eq!(subnet_addr(0, 0).to_string(), "10.214.1.1");
+        assert_eq!(subnet_addr(1, 2).to_string(), "10.214.2.3");
+        assert_eq!(
+            attach_to("h", 3, &bridge(1)).join(" "),
+            "-n h link set v3 master br1"
+        );
+        assert_eq!(
+            add_addr_to("h", "br1", "10.214.2.1/24").join(" "),
+            "-n h addr add 10.214.2.1/24 dev br1"
+        );
+        assert_eq!(
+            add_named_bridge("h", "br1").join(" "),
+            "-n h link add br1 type bridge"
         );
     }
 

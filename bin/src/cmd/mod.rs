@@ -9,6 +9,7 @@ pub mod infer;
 pub mod node;
 pub mod plan;
 pub mod profile;
+pub mod router;
 pub mod run;
 pub mod scaling;
 pub mod serve;
