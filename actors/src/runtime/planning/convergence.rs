@@ -65,28 +65,7 @@ pub fn divergence(plan: &PlanInfo, stats: &[NodeStats]) -> Divergence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quantpipe_messages::PlanStage;
-
-    fn plan(epoch: u64, nodes: &[&str]) -> PlanInfo {
-        PlanInfo {
-            epoch,
-            model: "m".into(),
-            ubatch: 4,
-            source: "planner".into(),
-            stages: nodes
-                .iter()
-                .map(|n| PlanStage {
-                    node: n.to_string(),
-                    l: 1,
-                    r: 1,
-                    out_bits: 32,
-                    compute_s: 0.0,
-                    transfer_s: 0.0,
-                })
-                .collect(),
-            predicted_items_per_s: 1.0,
-        }
-    }
+    use crate::runtime::planning::test_support::plan_over as plan;
 
     fn runs(node: &str, epoch: u64, stage: Option<u32>) -> NodeStats {
         NodeStats {

@@ -31,7 +31,7 @@ pub use measured::{measured_bandwidths, with_measured_bandwidth};
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use quantpipe_messages::{DeviceInfo, UnitTimes};
+    use quantpipe_messages::{DeviceInfo, PlanInfo, PlanStage, UnitTimes};
 
     /// A device of type `name` with 8 units of 10 ms times `scale`.
     pub fn info(name: &str, scale: f64) -> DeviceInfo {
@@ -55,5 +55,27 @@ pub(crate) mod test_support {
 
     pub fn names(v: &[&str]) -> std::collections::BTreeSet<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Plan `epoch` of one unit per stage, over `nodes` in order.
+    pub fn plan_over(epoch: u64, nodes: &[&str]) -> PlanInfo {
+        PlanInfo {
+            epoch,
+            model: "m".into(),
+            ubatch: 4,
+            source: "planner".into(),
+            stages: nodes
+                .iter()
+                .map(|n| PlanStage {
+                    node: n.to_string(),
+                    l: 1,
+                    r: 1,
+                    out_bits: 32,
+                    compute_s: 0.0,
+                    transfer_s: 0.0,
+                })
+                .collect(),
+            predicted_items_per_s: 1.0,
+        }
     }
 }

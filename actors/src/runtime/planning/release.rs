@@ -32,28 +32,10 @@ pub fn released(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::planning::test_support::names;
-    use quantpipe_messages::PlanStage;
+    use crate::runtime::planning::test_support::{names, plan_over};
 
     fn plan(nodes: &[&str]) -> PlanInfo {
-        PlanInfo {
-            epoch: 1,
-            model: "m".into(),
-            ubatch: 4,
-            source: "planner".into(),
-            stages: nodes
-                .iter()
-                .map(|n| PlanStage {
-                    node: n.to_string(),
-                    l: 1,
-                    r: 1,
-                    out_bits: 32,
-                    compute_s: 0.0,
-                    transfer_s: 0.0,
-                })
-                .collect(),
-            predicted_items_per_s: 1.0,
-        }
+        plan_over(1, nodes)
     }
 
     #[test]
