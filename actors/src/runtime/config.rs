@@ -335,10 +335,6 @@ pub struct LeaderSettings {
     /// A device joining after the first plan is taken in (a re-plan) only when the plan with it
     /// predicts at least this fraction more throughput; a stage's node leaving always re-plans.
     pub replan_min_gain: f64,
-    /// A leader that loses most of its plan's stages at once takes itself for cut off and keeps
-    /// its plan (the stages still run it) for at most this long before planning over the stages
-    /// it still hears (see [`crate::runtime::planning::partition`]).
-    pub partition_hold_s: f64,
 }
 
 impl Default for LeaderSettings {
@@ -351,7 +347,6 @@ impl Default for LeaderSettings {
             stages: Vec::new(),
             assign_timeout_s: 120.0,
             replan_min_gain: 0.1,
-            partition_hold_s: 30.0,
         }
     }
 }

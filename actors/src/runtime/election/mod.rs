@@ -9,17 +9,6 @@
 //! ([`start_leading`]), whose first plan gets an epoch above the one the stages run; when a
 //! configured leader (or a smaller-named candidate that claimed at the same moment) leads, it
 //! steps down.
-//!
-//! Partitions: a candidate cut off from the leader (or a leader cut off from the candidates)
-//! sees the leader token go when the lease expires, and after [`SETTLE`] the smallest candidate
-//! on its side leads: its first plan takes over above the epoch its side's stages run. The
-//! leader on the other side, losing most of its stages at once, holds its plan meanwhile
-//! ([`crate::runtime::planning::partition`]). When the link is back both leader tokens are
-//! seen, and the rule leaves one leader: a configured leader over any candidate, else the
-//! smaller-named of the candidates that lead; the other steps down (withdraws its token and
-//! plan, and a plan it was making is not published). The one that stays plans again above the
-//! newest epoch any stage runs when the stages it hears do not all run its plan
-//! ([`crate::runtime::planning::convergence`]), so the fleet ends with one leader and one plan.
 
 pub mod rules;
 mod token_watch;

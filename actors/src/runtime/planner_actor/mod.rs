@@ -13,19 +13,6 @@
 //! is in flight, so a device that would not speed the pipeline up stays idle; a forced plan is
 //! kept on a join. Clients move to the new epoch and resend (see [`crate::runtime::inflight`]).
 //!
-//! Partitions: a leader whose own link goes sees every stage's lease expire, one by one. When it
-//! hears from (token up and stats answered) fewer than half of its plan's stages, and has lost at
-//! least two, it takes itself for cut off: it keeps its plan, which the stages still run among
-//! themselves (a client that reaches them finishes its run under that epoch), and looks again
-//! every few seconds until it hears from every stage of it again, for at most
-//! `leader.partition_hold_s` (default 30 s; past it, stages died while it was away and it plans
-//! over those it hears). One stage leaving still re-plans at once.
-//! Back in touch, it checks that the stages it hears run its plan: a newer epoch (a candidate
-//! elected on the other side planned meanwhile) or a stage behind its epoch makes it plan
-//! again above every epoch seen, and a node outside its plan still holding an old stage is
-//! released, so the fleet ends with one plan, the leader's latest
-//! ([`crate::runtime::planning::partition`], [`crate::runtime::planning::convergence`]).
-//!
 //! Taking over: while it hosts the planner, a node holds the liveliness token
 //! `qp/<fleet>/leader/<name>` (candidates elect a leader only when none is held, see
 //! [`crate::runtime::membership::elected`]). Before its first plan the actor asks every alive
@@ -55,7 +42,6 @@ pub use fatal::{until_leader_fails, LeaderFailed, LeaderFailures};
 pub use leading::{start_leading, Leading};
 
 use crate::runtime::config::LeaderSettings;
-use crate::runtime::planning::partition::PartitionHold;
 use crate::runtime::supervision::{PanicHistory, RestartBudget, WorkerHealth};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
@@ -67,7 +53,6 @@ use starting::Begin;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 
@@ -108,10 +93,6 @@ pub struct PlannerActor {
     watcher: Option<Subscriber<()>>,
     /// A [`NodesChanged`] is queued: token events meanwhile need no other.
     change_queued: Arc<AtomicBool>,
-    /// Whether the leader holds its plan, cut off from most of its stages, and since when.
-    hold: PartitionHold,
-    /// A look at the fleet while holding is due: no other is set.
-    look_queued: Arc<AtomicBool>,
     /// Panics lately: the planner restarts within the budget, and gives up leadership past it.
     panics: PanicHistory,
     /// Where restarts are counted (the node's).
@@ -120,7 +101,6 @@ pub struct PlannerActor {
 
 impl PlannerActor {
     pub fn new(io: PlannerIo, name: String, settings: LeaderSettings, hosting: Hosting) -> Self {
-        let hold_bound = Duration::try_from_secs_f64(settings.partition_hold_s).unwrap_or_default();
         PlannerActor {
             io,
             name,
@@ -131,8 +111,6 @@ impl PlannerActor {
             token: None,
             watcher: None,
             change_queued: Arc::new(AtomicBool::new(false)),
-            hold: PartitionHold::new(hold_bound),
-            look_queued: Arc::new(AtomicBool::new(false)),
             panics: PanicHistory::new(RestartBudget::default()),
             health: WorkerHealth::node(),
         }

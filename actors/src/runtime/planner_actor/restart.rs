@@ -10,7 +10,6 @@ use super::devices::DeviceBook;
 use super::fatal::{LeaderFailed, Report};
 use super::starting::Begin;
 use super::{Phase, PlannerActor};
-use crate::runtime::planning::partition::PartitionHold;
 use crate::runtime::supervision::catch_panic;
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
@@ -36,7 +35,6 @@ impl PlannerActor {
         if self.panics.panicked(Instant::now()) {
             self.phase = Phase::Starting;
             self.devices = DeviceBook::default();
-            self.hold = PartitionHold::new(self.hold.bound());
             self.health.restarted();
             tracing::warn!(
                 "{}: planner restarted: looking at the fleet afresh ({} worker restart(s))",

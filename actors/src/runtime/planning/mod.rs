@@ -3,9 +3,7 @@
 //! the bandwidths the stages [`measured`]), what each stage is told
 //! ([`assignments`](mod@assignments)), whether its answer accepts the plan ([`acceptance`]),
 //! when the first plan is made and at which epoch ([`first_plan`]), whether a membership change
-//! is worth a new plan ([`replan`]), and which nodes a new plan releases ([`release`]); whether
-//! a leader losing most of its stages at once is itself cut off and holds its plan
-//! ([`partition`]), and whether the stages it hears run its plan ([`convergence`]).
+//! is worth a new plan ([`replan`]), and which nodes a new plan releases ([`release`]).
 //!
 //! The [`crate::runtime::planner_actor`] holds the state these functions read and does the
 //! network I/O; nothing here touches zenoh or actix.
@@ -13,12 +11,10 @@
 pub mod acceptance;
 pub mod assignments;
 pub mod choice;
-pub mod convergence;
 pub mod first_plan;
 pub mod forced;
 pub mod inputs;
 pub mod measured;
-pub mod partition;
 pub mod release;
 pub mod replan;
 
