@@ -120,6 +120,11 @@ pub mod commands {
         strs(&["netns", "del", ns])
     }
 
+    /// Deletes `dev` inside `ns` (both ends of a veth).
+    pub fn del_link(ns: &str, dev: &str) -> Vec<String> {
+        strs(&["-n", ns, "link", "del", dev])
+    }
+
     /// Brings up `dev` inside `ns`.
     pub fn link_up(ns: &str, dev: &str) -> Vec<String> {
         strs(&["-n", ns, "link", "set", dev, "up"])
@@ -374,9 +379,11 @@ impl Netns {
                 "{a} and {b} members: each subnet needs 1, at most 200 in all"
             )));
         }
-        // The star's hub (named, swept and cleaned up as any), without its one member: deleting
-        // that namespace deletes its veth, so `v0` is free again.
+        // The star's hub (named, swept and cleaned up as any), without its one member. Its veth
+        // is deleted first, from the hub: that is synchronous, while a deleted namespace's
+        // devices go later in the kernel's own time, and `v0` is added again below.
         let mut net = Netns::new(prefix, 1)?;
+        ip(commands::del_link(&net.hub, &commands::hub_dev(0)))?;
         ip(commands::del_ns(&net.members.remove(0)))?;
         net.addrs.clear();
         ip(commands::add_named_bridge(&net.hub, "br1"))?;
