@@ -3,6 +3,7 @@
 //! pipeline's outputs are compared with. Fleets and client command lines come from
 //! `quantpipe_launcher`.
 
+pub mod chaos;
 mod loopback_fleet;
 mod made_once;
 

@@ -16,10 +16,11 @@
 
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_actors::runtime::metrics::unix_s;
-use quantpipe_integration::{minilm_dir, quantpipe_bin, read_outputs, single_process_outputs};
+use quantpipe_integration::chaos::assert_exact_once;
+use quantpipe_integration::{minilm_dir, quantpipe_bin, single_process_outputs};
 use quantpipe_launcher::minilm::long_texts;
-use quantpipe_launcher::netns_fleet::judge::{self, departures, plans, Figures, RunFacts};
-use quantpipe_launcher::netns_fleet::{ChaosSpec, NetnsFleet, RunFiles};
+use quantpipe_launcher::netns_fleet::judge::{self, departures, plans, Figures};
+use quantpipe_launcher::netns_fleet::{ChaosSpec, NetnsFleet};
 use quantpipe_launcher::privilege::root_or_skip;
 use quantpipe_launcher::{config_file, Launch, Procs};
 use quantpipe_messages::NodeStats;
@@ -65,17 +66,7 @@ fn wait_leader<T>(
     }
 }
 
-/// Judges run `files`: every item answered exactly once and every output bitwise equal to
-/// single-process inference; panics naming what is wrong.
-fn judge_run(f: &mut NetnsFleet, run: &str, files: &RunFiles, facts: &RunFacts) {
-    let (bin, model) = (quantpipe_bin(), minilm_dir());
-    let reference = single_process_outputs(f.procs(), "infer", &bin, &model, &files.input, UBATCH);
-    let outputs = read_outputs(&files.outputs);
-    let problems = judge::problems(files.items, facts, &f.log(run), &outputs, &reference);
-    assert!(problems.is_empty(), "{problems:#?}\n{}", f.logs());
-}
-
-/// The `--json` report process `run` printed (fields beyond [`RunFacts`]).
+/// The `--json` report process `run` printed (fields beyond `judge::RunFacts`).
 fn report(f: &NetnsFleet, run: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(f.dir().join(format!("{run}.out"))).unwrap();
     serde_json::from_str(text.trim()).expect("run --json")
@@ -186,7 +177,7 @@ fn a_second_stage_dying_while_the_leader_replans_settles_on_the_survivors() {
         Some(settled.epoch),
         "the fleet settled on one plan"
     );
-    judge_run(&mut f, "run", &files, &facts);
+    assert_exact_once(&mut f, "run", &files, &facts, UBATCH);
     // The leader saw the second node go too (as a departure from the plan still in force), and
     // re-planned over the survivors without publishing the plan that assigned the dead node.
     let log = f.leader_log();
@@ -237,7 +228,7 @@ fn a_client_killed_with_microbatches_in_flight_and_started_again_runs_exactly_on
     let clean = f
         .finish_run("clean", Duration::from_secs(180))
         .unwrap_or_else(|e| panic!("{e:#}"));
-    judge_run(&mut f, "clean", &clean_files, &clean);
+    assert_exact_once(&mut f, "clean", &clean_files, &clean, UBATCH);
     let before = settled_stage_stats(&mut f, 2, QUIET);
 
     f.start_run_with("dead", &client, member, ITEMS).unwrap();
@@ -253,7 +244,7 @@ fn a_client_killed_with_microbatches_in_flight_and_started_again_runs_exactly_on
         .finish_run("again", Duration::from_secs(180))
         .unwrap_or_else(|e| panic!("{e:#}"));
     let recovered_s = unix_s() - killed_at;
-    judge_run(&mut f, "again", &files, &facts);
+    assert_exact_once(&mut f, "again", &files, &facts, UBATCH);
     assert_eq!(facts.resent, 0, "no re-plan, nothing resent: {facts:?}");
     assert_eq!(facts.epochs, clean.epochs, "{facts:?}");
 
