@@ -259,6 +259,6 @@ mod tests {
         };
         let err = Activation::from_message_with(&bytes, "f", &limits).unwrap_err();
         assert!(matches!(err, WireError::TooLarge { max: 100, .. }), "{err}");
-        assert_eq!(WIRE_VERSION, 5);
+        assert_eq!(WIRE_VERSION, 6);
     }
 }

@@ -19,7 +19,10 @@ use crate::msgpack;
 ///
 /// 4: version and fleet moved out of each message into the envelope (`[4, fleet, [fields]]`).
 /// 5: encoded tensors carry outlier channels (tensor format 2).
-pub const WIRE_VERSION: u16 = 5;
+/// 6: an assignment carries the digests of its shard's weights (`Assignment::weights`), so that
+///    a node fetches missing tensors from its peers; a node of version 5 would read an
+///    assignment without them and load a shard it may not hold.
+pub const WIRE_VERSION: u16 = 6;
 
 /// Elements of the envelope array: version, fleet, body.
 const ENVELOPE_ELEMENTS: u64 = 3;

@@ -7,7 +7,7 @@ import time
 
 import msgpack
 
-WIRE_VERSION = 5
+WIRE_VERSION = 6
 
 
 def envelope(fleet, body):
