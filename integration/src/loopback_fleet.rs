@@ -5,7 +5,13 @@
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_launcher::minilm::write_uniform_profile;
 use quantpipe_launcher::{config_file, free_ports, Fleet, Place};
+use quantpipe_messages::{Keys, PlanInfo};
 use std::path::Path;
+use std::time::Duration;
+
+/// How long a test waits for the first plan: a debug build on two shared cores profiles and
+/// plans slowly.
+const FIRST_PLAN_WAIT: Duration = Duration::from_secs(150);
 
 /// What differs between the tests that start a [`LoopbackFleet`].
 pub struct LoopbackFleetSpec<'a> {
@@ -57,5 +63,17 @@ impl LoopbackFleet {
             fleet,
             ports,
         }
+    }
+
+    /// A zenoh peer of the test joined to the leader, the fleet's keys, and the fleet's first
+    /// plan once the leader has it.
+    pub fn watch_first_plan(&mut self) -> (zenoh::Session, Keys, PlanInfo) {
+        let session = crate::peer_session(self.ports[0]);
+        let keys = Keys::new(&self.fleet);
+        let plan = self
+            .nodes
+            .wait_for_plan(&session, &keys, FIRST_PLAN_WAIT)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        (session, keys, plan)
     }
 }

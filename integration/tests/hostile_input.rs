@@ -7,7 +7,7 @@
 //! are bitwise those of single-process inference.
 
 use quantpipe_integration::{
-    assert_bitwise_equal, minilm_dir, peer_session, quantpipe_bin, read_outputs, run_report,
+    assert_bitwise_equal, minilm_dir, quantpipe_bin, read_outputs, run_report,
     single_process_outputs, write_loopback_client, LoopbackFleet, LoopbackFleetSpec,
 };
 use quantpipe_launcher::minilm::long_texts;
@@ -114,17 +114,13 @@ fn hostile_input_is_refused_counted_and_answered_and_the_next_run_is_exact() {
         bits: 32,
         forced: &[("a", [1, 1]), ("b", [2, 24])],
     };
+    let mut launched = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
+    let (hostile, keys, plan) = launched.watch_first_plan();
     let LoopbackFleet {
         mut nodes,
         fleet,
         ports,
-    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
-
-    let hostile = peer_session(ports[0]);
-    let keys = Keys::new(&fleet);
-    let plan = nodes
-        .wait_for_plan(&hostile, &keys, Duration::from_secs(150))
-        .unwrap();
+    } = launched;
     let epoch = plan.epoch;
     let results = hostile
         .declare_subscriber(keys.result(VICTIM))

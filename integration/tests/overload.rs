@@ -9,9 +9,7 @@
 use quantpipe_actors::runtime::client::run_texts_on;
 use quantpipe_actors::runtime::config::Role;
 use quantpipe_actors::runtime::stage::rules::MAX_QUEUED_FROM_CLIENTS;
-use quantpipe_integration::{
-    minilm_dir, peer_session, quantpipe_bin, LoopbackFleet, LoopbackFleetSpec,
-};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, LoopbackFleet, LoopbackFleetSpec};
 use quantpipe_launcher::config_file;
 use quantpipe_launcher::minilm::long_texts;
 use quantpipe_messages::{envelope, Activation, Body, Keys, Mask, NodeStats, Output, Tokens};
@@ -69,16 +67,13 @@ fn a_client_faster_than_the_pipeline_is_slowed_and_no_queue_grows_past_its_bound
         bits: 8,
         forced: &[],
     };
+    let mut launched = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
+    let (session, keys, plan) = launched.watch_first_plan();
     let LoopbackFleet {
-        mut nodes,
+        nodes,
         fleet,
         ports,
-    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
-    let session = peer_session(ports[0]);
-    let keys = Keys::new(&fleet);
-    let plan = nodes
-        .wait_for_plan(&session, &keys, Duration::from_secs(150))
-        .unwrap();
+    } = launched;
     assert_eq!(plan.stages.len(), 2, "{plan:?}");
 
     // A client keeping its window full for the burst, run after run.

@@ -6,12 +6,10 @@
 
 use quantpipe_actors::runtime::client::run_texts_on;
 use quantpipe_actors::runtime::config::Role;
-use quantpipe_integration::{
-    minilm_dir, peer_session, quantpipe_bin, LoopbackFleet, LoopbackFleetSpec,
-};
+use quantpipe_integration::{minilm_dir, quantpipe_bin, LoopbackFleet, LoopbackFleetSpec};
 use quantpipe_launcher::minilm::long_texts;
 use quantpipe_launcher::{config_file, free_ports};
-use quantpipe_messages::{FleetStatus, Keys};
+use quantpipe_messages::FleetStatus;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,16 +48,13 @@ fn status_shows_the_leaders_nodes_plan_and_measured_links() {
         bits: 8,
         forced: &[("sa", [1, 12]), ("sb", [13, 24])],
     };
+    let mut launched = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
+    let (session, keys, plan) = launched.watch_first_plan();
     let LoopbackFleet {
-        mut nodes,
+        nodes,
         fleet,
         ports,
-    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
-    let session = peer_session(ports[0]);
-    let keys = Keys::new(&fleet);
-    let plan = nodes
-        .wait_for_plan(&session, &keys, Duration::from_secs(150))
-        .unwrap();
+    } = launched;
 
     // A client keeps the link busy while status asks, so that it has a bandwidth and a bitwidth.
     let client = {
@@ -186,16 +181,13 @@ fn a_node_stopped_by_sigterm_leaves_the_plan_at_once() {
         bits: 32,
         forced: &[],
     };
+    let mut launched = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
+    let (_watcher, _, plan) = launched.watch_first_plan();
     let LoopbackFleet {
         mut nodes,
         fleet,
         ports,
-    } = LoopbackFleet::start(&bin, &model, dir.path(), &spec);
-    let session = peer_session(ports[0]);
-    let keys = Keys::new(&fleet);
-    let plan = nodes
-        .wait_for_plan(&session, &keys, Duration::from_secs(150))
-        .unwrap();
+    } = launched;
     let victim = plan.stages[0].node.clone();
     let observer = {
         let s = config_file::loopback_peer(
