@@ -335,10 +335,33 @@ pub struct LeaderSettings {
     /// A device joining after the first plan is taken in (a re-plan) only when the plan with it
     /// predicts at least this fraction more throughput; a stage's node leaving always re-plans.
     pub replan_min_gain: f64,
+    /// Flap damping of re-joins ([`crate::runtime::planning::flap_damping`]): a node that left
+    /// is planned again only once its token has stayed up for this long, s (0: at once).
+    pub rejoin_hold_s: f64,
+    /// Each further departure within `rejoin_memory_s` multiplies the hold by this.
+    pub rejoin_hold_factor: f64,
+    /// The longest hold, s.
+    pub rejoin_hold_max_s: f64,
+    /// How long a departure counts toward the hold, s.
+    pub rejoin_memory_s: f64,
+}
+
+impl LeaderSettings {
+    /// How re-joins are damped.
+    pub fn rejoin_damping(&self) -> crate::runtime::planning::flap_damping::DampingRule {
+        crate::runtime::planning::flap_damping::DampingRule {
+            hold_s: self.rejoin_hold_s,
+            factor: self.rejoin_hold_factor,
+            max_hold_s: self.rejoin_hold_max_s,
+            memory_s: self.rejoin_memory_s,
+        }
+    }
 }
 
 impl Default for LeaderSettings {
     fn default() -> Self {
+        const REJOIN: crate::runtime::planning::flap_damping::DampingRule =
+            crate::runtime::planning::flap_damping::DampingRule::DEFAULT;
         LeaderSettings {
             expected: Vec::new(),
             wait_s: 60.0,
@@ -347,6 +370,10 @@ impl Default for LeaderSettings {
             stages: Vec::new(),
             assign_timeout_s: 120.0,
             replan_min_gain: 0.1,
+            rejoin_hold_s: REJOIN.hold_s,
+            rejoin_hold_factor: REJOIN.factor,
+            rejoin_hold_max_s: REJOIN.max_hold_s,
+            rejoin_memory_s: REJOIN.memory_s,
         }
     }
 }
@@ -508,6 +535,10 @@ impl Settings {
                 self.leader.replan_min_gain
             );
         }
+        self.leader
+            .rejoin_damping()
+            .check()
+            .map_err(anyhow::Error::msg)?;
         if !(self.client.stall_s > 0.0 && self.client.stall_s.is_finite()) {
             bail!("client.stall_s must be > 0, got {}", self.client.stall_s);
         }
@@ -642,6 +673,37 @@ stages = [{ node = "a", units = [1, 24] }]
         assert_eq!(s.leader.expected, ["cand-a", "cand-b", "cand-c"]);
         assert_eq!(s.leader.ubatch, s.device.profile_ubatch);
         s.zenoh_config().unwrap();
+    }
+
+    #[test]
+    fn the_leaders_rejoin_damping_is_read_and_bad_values_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let base = "fleet = \"f\"\nname = \"a\"\nmodel_dir = \"m\"\n[leader]\n";
+        std::fs::write(&path, base).unwrap();
+        let rule = Settings::load(&path).unwrap().leader.rejoin_damping();
+        assert_eq!(rule, Default::default());
+        std::fs::write(
+            &path,
+            format!("{base}rejoin_hold_s = 2.0\nrejoin_hold_factor = 3.0\nrejoin_hold_max_s = 20.0\nrejoin_memory_s = 60.0\n"),
+        )
+        .unwrap();
+        let rule = Settings::load(&path).unwrap().leader.rejoin_damping();
+        assert_eq!(
+            (rule.hold_s, rule.factor, rule.max_hold_s, rule.memory_s),
+            (2.0, 3.0, 20.0, 60.0)
+        );
+        for (line, named) in [
+            ("rejoin_hold_s = -1.0", "leader.rejoin_hold_s"),
+            ("rejoin_hold_s = nan", "leader.rejoin_hold_s"),
+            ("rejoin_hold_factor = 0.5", "leader.rejoin_hold_factor"),
+            ("rejoin_hold_max_s = 1.0", "leader.rejoin_hold_max_s"),
+            ("rejoin_memory_s = 0.0", "leader.rejoin_memory_s"),
+        ] {
+            std::fs::write(&path, format!("{base}{line}\n")).unwrap();
+            let err = format!("{:#}", Settings::load(&path).unwrap_err());
+            assert!(err.contains(named), "{line}: {err}");
+        }
     }
 
     #[test]

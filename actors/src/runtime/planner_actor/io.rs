@@ -15,6 +15,7 @@ use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::query::{Queryable, Reply};
+use zenoh::sample::SampleKind;
 use zenoh::{Session, Wait};
 
 /// How long a liveliness or stats query waits for answers.
@@ -65,17 +66,22 @@ impl PlannerIo {
         Ok(names)
     }
 
-    /// Calls `on_change` whenever a node's liveliness token appears or goes, and once for each
-    /// token already up (history).
+    /// Calls `on_change` with the node's name and whether its token is up whenever a node's
+    /// liveliness token appears or goes, and once for each token already up (history).
     pub fn watch_nodes(
         &self,
-        on_change: impl Fn() + Send + Sync + 'static,
+        on_change: impl Fn(&str, bool) + Send + Sync + 'static,
     ) -> Result<Subscriber<()>> {
+        let keys = self.keys.clone();
         self.session
             .liveliness()
             .declare_subscriber(self.keys.nodes())
             .history(true)
-            .callback(move |_| on_change())
+            .callback(move |sample| {
+                if let Some(name) = keys.token_name("node", sample.key_expr().as_str()) {
+                    on_change(name, sample.kind() == SampleKind::Put);
+                }
+            })
             .wait()
             .map_err(|e| anyhow!("watching the fleet's liveliness tokens: {e}"))
     }

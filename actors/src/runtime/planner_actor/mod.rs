@@ -12,6 +12,9 @@
 //! ([`crate::runtime::planning::replan`]): a re-plan reloads shards and makes clients resend what
 //! is in flight, so a device that would not speed the pipeline up stays idle; a forced plan is
 //! kept on a join. Clients move to the new epoch and resend (see [`crate::runtime::inflight`]).
+//! A node that left counts as alive again only once it has stayed up for the flap damping's hold
+//! (`leader.rejoin_*`, [`crate::runtime::planning::flap_damping`]), so a flapping link does not
+//! make the fleet re-plan on every flap.
 //!
 //! Taking over: while it hosts the planner, a node holds the liveliness token
 //! `qp/<fleet>/leader/<name>` (candidates elect a leader only when none is held, see
@@ -34,6 +37,7 @@ mod fatal;
 mod io;
 mod leading;
 mod plan_making;
+mod rejoins;
 mod replanning;
 mod restart;
 mod starting;
@@ -42,12 +46,14 @@ pub use fatal::{until_leader_fails, LeaderFailed, LeaderFailures};
 pub use leading::{start_leading, Leading};
 
 use crate::runtime::config::LeaderSettings;
+use crate::runtime::planning::flap_damping::FlapDamping;
 use crate::runtime::supervision::{PanicHistory, RestartBudget, WorkerHealth};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 use devices::DeviceBook;
 use io::PlannerIo;
 use quantpipe_messages::{NodeStats, PlanInfo};
+use rejoins::Rejoins;
 use replanning::NodesChanged;
 use starting::Begin;
 use std::collections::BTreeSet;
@@ -97,10 +103,15 @@ pub struct PlannerActor {
     panics: PanicHistory,
     /// Where restarts are counted (the node's).
     health: Arc<WorkerHealth>,
+    /// Departures and returns of nodes, fed by the watcher: who is held out of plans.
+    rejoins: Rejoins,
+    /// When the pending look at the end of a hold is due (s on the damping's clock).
+    hold_wake: Option<f64>,
 }
 
 impl PlannerActor {
     pub fn new(io: PlannerIo, name: String, settings: LeaderSettings, hosting: Hosting) -> Self {
+        let rejoins = Rejoins::new(FlapDamping::new(settings.rejoin_damping()));
         PlannerActor {
             io,
             name,
@@ -113,6 +124,8 @@ impl PlannerActor {
             change_queued: Arc::new(AtomicBool::new(false)),
             panics: PanicHistory::new(RestartBudget::default()),
             health: WorkerHealth::node(),
+            rejoins,
+            hold_wake: None,
         }
     }
 
@@ -131,7 +144,9 @@ impl Actor for PlannerActor {
     fn started(&mut self, ctx: &mut SyncContext<Self>) {
         let me = ctx.address();
         let queued = self.change_queued.clone();
-        let watching = self.io.watch_nodes(move || {
+        let rejoins = self.rejoins.clone();
+        let watching = self.io.watch_nodes(move |node, up| {
+            rejoins.token_event(node, up);
             // One queued look sees every change that arrives before it is handled.
             if !queued.swap(true, Ordering::AcqRel) {
                 me.do_send(NodesChanged);

@@ -1,5 +1,7 @@
 //! Re-planning on membership events: a node's token appearing or going makes the actor compare
-//! who is alive with the current plan ([`crate::runtime::planning::replan`]).
+//! who is alive with the current plan ([`crate::runtime::planning::replan`]). A node that left
+//! lately counts as alive only once the flap damping lets it back in (see the `rejoins`
+//! module): leaving re-plans at once, coming back waits.
 
 use super::{Phase, PlannerActor};
 use crate::runtime::membership;
@@ -15,13 +17,15 @@ const REPLAN_ATTEMPTS: u32 = 3;
 
 impl PlannerActor {
     /// Compares who is alive with the current plan and plans again when a stage's node left,
-    /// or when a device joined and a plan with it predicts enough more throughput.
-    fn reconsider(&mut self) -> Result<()> {
+    /// or when a device joined and a plan with it predicts enough more throughput. Nodes the
+    /// flap damping holds out count as gone: neither asked nor planned.
+    fn reconsider(&mut self, ctx: &SyncContext<Self>) -> Result<()> {
         let Phase::Running(current) = &self.phase else {
             return Ok(());
         };
         let current = current.clone();
         let alive = self.io.alive_nodes()?;
+        let alive = self.undamped(&alive, ctx);
         self.devices.learn(&alive, |n| self.io.device_info(n));
         let change = membership::change(&plan_nodes(&current), &alive, &self.devices.names());
         if change.is_empty() {
@@ -105,7 +109,7 @@ impl Handler<NodesChanged> for PlannerActor {
                     act.first_plan_failed(e);
                 }
             }
-            Phase::Running(_) => ctx.address().do_send(Reconsider { attempt: 1 }),
+            Phase::Running(_) => ctx.address().do_send(Reconsider::first()),
             Phase::Starting | Phase::Retired => {}
         })
     }
@@ -119,11 +123,17 @@ pub(super) struct Reconsider {
     attempt: u32,
 }
 
+impl Reconsider {
+    pub(super) fn first() -> Self {
+        Reconsider { attempt: 1 }
+    }
+}
+
 impl Handler<Reconsider> for PlannerActor {
     type Result = ();
     fn handle(&mut self, Reconsider { attempt }: Reconsider, ctx: &mut SyncContext<Self>) {
         self.shielded(ctx, "re-planning", |act, ctx| {
-            if let Err(e) = act.reconsider() {
+            if let Err(e) = act.reconsider(ctx) {
                 tracing::error!("re-planning (attempt {attempt} of {REPLAN_ATTEMPTS}): {e:#}");
                 if attempt < REPLAN_ATTEMPTS {
                     ctx.address().do_send(Reconsider {

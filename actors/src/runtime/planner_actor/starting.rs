@@ -35,7 +35,7 @@ impl PlannerActor {
     }
 
     /// Sends `msg` to this actor after `delay`, from the host's arbiter.
-    fn wake_after<M>(&self, ctx: &SyncContext<Self>, delay: Duration, msg: M)
+    pub(super) fn wake_after<M>(&self, ctx: &SyncContext<Self>, delay: Duration, msg: M)
     where
         M: Message<Result = ()> + Send + 'static,
         Self: Handler<M>,

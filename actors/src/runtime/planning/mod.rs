@@ -12,9 +12,11 @@ pub mod acceptance;
 pub mod assignments;
 pub mod choice;
 pub mod first_plan;
+pub mod flap_damping;
 pub mod forced;
 pub mod inputs;
 pub mod measured;
+pub mod partition;
 pub mod release;
 pub mod replan;
 
