@@ -7,6 +7,7 @@ pub use quantpipe_security::SecuritySettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What a process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -344,6 +345,10 @@ pub struct LeaderSettings {
     pub rejoin_hold_max_s: f64,
     /// How long a departure counts toward the hold, s.
     pub rejoin_memory_s: f64,
+    /// A leader that lost every stage of its plan takes itself for cut off and keeps the plan
+    /// (the stages still run it) until it hears them all again, for at most this long, s; past
+    /// it, it plans over the stages it hears ([`crate::runtime::planning::partition`]).
+    pub partition_hold_s: f64,
 }
 
 impl LeaderSettings {
@@ -355,6 +360,11 @@ impl LeaderSettings {
             max_hold_s: self.rejoin_hold_max_s,
             memory_s: self.rejoin_memory_s,
         }
+    }
+
+    /// The longest hold on a plan while cut off from its stages.
+    pub fn partition_hold(&self) -> Duration {
+        Duration::try_from_secs_f64(self.partition_hold_s).unwrap_or_default()
     }
 }
 
@@ -374,6 +384,7 @@ impl Default for LeaderSettings {
             rejoin_hold_factor: REJOIN.factor,
             rejoin_hold_max_s: REJOIN.max_hold_s,
             rejoin_memory_s: REJOIN.memory_s,
+            partition_hold_s: 30.0,
         }
     }
 }
@@ -539,6 +550,10 @@ impl Settings {
             .rejoin_damping()
             .check()
             .map_err(anyhow::Error::msg)?;
+        let hold = self.leader.partition_hold_s;
+        if !(hold >= 0.0 && hold.is_finite()) {
+            bail!("leader.partition_hold_s must be a number of seconds >= 0, got {hold}");
+        }
         if !(self.client.stall_s > 0.0 && self.client.stall_s.is_finite()) {
             bail!("client.stall_s must be > 0, got {}", self.client.stall_s);
         }
@@ -703,6 +718,24 @@ stages = [{ node = "a", units = [1, 24] }]
             std::fs::write(&path, format!("{base}{line}\n")).unwrap();
             let err = format!("{:#}", Settings::load(&path).unwrap_err());
             assert!(err.contains(named), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_leaders_partition_hold_is_read_and_a_bad_one_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let base = "fleet = \"f\"\nname = \"a\"\nmodel_dir = \"m\"\n[leader]\n";
+        std::fs::write(&path, base).unwrap();
+        let leader = Settings::load(&path).unwrap().leader;
+        assert_eq!(leader.partition_hold(), Duration::from_secs(30));
+        std::fs::write(&path, format!("{base}partition_hold_s = 12.5\n")).unwrap();
+        let leader = Settings::load(&path).unwrap().leader;
+        assert_eq!(leader.partition_hold(), Duration::from_millis(12_500));
+        for bad in ["-1.0", "nan", "inf"] {
+            std::fs::write(&path, format!("{base}partition_hold_s = {bad}\n")).unwrap();
+            let err = format!("{:#}", Settings::load(&path).unwrap_err());
+            assert!(err.contains("leader.partition_hold_s"), "{bad}: {err}");
         }
     }
 

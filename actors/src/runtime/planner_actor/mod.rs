@@ -14,7 +14,9 @@
 //! kept on a join. Clients move to the new epoch and resend (see [`crate::runtime::inflight`]).
 //! A node that left counts as alive again only once it has stayed up for the flap damping's hold
 //! (`leader.rejoin_*`, [`crate::runtime::planning::flap_damping`]), so a flapping link does not
-//! make the fleet re-plan on every flap.
+//! make the fleet re-plan on every flap. A leader that lost every stage of its plan takes itself
+//! for the one cut off and keeps the plan until it hears them all again
+//! (`leader.partition_hold_s`, [`crate::runtime::planning::partition`]).
 //!
 //! Taking over: while it hosts the planner, a node holds the liveliness token
 //! `qp/<fleet>/leader/<name>` (candidates elect a leader only when none is held, see
@@ -36,6 +38,7 @@ mod devices;
 mod fatal;
 mod io;
 mod leading;
+mod partition_hold;
 mod plan_making;
 mod rejoins;
 mod replanning;
@@ -47,6 +50,7 @@ pub use leading::{start_leading, Leading};
 
 use crate::runtime::config::LeaderSettings;
 use crate::runtime::planning::flap_damping::FlapDamping;
+use crate::runtime::planning::partition::PartitionHold;
 use crate::runtime::supervision::{PanicHistory, RestartBudget, WorkerHealth};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
@@ -107,11 +111,16 @@ pub struct PlannerActor {
     rejoins: Rejoins,
     /// When the pending look at the end of a hold is due (s on the damping's clock).
     hold_wake: Option<f64>,
+    /// The hold on the plan while the leader is cut off from every stage of it.
+    partition: PartitionHold,
+    /// A look at the fleet is due while the plan is held.
+    partition_look_due: bool,
 }
 
 impl PlannerActor {
     pub fn new(io: PlannerIo, name: String, settings: LeaderSettings, hosting: Hosting) -> Self {
         let rejoins = Rejoins::new(FlapDamping::new(settings.rejoin_damping()));
+        let partition = PartitionHold::new(settings.partition_hold());
         PlannerActor {
             io,
             name,
@@ -126,6 +135,8 @@ impl PlannerActor {
             health: WorkerHealth::node(),
             rejoins,
             hold_wake: None,
+            partition,
+            partition_look_due: false,
         }
     }
 

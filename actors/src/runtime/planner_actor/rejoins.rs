@@ -52,17 +52,22 @@ impl Rejoins {
 }
 
 impl PlannerActor {
-    /// The nodes of `alive` the damping lets the leader plan with now; when it holds some out,
-    /// a [`HoldEnded`] is due at the end of the first hold.
+    /// The nodes of `alive` the damping lets the leader plan with now beside its plan over
+    /// `planned` (whose stages are never held out); when it holds some out, a [`HoldEnded`] is
+    /// due at the end of the first hold.
     pub(super) fn undamped(
         &mut self,
         alive: &BTreeSet<String>,
+        planned: &BTreeSet<String>,
         ctx: &SyncContext<Self>,
     ) -> BTreeSet<String> {
         let now = self.rejoins.now_s();
         let (plannable, next) = {
             let damping = self.rejoins.damping();
-            (damping.plannable(alive, now), damping.next_release(now))
+            (
+                damping.plannable_beside(alive, planned, now),
+                damping.next_release(now),
+            )
         };
         if let Some(at) = next {
             self.look_again_at(ctx, at, now);

@@ -1,7 +1,8 @@
 //! Re-planning on membership events: a node's token appearing or going makes the actor compare
 //! who is alive with the current plan ([`crate::runtime::planning::replan`]). A node that left
 //! lately counts as alive only once the flap damping lets it back in (see the `rejoins`
-//! module): leaving re-plans at once, coming back waits.
+//! module): leaving re-plans at once, coming back waits. A leader that lost every stage of its
+//! plan holds it instead (see the `partition_hold` module).
 
 use super::{Phase, PlannerActor};
 use crate::runtime::membership;
@@ -18,16 +19,21 @@ const REPLAN_ATTEMPTS: u32 = 3;
 impl PlannerActor {
     /// Compares who is alive with the current plan and plans again when a stage's node left,
     /// or when a device joined and a plan with it predicts enough more throughput. Nodes the
-    /// flap damping holds out count as gone: neither asked nor planned.
+    /// flap damping holds out count as gone: neither asked nor planned. A leader that hears no
+    /// stage of its plan keeps it (see the `partition_hold` module).
     fn reconsider(&mut self, ctx: &SyncContext<Self>) -> Result<()> {
         let Phase::Running(current) = &self.phase else {
             return Ok(());
         };
         let current = current.clone();
+        let planned = plan_nodes(&current);
         let alive = self.io.alive_nodes()?;
-        let alive = self.undamped(&alive, ctx);
+        if self.holds_plan_cut_off(&current, &planned, &alive, ctx) {
+            return Ok(());
+        }
+        let alive = self.undamped(&alive, &planned, ctx);
         self.devices.learn(&alive, |n| self.io.device_info(n));
-        let change = membership::change(&plan_nodes(&current), &alive, &self.devices.names());
+        let change = membership::change(&planned, &alive, &self.devices.names());
         if change.is_empty() {
             return Ok(());
         }

@@ -240,6 +240,22 @@ impl FlapDamping {
             .collect()
     }
 
+    /// The nodes of `alive` that may run a stage at `now` beside a current plan over `planned`:
+    /// those [`plannable`](Self::plannable), and every node of the plan whose token is up. The
+    /// damping delays a return into a plan; a stage that was never planned out (the re-plan
+    /// around it could not be assigned, or the leader was the one cut off) still runs its stage,
+    /// and holding it out would re-plan the fleet around a working stage.
+    pub fn plannable_beside(
+        &self,
+        alive: &BTreeSet<String>,
+        planned: &BTreeSet<String>,
+        now: f64,
+    ) -> BTreeSet<String> {
+        let mut nodes = self.plannable(alive, now);
+        nodes.extend(alive.intersection(planned).cloned());
+        nodes
+    }
+
     /// The nodes of `alive` held out at `now`, with the time each hold ends.
     pub fn held_out(&self, alive: &BTreeSet<String>, now: f64) -> BTreeMap<String, f64> {
         alive
@@ -335,6 +351,24 @@ mod tests {
         d.departed("b", 10.0);
         assert_eq!(d.standing("b", 11.0), Standing::Gone);
         assert_eq!(d.next_release(11.0), None, "no hold ends while it is gone");
+    }
+
+    #[test]
+    fn a_stage_of_the_current_plan_is_never_held_out() {
+        let mut d = FlapDamping::new(rule());
+        // Every stage's token went (the leader was cut off) and came back: the plan was never
+        // replaced, so its stages stay in it; a node outside it still waits its hold.
+        for n in ["a", "b", "c", "d"] {
+            d.departed(n, 10.0);
+            d.arrived(n, 12.0);
+        }
+        let alive = names(&["a", "b", "c", "d"]);
+        let planned = names(&["a", "b", "c"]);
+        assert_eq!(d.plannable(&alive, 13.0), names(&[]));
+        assert_eq!(d.plannable_beside(&alive, &planned, 13.0), planned);
+        // A stage whose token is down is not planned, held or not.
+        let up = names(&["a", "d"]);
+        assert_eq!(d.plannable_beside(&up, &planned, 13.0), names(&["a"]));
     }
 
     #[test]
