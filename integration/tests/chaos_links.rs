@@ -9,8 +9,7 @@
 //!   expires on the cuts, the leader plans it out at once and, by its flap damping
 //!   (`leader.rejoin_*`), back in only once it has stayed up for the hold, so the fleet re-plans
 //!   a bounded number of times instead of on every flap; the run completes, and after the
-//!   flapping the node is planned in again and a second run goes through it. Ignored by default
-//!   (`--ignored` runs it): 1 run in 5 still stalled on the stage side (see the test).
+//!   flapping the node is planned in again and a second run goes through it.
 //!
 //! In every case each item is answered exactly once and every output equals single-process
 //! inference bitwise (32 bits); each test prints its figures in one `FIGURES` line.
@@ -194,15 +193,14 @@ impl Drop for KeepLogs<'_> {
     }
 }
 
-// Passed in 4 runs of 5 on the 2-core machine; the fifth stalled for reasons the damping does
-// not touch: the stage before the flapping link blocks in a put toward it (zenoh's
-// `CongestionControl::Block`) on its node's one TransportActor thread, so the node answers
-// nothing more (the leader plans it out) and the client's puts to it block; and a zenoh link
-// between the flapping node and the client, closed by a lease that expired after the node's
-// last reconnection, is never opened again (zenoh reopens configured `connect` endpoints only),
-// so a plan with the node as stage 0 fails the client. Run it with `--ignored`.
+// Two things the flapping once broke, besides the damping: a put blocked toward the flapping
+// link stalled the whole node before it when the lease closed that link (zenoh drains the
+// closed link's queue under the lock the put holds, on its one transmit thread), for as long as
+// a put may block, now one lease (`block_wait_before_close_us`); and a link between the
+// flapping node and the client, closed by a lease that expired after the node had reconnected
+// to the leader, was never reopened (zenoh reopens `connect` endpoints only), now every member
+// connects to the members before it (`netns_fleet::connect_to`).
 #[test]
-#[ignore = "stalls in 1 run of 5: a put blocked toward the flapping link stalls the stage before it"]
 fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stays_exact() {
     let test =
         "a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stays_exact";

@@ -4,9 +4,11 @@
 //! Members ([`Netns`] indices): 0 the leader (a configured `leader`, no stage), `1..=n` the
 //! stages named in [`ChaosSpec::stages`], then [`ChaosSpec::clients`] client members, and last
 //! an observer, the member whose namespace this process's own zenoh session lives in (for
-//! [`NetnsFleet::stats`]). Every node listens on its member's address and connects to the
-//! leader; zenoh's gossip meshes the rest, so stages and clients also hold links to each other
-//! and keep them while the leader is cut off.
+//! [`NetnsFleet::stats`]). Every node listens on its member's address and connects to every
+//! member before it ([`connect_to`]), so each pair of members has one side that connects: zenoh
+//! reopens a link it connected when that link closes, but never one it only learned by gossip,
+//! and after a lease expires on a flapping link the gossiped link would stay closed. Stages and
+//! clients therefore hold links to each other, and keep them while the leader is cut off.
 //!
 //! Nodes start with a uniform profile and an emulated slowdown, so a run lasts long enough for
 //! faults whatever the machine, with the fleet's lease ([`ChaosSpec::lease_ms`]). Processes are
@@ -130,16 +132,12 @@ impl NetnsFleet {
         Ok(f)
     }
 
-    /// Settings of `name` at `member`: listening on the member's address, connecting to the
-    /// leader (member 0 connects to no one), the fleet's lease, plain TCP (nothing else is on
-    /// these private namespaces' network).
+    /// Settings of `name` at `member`: listening on the member's address, connecting to every
+    /// member before it ([`connect_to`]; member 0 connects to no one), the fleet's lease, plain
+    /// TCP (nothing else is on these private namespaces' network).
     pub fn settings(&self, name: &str, role: Role, member: usize) -> Settings {
         let endpoint = |i: usize| format!("tcp/{}:{}", self.net.addr(i), self.spec.port);
-        let connect = if member == 0 {
-            vec![]
-        } else {
-            vec![endpoint(0)]
-        };
+        let connect = connect_to(member).map(endpoint).collect();
         let mut s = config_file::peer(
             &self.fleet_name,
             name,
@@ -394,9 +392,29 @@ impl NetnsFleet {
     }
 }
 
+/// The members `member` connects to: every one before it. Members start in that order, and a
+/// member started again connects to those before it while those after it reconnect to it.
+pub fn connect_to(member: usize) -> std::ops::Range<usize> {
+    0..member
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_pair_of_members_has_exactly_one_side_that_connects() {
+        let n = 6;
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    let sides = [connect_to(i).contains(&j), connect_to(j).contains(&i)];
+                    assert_eq!(sides.iter().filter(|c| **c).count(), 1, "{i} and {j}");
+                }
+            }
+        }
+        assert!(connect_to(0).is_empty());
+    }
 
     #[test]
     fn the_default_fleet_is_three_stages_and_a_client_at_zenohs_lease() {

@@ -99,9 +99,9 @@ pub struct ZenohSettings {
     /// TCP retransmission timeout after a burst of loss, a starved process, a congested radio)
     /// drops that node too, and the fleet re-plans around a healthy node. Every member of a
     /// fleet should carry the same lease: each side expires the other by the lease the other
-    /// announced. The lease is independent of [`BLOCK_WAIT_BEFORE_CLOSE_US`]: that bounds how
-    /// long a put may wait on a slow but alive peer (120 s here); a put blocked toward a peer
-    /// that vanished is released when the lease closes the transport, long before.
+    /// announced. The lease also bounds how long a put may wait for its link to take it
+    /// ([`block_wait_before_close_us`]), so links must carry a message (two in flight per link)
+    /// within a lease.
     pub lease_ms: u64,
     /// Keep-alive messages sent per lease on a link that carries nothing else (zenoh's
     /// `transport/link/tx/keep_alive`, 4 by default): 4 with a 2 s lease sends one every
@@ -114,9 +114,17 @@ pub const DEFAULT_LEASE_MS: u64 = 10_000;
 /// zenoh's default number of keep-alives per lease.
 pub const DEFAULT_KEEP_ALIVE: u32 = 4;
 
-/// How long a blocked put may wait before zenoh closes the transport, µs (zenoh's default: 5 s;
-/// a `zenoh.extra` entry overrides it).
-pub const BLOCK_WAIT_BEFORE_CLOSE_US: u64 = 120_000_000;
+/// How long a blocked put may wait for its link to take it before zenoh gives the message up and
+/// closes the transport, µs: one lease (zenoh's `wait_before_close`, 5 s by default; a
+/// `zenoh.extra` entry overrides it). A link that has not taken a message a lease after it
+/// began to wait is as good as gone, as a link silent for a lease is. A longer wait stalls the
+/// whole node when the peer does go:
+/// when the lease closes that transport, zenoh 1.10 drains its queue under the lock the blocked
+/// put holds, on the session's one transmit thread, so every other link of the node (its
+/// keep-alives, its answers, its data to the next stage) waits until the put gives up.
+pub fn block_wait_before_close_us(lease_ms: u64) -> u64 {
+    lease_ms.saturating_mul(1000)
+}
 
 /// Batches of data-priority messages zenoh queues per link (its maximum; the default is 2). A
 /// 24 MB activation is ~370 batches of 64 KB: with 2 in the queue the putting thread parks and
@@ -158,14 +166,6 @@ impl ZenohSettings {
             "scouting/multicast/enabled",
             self.multicast_scouting.to_string(),
         )?;
-        // zenoh closes a transport whose blocking message waited 5 s for a free batch. Here
-        // back-pressure is the design: a stage behind a degraded link blocks for as long as the
-        // link needs, and must not lose its session (and be re-planned away) for it.
-        set(
-            &mut c,
-            "transport/link/tx/queue/congestion_control/block/wait_before_close",
-            BLOCK_WAIT_BEFORE_CLOSE_US.to_string(),
-        )?;
         set(
             &mut c,
             "transport/link/tx/queue/size/data",
@@ -173,6 +173,13 @@ impl ZenohSettings {
         )?;
         self.check_lease()?;
         set(&mut c, "transport/link/tx/lease", self.lease_ms.to_string())?;
+        // Back-pressure is the design: a stage behind a slow link blocks for as long as the link
+        // needs, up to a lease (see `block_wait_before_close_us`).
+        set(
+            &mut c,
+            "transport/link/tx/queue/congestion_control/block/wait_before_close",
+            block_wait_before_close_us(self.lease_ms).to_string(),
+        )?;
         set(
             &mut c,
             "transport/link/tx/keep_alive",
@@ -831,17 +838,17 @@ stages = [{ node = "a", units = [1, 24] }]
     }
 
     #[test]
-    fn blocked_puts_wait_long_before_zenoh_closes_the_transport_unless_overridden() {
+    fn blocked_puts_wait_one_lease_before_zenoh_closes_the_transport_unless_overridden() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.toml");
         let key = "transport/link/tx/queue/congestion_control/block/wait_before_close";
         let base = "fleet = \"f\"\nname = \"n\"\nmodel_dir = \"m\"\n";
         std::fs::write(&path, base).unwrap();
         let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
-        assert_eq!(
-            c.get_json(key).unwrap(),
-            BLOCK_WAIT_BEFORE_CLOSE_US.to_string()
-        );
+        assert_eq!(c.get_json(key).unwrap(), "10000000");
+        std::fs::write(&path, format!("{base}[zenoh]\nlease_ms = 3000\n")).unwrap();
+        let c = Settings::load(&path).unwrap().zenoh_config().unwrap();
+        assert_eq!(c.get_json(key).unwrap(), "3000000");
         std::fs::write(
             &path,
             format!("{base}[zenoh.extra]\n\"{key}\" = \"1000\"\n"),
