@@ -16,10 +16,11 @@
 
 use quantpipe_actors::runtime::metrics::unix_s;
 use quantpipe_actors::runtime::planning::flap_damping::DampingRule;
-use quantpipe_integration::{minilm_dir, quantpipe_bin, read_outputs, single_process_outputs};
+use quantpipe_integration::chaos::assert_exact_once;
+use quantpipe_integration::{minilm_dir, quantpipe_bin};
 use quantpipe_launcher::netns::LinkFault;
 use quantpipe_launcher::netns_fleet::judge::{self, Figures, LoggedPlan, RunFacts};
-use quantpipe_launcher::netns_fleet::{ChaosSpec, NetnsFleet, RunFiles};
+use quantpipe_launcher::netns_fleet::{ChaosSpec, NetnsFleet};
 use quantpipe_launcher::privilege::root_or_skip;
 use std::path::Path;
 use std::sync::Mutex;
@@ -53,32 +54,6 @@ fn spec(prefix: &str, slowdown: f64) -> ChaosSpec {
         slowdown,
         ..ChaosSpec::default()
     }
-}
-
-/// The problems of a finished run (answered once, bitwise exact); panics listing them.
-fn assert_exact_once(
-    f: &mut NetnsFleet,
-    bin: &Path,
-    run: &str,
-    files: &RunFiles,
-    facts: &RunFacts,
-) {
-    let outputs = read_outputs(&files.outputs);
-    let reference = single_process_outputs(
-        f.procs(),
-        &format!("{run}-infer"),
-        bin,
-        &minilm_dir(),
-        &files.input,
-        UBATCH,
-    );
-    let problems = judge::problems(files.items, facts, &f.log(run), &outputs, &reference);
-    assert!(
-        problems.is_empty(),
-        "{run}: {problems:#?}\nleader:\n{}\n{}",
-        f.leader_log(),
-        f.logs()
-    );
 }
 
 #[test]
@@ -130,7 +105,7 @@ fn a_middle_stage_cut_off_silently_leaves_the_plan_within_the_lease_and_the_run_
         facts.epochs.len() >= 2,
         "the run never moved to a new epoch: {facts:?}"
     );
-    assert_exact_once(&mut f, &bin, "run", &files, &facts);
+    assert_exact_once(&mut f, "run", &files, &facts, UBATCH);
 }
 
 /// Longest any microbatch of the flapping run may wait for its answer, s: what was in flight
@@ -295,7 +270,7 @@ fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stay
          of {}:\n{log}",
         plans_while_flapping_bound()
     );
-    assert_exact_once(&mut f, &bin, "run", &files, &facts);
+    assert_exact_once(&mut f, "run", &files, &facts, UBATCH);
 
     // The fleet runs through the node again: links that the flaps closed are open again.
     let current = f.current_plan().expect("a plan");
@@ -312,7 +287,7 @@ fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stay
         vec![current.epoch],
         "the second run did not stay on the plan with {victim} back"
     );
-    assert_exact_once(&mut f, &bin, "again", &files, &facts);
+    assert_exact_once(&mut f, "again", &files, &facts, UBATCH);
 }
 
 /// The first plan with `node` among its stages after `node` last left the plan (or after
