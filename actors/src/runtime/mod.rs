@@ -26,6 +26,7 @@ pub mod declarations;
 pub mod election;
 pub mod emulation;
 pub mod faults;
+pub mod fleet_answers;
 pub mod forward_worker;
 pub mod heap;
 pub mod inflight;

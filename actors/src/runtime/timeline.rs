@@ -6,9 +6,10 @@
 //! thread of its own ([`TimelineSampler`]); [`rows`] turns one sample into plain rows, and
 //! [`AccuracyTable`] reads the accuracy cost from `quantpipe eval-quant --json` output.
 
+use crate::runtime::fleet_answers::answers;
 use crate::runtime::metrics::Fixed;
 use anyhow::{anyhow, bail, Context as _, Result};
-use quantpipe_messages::{envelope, Keys, NodeStats};
+use quantpipe_messages::{Keys, NodeStats};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use zenoh::{Session, Wait};
+use zenoh::Session;
 
 /// One link in one window (or, with no inter-stage link, the client's figures alone).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,27 +239,7 @@ impl AccuracyTable {
 /// Every node's stats, asked on `qp/<fleet>/stats/*` (answers of other fleets or versions are
 /// skipped).
 pub fn query_stats(session: &Session, keys: &Keys, timeout: Duration) -> Vec<NodeStats> {
-    let Ok(replies) = session
-        .get(keys.stats("*"))
-        // Every node answers, not only the nearest queryable.
-        .target(zenoh::query::QueryTarget::All)
-        // Each node answers on the query's key: keep every answer.
-        .consolidation(zenoh::query::ConsolidationMode::None)
-        .timeout(timeout)
-        .priority(zenoh::qos::Priority::InteractiveHigh)
-        .wait()
-    else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            if let Ok(s) = envelope::decode::<NodeStats>(&sample.payload().to_bytes(), &keys.fleet)
-            {
-                out.push(s);
-            }
-        }
-    }
+    let mut out = answers::<NodeStats>(session, keys, &keys.stats("*"), timeout);
     out.sort_by(|a, b| a.node.cmp(&b.node));
     out
 }

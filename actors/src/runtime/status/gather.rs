@@ -2,13 +2,11 @@
 //! the leader tokens, the plan, and every node's device info and stats.
 
 use super::Observed;
+use crate::runtime::fleet_answers::answers;
 use crate::runtime::timeline::query_stats;
-use quantpipe_messages::{envelope, DeviceInfo, Keys, PlanInfo};
-use serde::de::DeserializeOwned;
+use quantpipe_messages::{DeviceInfo, Keys, PlanInfo};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use zenoh::qos::Priority;
-use zenoh::query::{ConsolidationMode, QueryTarget};
 use zenoh::{Session, Wait};
 
 /// What `me` sees of the fleet now, waiting at most `limit` for each kind of answer.
@@ -56,32 +54,4 @@ fn tokens(
         }
     }
     names
-}
-
-/// Every answer to a query on `key` that decodes as a `T` of this fleet (others are skipped).
-fn answers<T: DeserializeOwned>(
-    session: &Session,
-    keys: &Keys,
-    key: &str,
-    limit: Duration,
-) -> Vec<T> {
-    let Ok(replies) = session
-        .get(key)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .priority(Priority::InteractiveHigh)
-        .timeout(limit)
-        .wait()
-    else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            if let Ok(v) = envelope::decode::<T>(&sample.payload().to_bytes(), &keys.fleet) {
-                out.push(v);
-            }
-        }
-    }
-    out
 }
