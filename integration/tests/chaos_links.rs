@@ -219,7 +219,8 @@ fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stay
     let facts = RunFacts::from_report(&report).unwrap_or_else(|e| panic!("{e}"));
     let run: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
 
-    // The node is planned in again once the flapping is over and its hold has passed.
+    // The node, if it left, is planned in again once the flapping is over and its hold has
+    // passed.
     let back = planned_in_again(&f, &victim, first_fault, return_bound_s());
     let log = f.leader_log();
     let plans_while_flapping = judge::plans(&log)
@@ -231,11 +232,19 @@ fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stay
         .filter(|d| d.nodes.contains(&victim))
         .count();
     let figures = Figures::of(first_fault, Some(&victim), &log, &facts);
-    let back_after_s = back.unix_s - flapping_ended;
+    let back_after = back.map_or_else(
+        || "never left the plan (no flap expired its lease)".to_owned(),
+        |b| {
+            format!(
+                "was planned in again {:.1} s after the flapping stopped",
+                b.unix_s - flapping_ended
+            )
+        },
+    );
     eprintln!(
         "{} ({flaps} flaps of {victim}'s link, down 2 s / up 2 s; {plans_while_flapping} plan(s) \
-         published while it flapped (at most {}); it left the plan {left} time(s) and was \
-         planned in again {back_after_s:.1} s after the flapping stopped; {} microbatch(es) \
+         published while it flapped (at most {}); it left the plan {left} time(s) and \
+         {back_after}; {} microbatch(es) \
          resent unanswered under the same epoch; {answered_while_flapping} answered while it \
          flapped; the run took {:.1} s, slowest microbatch {:.1} s; lease {LEASE_MS} ms; test \
          took {:.0} s)",
@@ -290,9 +299,10 @@ fn a_stage_link_flapping_every_2_s_for_30_s_is_planned_out_once_and_the_run_stay
     assert_exact_once(&mut f, "again", &files, &facts, UBATCH);
 }
 
-/// The first plan with `node` among its stages after `node` last left the plan (or after
-/// `since` when it never did), waiting up to `limit_s` for it.
-fn planned_in_again(f: &NetnsFleet, node: &str, since: f64, limit_s: f64) -> LoggedPlan {
+/// When `node` left the plan after `since`: the first plan with it among its stages after its
+/// last departure, waiting up to `limit_s` for it. None when it never left: a flap too short to
+/// expire its lease leaves the plan as it was, and the run goes on by same-epoch resends.
+fn planned_in_again(f: &NetnsFleet, node: &str, since: f64, limit_s: f64) -> Option<LoggedPlan> {
     let deadline = Instant::now() + Duration::from_secs_f64(limit_s);
     loop {
         let log = f.leader_log();
@@ -300,12 +310,13 @@ fn planned_in_again(f: &NetnsFleet, node: &str, since: f64, limit_s: f64) -> Log
             .iter()
             .filter(|d| d.nodes.iter().any(|n| n == node))
             .map(|d| d.unix_s)
-            .fold(since, f64::max);
+            .filter(|t| *t >= since)
+            .reduce(f64::max)?;
         let found = judge::plans(&log)
             .into_iter()
             .find(|p| p.unix_s > left && p.stages.iter().any(|s| s == node));
-        if let Some(p) = found {
-            return p;
+        if found.is_some() {
+            return found;
         }
         if Instant::now() >= deadline {
             panic!("{node} was not planned in again within {limit_s:.0} s:\n{log}");
